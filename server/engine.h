@@ -1,0 +1,227 @@
+// The coordinator's write side: one thread owns the SQLite write connection
+// and every state change. Operations are queued to it, run one after another
+// each in its own savepoint, and committed together (group commit: one fsync
+// for everything that arrived meanwhile). Replies and pushes to workers run
+// only after the commit that made them true. The same thread dispatches
+// queued jobs to connected workers' free slots, expires leases whose
+// heartbeats stopped, and schedules retries; so lease, fencing and retry
+// decisions are serial and need no locks beyond the op queue.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "assessq/v1/assessq.pb.h"
+#include "server/db.h"
+#include "server/retry_policy.h"
+
+namespace assessq {
+
+using Clock = std::function<int64_t()>;  // milliseconds since the epoch
+int64_t SystemNowMs();
+
+// Checks an uploaded result; returns the list of problems (empty = valid).
+struct ResultContext {
+  std::string batch;
+  std::string dataset_key;
+  std::string dataset_name;
+  std::string profile_json;
+  std::string metadata;
+};
+using ResultValidator =
+    std::function<std::vector<std::string>(const ResultContext&, const std::string& json)>;
+std::vector<std::string> DefaultValidator(const ResultContext&, const std::string& json);
+
+// Where the engine pushes messages for one worker session. Push must not
+// block; it is called on the engine thread.
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  virtual void Push(const v1::CoordinatorMessage& m) = 0;
+  virtual void Close(const std::string& reason) = 0;
+};
+
+struct SubmitFile {
+  std::string source_name;
+  std::string dataset_key;
+  std::string dataset_name;
+  std::string content;
+  std::string sha256;
+};
+
+struct SubmitArgs {
+  std::string batch;
+  std::string profile_json;           // empty: keep existing / default
+  std::optional<RetryPolicy> policy;  // unset: keep existing / default
+  bool rerun = false;
+  std::vector<SubmitFile> files;
+};
+
+struct EngineOptions {
+  std::string db_path;
+  int64_t lease_period_ms = 30000;
+  uint64_t seed = 0;  // 0: from the OS
+  Clock clock;        // unset: system clock
+  ResultValidator validator;  // unset: DefaultValidator
+};
+
+class Engine {
+ public:
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(EngineOptions opt);
+  ~Engine();
+
+  // Operators.
+  void Submit(SubmitArgs args, Done<v1::SubmitResponse> done);
+  void Retry(v1::RetryRequest req, Done<int64_t> done);
+  void Cancel(v1::CancelRequest req, Done<int64_t> done);
+  void SetPaused(std::string batch, bool paused, Done<bool> done);
+  void DrainWorker(std::string worker, Done<bool> done);
+  void ListWorkers(Done<v1::WorkersResponse> done);
+
+  // Workers.
+  void OpenSession(std::string worker, int slots, std::shared_ptr<SessionSink> sink,
+                   Done<int64_t> done);
+  void SetCapacity(int64_t session_id, int slots);
+  void CloseSession(int64_t session_id);
+  void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done);
+  void Complete(v1::CompleteRequest req, std::string worker, Done<v1::CompleteResponse> done);
+
+  // Blocking helper for tests and tools: runs an async op and waits.
+  template <typename T, typename F>
+  absl::StatusOr<T> Sync(F&& start) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::StatusOr<T>> out;
+    start([&](absl::StatusOr<T> r) {
+      std::lock_guard<std::mutex> l(mu);
+      out.emplace(std::move(r));
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return out.has_value(); });
+    return std::move(*out);
+  }
+
+  int64_t lease_period_ms() const { return opt_.lease_period_ms; }
+  const std::string& db_path() const { return opt_.db_path; }
+
+ private:
+  struct BatchInfo {
+    int64_t id;
+    std::string name;
+    std::string profile_json;
+    RetryPolicy policy;
+    bool paused;
+  };
+  struct LeaseInfo {
+    int64_t token;
+    std::string worker;
+    int64_t expires_at;
+    bool running;
+  };
+  struct Session {
+    int64_t id;
+    std::string worker;
+    int slots;
+    std::shared_ptr<SessionSink> sink;
+  };
+  struct WorkerMem {
+    int slots = 0;
+    bool connected = false;
+    bool draining = false;
+    int64_t last_seen = 0;
+    int64_t session_id = 0;
+  };
+  struct JobRow {
+    int64_t id;
+    int64_t batch_id;
+    std::string dataset_key;
+    std::string dataset_name;
+    std::string input_sha256;
+    std::string state;
+    int64_t retry_epoch;
+    std::optional<int64_t> current_attempt;
+    std::string worker;
+  };
+
+  explicit Engine(EngineOptions opt);
+  absl::Status Load();
+  void Loop();
+
+  // Queues `fn` to run on the engine thread inside a savepoint; `done` gets
+  // its result after the commit.
+  template <typename T>
+  void Post(std::function<absl::StatusOr<T>()> fn, Done<T> done);
+  void PostRaw(std::function<void()> fn);
+  // Runs `fn` in a savepoint; on error rolls back its SQL, drops the effects
+  // it scheduled and runs its undo actions, so memory matches the database.
+  absl::Status Atomically(const std::function<absl::Status()>& fn);
+  void OnRollback(std::function<void()> fn) { undo_.push_back(std::move(fn)); }
+  void AfterCommit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
+
+  // Engine-thread helpers (inside a transaction).
+  int64_t Now() const { return opt_.clock(); }
+  absl::Status Event(std::optional<int64_t> batch_id, std::optional<int64_t> job_id,
+                     absl::string_view kind, absl::string_view detail);
+  absl::StatusOr<BatchInfo*> EnsureBatch(const SubmitArgs& args);
+  absl::StatusOr<std::optional<JobRow>> LoadJob(int64_t id);
+  absl::StatusOr<std::optional<JobRow>> FindJob(const v1::JobRef& ref);
+  absl::StatusOr<int64_t> InsertJob(int64_t batch_id, const SubmitFile& f);
+  absl::Status FinishAttempt(int64_t attempt_id, absl::string_view outcome,
+                             std::optional<v1::FailureClass> cls, const std::string& error,
+                             const v1::CompleteRequest* report);
+  // Failure path shared by Complete, lease expiry and cancel-free paths.
+  absl::StatusOr<v1::JobState> FailJob(const JobRow& job, int64_t attempt_id,
+                                       v1::FailureClass cls, const std::string& error,
+                                       int64_t retry_after_ms);
+  absl::Status CancelJob(const JobRow& job, const std::string& reason);
+  absl::Status RequeueJob(int64_t job_id, int64_t batch_id, bool new_epoch,
+                          absl::string_view why);
+  void DropLease(int64_t job_id);
+  absl::Status ExpireLeases();
+  absl::Status Dispatch();
+  absl::Status LeaseTo(int64_t job_id, Session& session, int64_t now);
+  void NoteReady(int64_t ready_at);
+  BatchInfo* BatchById(int64_t id);
+  int InUse(const std::string& worker) const;
+
+  EngineOptions opt_;
+  std::unique_ptr<Db> db_;
+  std::thread thread_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> pending_;  // guarded by mu_
+  bool stop_ = false;                           // guarded by mu_
+
+  // Engine-thread state.
+  std::vector<std::function<void()>> after_commit_;
+  std::vector<std::function<void()>> undo_;
+  std::mt19937_64 rng_;
+  std::map<int64_t, BatchInfo> batches_;
+  std::unordered_map<int64_t, LeaseInfo> leases_;   // job id -> lease
+  std::set<std::pair<int64_t, int64_t>> expiries_;  // (expires_at, job id)
+  std::map<int64_t, Session> sessions_;
+  std::map<std::string, WorkerMem> workers_;
+  int64_t next_session_id_ = 1;
+  int64_t next_ready_at_ = 0;  // earliest future ready_at known; 0 = none
+  bool dispatch_dirty_ = true;
+};
+
+}  // namespace assessq

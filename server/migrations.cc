@@ -1,0 +1,133 @@
+#include "server/migrations.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace assessq {
+namespace {
+
+// Append only: never edit a migration that has shipped.
+const std::vector<const char*>& Steps() {
+  static const std::vector<const char*> steps = {
+      // v1: the queue, attempts, results, workers, tokens, event log.
+      R"sql(
+CREATE TABLE batches(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  profile_json TEXT NOT NULL,
+  retry_policy_json TEXT NOT NULL,
+  paused INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL);
+CREATE TABLE inputs(
+  sha256 TEXT PRIMARY KEY,
+  content BLOB NOT NULL,
+  size INTEGER NOT NULL);
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY,
+  batch_id INTEGER NOT NULL REFERENCES batches(id),
+  dataset_key TEXT NOT NULL,
+  source_name TEXT NOT NULL,
+  dataset_name TEXT NOT NULL,
+  input_sha256 TEXT NOT NULL REFERENCES inputs(sha256),
+  state TEXT NOT NULL CHECK(state IN
+    ('queued','leased','running','succeeded','needs_attention','cancelled')),
+  ready_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  retry_epoch INTEGER NOT NULL DEFAULT 0,
+  current_attempt INTEGER,
+  worker TEXT,
+  last_failure_class TEXT,
+  last_error TEXT,
+  superseded_by INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL);
+CREATE INDEX jobs_ready ON jobs(ready_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_batch_state ON jobs(batch_id, state);
+CREATE UNIQUE INDEX jobs_current_key ON jobs(batch_id, dataset_key)
+  WHERE superseded_by IS NULL;
+CREATE TABLE attempts(
+  id INTEGER PRIMARY KEY,
+  job_id INTEGER NOT NULL REFERENCES jobs(id),
+  number INTEGER NOT NULL,
+  retry_epoch INTEGER NOT NULL,
+  worker TEXT NOT NULL,
+  leased_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  outcome TEXT NOT NULL,
+  failure_class TEXT,
+  exit_code INTEGER,
+  error TEXT,
+  log_tail TEXT,
+  netlog_json TEXT,
+  details_json TEXT);
+CREATE INDEX attempts_job ON attempts(job_id);
+CREATE TABLE results(
+  job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+  attempt_id INTEGER NOT NULL UNIQUE REFERENCES attempts(id),
+  result_json TEXT NOT NULL,
+  stored_at INTEGER NOT NULL);
+CREATE TABLE workers(
+  name TEXT PRIMARY KEY,
+  slots INTEGER NOT NULL,
+  connected INTEGER NOT NULL,
+  draining INTEGER NOT NULL DEFAULT 0,
+  last_seen INTEGER NOT NULL);
+CREATE TABLE tokens(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL CHECK(role IN ('operator','worker')),
+  hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  batch_id INTEGER,
+  job_id INTEGER,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL);
+CREATE INDEX events_job ON events(job_id);
+CREATE INDEX events_batch_kind_ts ON events(batch_id, kind, ts);
+)sql",
+  };
+  return steps;
+}
+
+absl::StatusOr<int> CurrentVersion(Db& db) {
+  if (auto s = db.Exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+      !s.ok())
+    return s;
+  auto st = db.Prepare("SELECT max(version) FROM schema_version");
+  if (!st.ok()) return st.status();
+  auto row = (*st)->Step();
+  if (!row.ok()) return row.status();
+  int v = (*st)->IsNull(0) ? 0 : static_cast<int>((*st)->Int(0));
+  (*st)->Reset();
+  return v;
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(Steps().size()); }
+
+absl::Status Migrate(Db& db) {
+  auto v = CurrentVersion(db);
+  if (!v.ok()) return v.status();
+  if (*v > LatestSchemaVersion())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database schema version ", *v, " is newer than this coordinator (",
+        LatestSchemaVersion(), "); upgrade coordinatord"));
+  for (int next = *v + 1; next <= LatestSchemaVersion(); ++next) {
+    auto s = InTransaction(db, [&]() -> absl::Status {
+      if (auto e = db.Exec(Steps()[next - 1]); !e.ok()) return e;
+      return db.Exec(absl::StrCat("INSERT INTO schema_version(version) VALUES(", next, ")"));
+    });
+    if (!s.ok())
+      return absl::Status(s.code(), absl::StrCat("migration to v", next, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace assessq

@@ -1,0 +1,252 @@
+#include "server/operator_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "common/status_util.h"
+#include "server/intake.h"
+
+namespace assessq {
+namespace {
+
+// Finishes `r` with `s` and returns it: the one place statuses cross the edge.
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  auto* r = ctx->DefaultReactor();
+  r->Finish(ToGrpc(s));
+  return r;
+}
+
+template <typename T, typename Fill>
+grpc::ServerUnaryReactor* ReplyWith(grpc::CallbackServerContext* ctx,
+                                    absl::StatusOr<T> v, Fill fill) {
+  if (v.ok()) fill(std::move(*v));
+  return Reply(ctx, v.status());
+}
+
+// Completes the reactor later, from the engine's commit callback.
+template <typename T, typename Fill>
+Engine::Done<T> Later(grpc::ServerUnaryReactor* r, Fill fill) {
+  return [r, fill](absl::StatusOr<T> v) {
+    if (v.ok()) fill(std::move(*v));
+    r->Finish(ToGrpc(v.status()));
+  };
+}
+
+absl::Status ValidateBatchName(const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError("batch name is empty");
+  if (name.size() > 200) return absl::InvalidArgumentError("batch name longer than 200 bytes");
+  if (!IsValidUtf8(name)) return absl::InvalidArgumentError("batch name is not valid UTF-8");
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f)
+      return absl::InvalidArgumentError("batch name contains a control character");
+  return absl::OkStatus();
+}
+
+#define AUTH_OPERATOR(ctx)                                         \
+  do {                                                             \
+    auto who = auth_->Check(ctx, Role::kOperator);                 \
+    if (!who.ok()) return Reply(ctx, who.status());                \
+  } while (0)
+
+}  // namespace
+
+grpc::ServerUnaryReactor* OperatorService::Submit(grpc::CallbackServerContext* ctx,
+                                                  const v1::SubmitRequest* req,
+                                                  v1::SubmitResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  if (auto s = ValidateBatchName(req->batch()); !s.ok()) return Reply(ctx, s);
+  SubmitArgs args;
+  args.batch = req->batch();
+  args.rerun = req->rerun();
+  if (!req->profile_json().empty()) {
+    auto p = nlohmann::json::parse(req->profile_json(), nullptr, false);
+    if (p.is_discarded() || !p.is_object())
+      return Reply(ctx, absl::InvalidArgumentError("profile is not a JSON object"));
+    args.profile_json = req->profile_json();
+  }
+  if (req->has_retry_policy()) {
+    auto pol = RetryPolicy::FromProto(req->retry_policy());
+    if (!pol.ok()) return Reply(ctx, pol.status());
+    args.policy = *pol;
+  }
+  // Intake: every file is checked here; bad ones are answered as rejected and
+  // the good ones still go in. Answers keep the request's order.
+  std::vector<v1::SubmitItem> rejected;
+  std::vector<int> order;  // index into either rejected (-1-i) or accepted (i)
+  std::set<std::string> keys;
+  for (const auto& f : req->files()) {
+    v1::SubmitItem item;
+    item.set_source_name(f.source_name());
+    auto key = DatasetKeyFromSourceName(f.source_name());
+    absl::Status bad;
+    if (!key.ok()) {
+      bad = key.status();
+    } else {
+      item.set_dataset_key(*key);
+      if (!keys.insert(*key).second) {
+        bad = absl::AlreadyExistsError(
+            absl::StrCat("dataset key '", *key, "' appears twice in this submission"));
+      }
+    }
+    absl::StatusOr<ParsedMetadata> md = bad.ok() ? ParseMetadata(f.content()) : bad;
+    if (!md.ok()) {
+      item.set_outcome(v1::SubmitItem::OUTCOME_REJECTED);
+      item.set_error(std::string(md.status().message()));
+      order.push_back(-1 - static_cast<int>(rejected.size()));
+      rejected.push_back(std::move(item));
+      continue;
+    }
+    order.push_back(static_cast<int>(args.files.size()));
+    args.files.push_back(
+        SubmitFile{f.source_name(), *key, md->name, f.content(), Sha256Hex(f.content())});
+  }
+  auto* r = ctx->DefaultReactor();
+  engine_->Submit(std::move(args), [r, resp, rejected = std::move(rejected),
+                                    order = std::move(order)](
+                                       absl::StatusOr<v1::SubmitResponse> v) {
+    if (v.ok()) {
+      for (int i : order) {
+        if (i < 0) *resp->add_items() = rejected[-1 - i];
+        else *resp->add_items() = v->items(i);
+      }
+    }
+    r->Finish(ToGrpc(v.status()));
+  });
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::Status(grpc::CallbackServerContext* ctx,
+                                                  const v1::StatusRequest* req,
+                                                  v1::StatusResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  return ReplyWith(ctx, queries_->Status(req->batch()), [&](auto v) { resp->Swap(&v); });
+}
+
+grpc::ServerUnaryReactor* OperatorService::ListJobs(grpc::CallbackServerContext* ctx,
+                                                    const v1::ListJobsRequest* req,
+                                                    v1::ListJobsResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  return ReplyWith(ctx, queries_->ListJobs(*req), [&](auto v) { resp->Swap(&v); });
+}
+
+grpc::ServerUnaryReactor* OperatorService::ShowJob(grpc::CallbackServerContext* ctx,
+                                                   const v1::JobRef* req, v1::JobDetail* resp) {
+  AUTH_OPERATOR(ctx);
+  return ReplyWith(ctx, queries_->ShowJob(*req), [&](auto v) { resp->Swap(&v); });
+}
+
+grpc::ServerUnaryReactor* OperatorService::GetResult(grpc::CallbackServerContext* ctx,
+                                                     const v1::JobRef* req,
+                                                     v1::ResultResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  return ReplyWith(ctx, queries_->GetResult(*req), [&](auto v) { resp->Swap(&v); });
+}
+
+grpc::ServerUnaryReactor* OperatorService::Retry(grpc::CallbackServerContext* ctx,
+                                                 const v1::RetryRequest* req,
+                                                 v1::CountResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->Retry(*req, Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::Cancel(grpc::CallbackServerContext* ctx,
+                                                  const v1::CancelRequest* req,
+                                                  v1::CountResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->Cancel(*req, Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::ListWorkers(grpc::CallbackServerContext* ctx,
+                                                       const v1::WorkersRequest*,
+                                                       v1::WorkersResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->ListWorkers(
+      Later<v1::WorkersResponse>(r, [resp](v1::WorkersResponse v) { resp->Swap(&v); }));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::PauseBatch(grpc::CallbackServerContext* ctx,
+                                                      const v1::BatchRequest* req, v1::Empty*) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->SetPaused(req->batch(), true, Later<bool>(r, [](bool) {}));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::ResumeBatch(grpc::CallbackServerContext* ctx,
+                                                       const v1::BatchRequest* req, v1::Empty*) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->SetPaused(req->batch(), false, Later<bool>(r, [](bool) {}));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::DrainWorker(grpc::CallbackServerContext* ctx,
+                                                       const v1::DrainRequest* req, v1::Empty*) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->DrainWorker(req->worker(), Later<bool>(r, [](bool) {}));
+  return r;
+}
+
+namespace {
+// Streams an export: reads the records in one snapshot up front (bounded by
+// the batch size), then writes them one at a time as the client takes them.
+class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportRecord> {
+ public:
+  ExportReactor(Queries* q, Authenticator* auth, grpc::CallbackServerContext* ctx,
+                const v1::ExportRequest& req) {
+    auto who = auth->Check(ctx, Role::kOperator);
+    if (!who.ok()) {
+      Finish(ToGrpc(who.status()));
+      return;
+    }
+    auto s = q->Export(req, [this](v1::ExportRecord r) {
+      records_.push_back(std::move(r));
+      return true;
+    });
+    if (!s.ok()) {
+      Finish(ToGrpc(s));
+      return;
+    }
+    Next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    records_.pop_front();
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (records_.empty()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartWrite(&records_.front());
+  }
+  std::deque<v1::ExportRecord> records_;
+};
+}  // namespace
+
+grpc::ServerWriteReactor<v1::ExportRecord>* OperatorService::Export(
+    grpc::CallbackServerContext* ctx, const v1::ExportRequest* req) {
+  return new ExportReactor(queries_, auth_, ctx, *req);
+}
+
+}  // namespace assessq

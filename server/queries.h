@@ -1,0 +1,47 @@
+// The coordinator's read side: status, listings, job detail, results and
+// export, answered from read-only SQLite connections (WAL snapshots) on the
+// caller's thread, so operator reads never stall the write/dispatch thread.
+// Thread-safe: connections come from a small pool.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "assessq/v1/assessq.pb.h"
+#include "server/db.h"
+#include "server/engine.h"
+
+namespace assessq {
+
+class Queries {
+ public:
+  Queries(std::string db_path, Clock clock);
+  ~Queries();
+
+  absl::StatusOr<v1::StatusResponse> Status(const std::string& batch);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& req);
+  absl::StatusOr<v1::JobDetail> ShowJob(const v1::JobRef& ref);
+  absl::StatusOr<v1::ResultResponse> GetResult(const v1::JobRef& ref);
+  // Pages through the batch; `sink` returns false to stop.
+  absl::Status Export(const v1::ExportRequest& req,
+                      const std::function<bool(v1::ExportRecord)>& sink);
+  // Checks the database answers (for health).
+  absl::Status Ping();
+
+ private:
+  class Lease;  // a pooled connection
+  absl::StatusOr<std::unique_ptr<Db>> Acquire();
+  void Release(std::unique_ptr<Db> db);
+  absl::StatusOr<int64_t> ResolveJob(Db& db, const v1::JobRef& ref);
+
+  std::string path_;
+  Clock clock_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Db>> pool_;
+};
+
+}  // namespace assessq

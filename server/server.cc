@@ -1,0 +1,119 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/address.h"
+#include "common/channel.h"
+
+namespace assessq {
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(ServerOptions opt) {
+  std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
+  s->opt_ = opt;
+  auto addr = ParseAddress(opt.listen);
+  if (!addr.ok()) return addr.status();
+
+  EngineOptions eo;
+  eo.db_path = opt.db_path;
+  eo.lease_period_ms = opt.lease_period_ms;
+  eo.validator = opt.validator;
+  auto engine = Engine::Open(eo);
+  if (!engine.ok()) return engine.status();
+  s->engine_ = std::move(*engine);
+  s->queries_ = std::make_unique<Queries>(opt.db_path, nullptr);
+  s->auth_ = std::make_unique<Authenticator>(opt.db_path, nullptr);
+  s->operator_service_ =
+      std::make_unique<OperatorService>(s->engine_.get(), s->queries_.get(), s->auth_.get());
+  s->worker_service_ = std::make_unique<WorkerService>(s->engine_.get(), s->auth_.get());
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (addr->is_unix) {
+    std::error_code ec;
+    std::filesystem::path dir = std::filesystem::path(addr->unix_path).parent_path();
+    std::filesystem::create_directories(dir, ec);
+    if (std::filesystem::is_socket(addr->unix_path, ec))
+      std::filesystem::remove(addr->unix_path, ec);
+    creds = grpc::InsecureServerCredentials();  // unix socket: file permissions + tokens
+  } else if (!opt.tls_cert.empty()) {
+    auto cert = ReadFileToString(opt.tls_cert);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFileToString(opt.tls_key);
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions so(
+        opt.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+        : opt.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                  : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+    if (!opt.tls_client_ca.empty()) {
+      auto ca = ReadFileToString(opt.tls_client_ca);
+      if (!ca.ok()) return ca.status();
+      so.pem_root_certs = *ca;
+    }
+    so.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(so);
+  } else if (opt.insecure_tcp) {
+    creds = grpc::InsecureServerCredentials();
+  } else {
+    return absl::InvalidArgumentError(
+        "a TCP listener needs --tls-cert and --tls-key (or --insecure-tcp for loopback tests)");
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder b;
+  b.AddListeningPort(addr->grpc_target(), creds, &s->port_);
+  b.RegisterService(s->operator_service_.get());
+  b.RegisterService(s->worker_service_.get());
+  b.SetMaxReceiveMessageSize(64 << 20);
+  b.SetMaxSendMessageSize(64 << 20);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  s->server_ = b.BuildAndStart();
+  if (!s->server_)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", opt.listen));
+  if (addr->is_unix) chmod(addr->unix_path.c_str(), 0660);
+
+  // Health: NOT_SERVING while the database does not answer.
+  auto* health = s->server_->GetHealthCheckService();
+  s->health_ = std::thread([p = s.get(), health] {
+    bool last = true;
+    while (!p->stopping_) {
+      bool ok = p->queries_->Ping().ok();
+      if (ok != last) spdlog::warn("database {}", ok ? "answers again" : "does not answer");
+      last = ok;
+      health->SetServingStatus(ok);
+      for (int i = 0; i < 20 && !p->stopping_; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  spdlog::info("coordinatord listening on {} (db {}, lease {} ms)", opt.listen, opt.db_path,
+               opt.lease_period_ms);
+  return s;
+}
+
+void CoordinatorServer::Wait() { server_->Wait(); }
+
+void CoordinatorServer::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (health_.joinable()) health_.join();
+}
+
+CoordinatorServer::~CoordinatorServer() {
+  Shutdown();
+  server_.reset();
+  engine_.reset();
+}
+
+}  // namespace assessq

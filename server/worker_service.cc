@@ -1,0 +1,218 @@
+#include "server/worker_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_util.h"
+#include "server/intake.h"
+
+namespace assessq {
+namespace {
+
+class SessionReactor;
+
+// The engine's handle on a session: outlives the reactor, and forgets it
+// once the stream is done, so late pushes are dropped safely.
+class Outbox final : public SessionSink {
+ public:
+  explicit Outbox(SessionReactor* r) : r_(r) {}
+  void Push(const v1::CoordinatorMessage& m) override;
+  void Close(const std::string& reason) override;
+  void WriteDone(bool ok);
+  // The stream is done: forget the reactor; returns the session id (0: none).
+  int64_t Detach() {
+    std::lock_guard<std::mutex> l(mu_);
+    r_ = nullptr;
+    return session_id_;
+  }
+  // Records the engine's session id; false if the stream already ended.
+  bool SetSession(int64_t id) {
+    std::lock_guard<std::mutex> l(mu_);
+    session_id_ = id;
+    return r_ != nullptr;
+  }
+  int64_t session() {
+    std::lock_guard<std::mutex> l(mu_);
+    return session_id_;
+  }
+  // Finish once the queue drains (or now if idle).
+  void FinishWhenIdle(grpc::Status s);
+
+ private:
+  void FinishLocked(grpc::Status s);
+  std::mutex mu_;
+  SessionReactor* r_;                      // guarded by mu_
+  std::deque<v1::CoordinatorMessage> q_;   // guarded by mu_
+  bool writing_ = false;                   // guarded by mu_
+  bool finished_ = false;                  // guarded by mu_
+  std::optional<grpc::Status> finish_;     // guarded by mu_
+  int64_t session_id_ = 0;                 // guarded by mu_
+};
+
+class SessionReactor final
+    : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
+ public:
+  SessionReactor(Engine* engine, Authenticator* auth, grpc::CallbackServerContext* ctx)
+      : engine_(engine), outbox_(std::make_shared<Outbox>(this)) {
+    auto who = auth->Check(ctx, Role::kWorker);
+    if (!who.ok()) {
+      outbox_->FinishWhenIdle(ToGrpc(who.status()));
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the worker closed its side or went away
+      outbox_->FinishWhenIdle(grpc::Status::OK);
+      return;
+    }
+    if (in_.has_hello()) {
+      if (session_id_ != 0) {
+        outbox_->FinishWhenIdle(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second hello on one session"));
+        return;
+      }
+      const auto& h = in_.hello();
+      if (h.worker_name().empty() || h.worker_name().size() > 200 ||
+          !IsValidUtf8(h.worker_name()) || h.slots() < 0 || h.slots() > 10000) {
+        outbox_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                             "hello needs a worker name and 0..10000 slots"));
+        return;
+      }
+      session_id_ = -1;  // hello seen
+      auto outbox = outbox_;
+      Engine* engine = engine_;
+      engine_->OpenSession(h.worker_name(), h.slots(), outbox_,
+                           [engine, outbox, lease_ms = engine_->lease_period_ms()](
+                               absl::StatusOr<int64_t> id) {
+                             if (!id.ok()) {
+                               outbox->FinishWhenIdle(ToGrpc(id.status()));
+                               return;
+                             }
+                             if (!outbox->SetSession(*id)) {
+                               engine->CloseSession(*id);  // stream ended meanwhile
+                               return;
+                             }
+                             v1::CoordinatorMessage w;
+                             w.mutable_welcome()->set_session_id(absl::StrCat(*id));
+                             w.mutable_welcome()->set_lease_period_ms(lease_ms);
+                             // Welcome goes before any lease the dispatch pushes next.
+                             outbox->Push(w);
+                           });
+    } else if (in_.has_capacity()) {
+      if (int64_t id = outbox_->session(); id > 0)
+        engine_->SetCapacity(id, in_.capacity().slots());
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
+
+  void OnDone() override {
+    if (int64_t id = outbox_->Detach(); id > 0) engine_->CloseSession(id);
+    delete this;
+  }
+
+  void OnCancel() override { outbox_->FinishWhenIdle(grpc::Status::CANCELLED); }
+
+ private:
+  Engine* engine_;
+  std::shared_ptr<Outbox> outbox_;
+  v1::WorkerMessage in_;
+  int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
+};
+
+void Outbox::Push(const v1::CoordinatorMessage& m) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!r_ || finished_ || finish_) return;
+  q_.push_back(m);
+  if (!writing_) {
+    writing_ = true;
+    r_->StartWrite(&q_.front());
+  }
+}
+
+void Outbox::WriteDone(bool ok) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!q_.empty()) q_.pop_front();
+  if (!ok) {
+    q_.clear();
+    writing_ = false;
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+    return;
+  }
+  if (!q_.empty() && !finish_) {
+    r_->StartWrite(&q_.front());
+    return;
+  }
+  writing_ = false;
+  if (finish_) FinishLocked(*finish_);
+}
+
+void Outbox::Close(const std::string& reason) {
+  FinishWhenIdle(grpc::Status(grpc::StatusCode::ABORTED, reason));
+}
+
+void Outbox::FinishWhenIdle(grpc::Status s) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!finish_) finish_ = s;
+  if (!writing_) FinishLocked(*finish_);
+}
+
+void Outbox::FinishLocked(grpc::Status s) {
+  if (finished_ || !r_) return;
+  finished_ = true;
+  r_->Finish(s);
+}
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerService::Session(
+    grpc::CallbackServerContext* ctx) {
+  return new SessionReactor(engine_, auth_, ctx);
+}
+
+grpc::ServerUnaryReactor* WorkerService::Heartbeat(grpc::CallbackServerContext* ctx,
+                                                   const v1::HeartbeatRequest* req,
+                                                   v1::HeartbeatResponse* resp) {
+  auto* r = ctx->DefaultReactor();
+  auto who = auth_->Check(ctx, Role::kWorker);
+  if (!who.ok()) {
+    r->Finish(ToGrpc(who.status()));
+    return r;
+  }
+  engine_->Heartbeat(*req, [r, resp](absl::StatusOr<v1::HeartbeatResponse> v) {
+    if (v.ok()) resp->Swap(&*v);
+    r->Finish(ToGrpc(v.status()));
+  });
+  return r;
+}
+
+grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* ctx,
+                                                  const v1::CompleteRequest* req,
+                                                  v1::CompleteResponse* resp) {
+  auto* r = ctx->DefaultReactor();
+  auto who = auth_->Check(ctx, Role::kWorker);
+  if (!who.ok()) {
+    r->Finish(ToGrpc(who.status()));
+    return r;
+  }
+  if (req->log_tail().size() > (256 << 10) || req->netlog_json().size() > (4 << 20) ||
+      req->result_json().size() > (8 << 20) || req->details_json().size() > (1 << 20)) {
+    r->Finish(ToGrpc(absl::InvalidArgumentError(
+        "complete: result (8 MiB), log tail (256 KiB), netlog (4 MiB) or details (1 MiB) "
+        "over its cap")));
+    return r;
+  }
+  engine_->Complete(*req, who->name, [r, resp](absl::StatusOr<v1::CompleteResponse> v) {
+    if (v.ok()) resp->Swap(&*v);
+    r->Finish(ToGrpc(v.status()));
+  });
+  return r;
+}
+
+}  // namespace assessq
