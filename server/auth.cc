@@ -76,6 +76,7 @@ absl::StatusOr<Principal> Authenticator::CheckToken(const std::string& token, Ro
     auto row = (*st)->Step();
     if (!row.ok()) return row.status();
     if (!*row) {
+      (*st)->Reset();
       cache_.erase(hash);
       return absl::UnauthenticatedError("unknown or revoked token");
     }

@@ -120,6 +120,10 @@ absl::Status Db::Exec(absl::string_view sql) {
   return absl::OkStatus();
 }
 
+void Db::ResetAll() {
+  for (auto& [sql, st] : cache_) st->Reset();
+}
+
 absl::StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) {

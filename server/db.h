@@ -68,6 +68,9 @@ class Db {
   // Prepared statements are cached per connection; the returned statement is
   // reset and has its bindings cleared.
   absl::StatusOr<Stmt*> Prepare(const std::string& sql);
+  // Resets every cached statement, ending any read they keep open; call
+  // before COMMIT so a half-stepped SELECT cannot pin an old snapshot.
+  void ResetAll();
   int64_t LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
   int Changes() const { return sqlite3_changes(db_); }
   absl::Status Error(absl::string_view what) const;

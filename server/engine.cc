@@ -196,6 +196,7 @@ void Engine::Loop() {
     if (dispatch_dirty_) {
       if (auto s = Dispatch(); !s.ok()) spdlog::error("dispatch: {}", s.ToString());
     }
+    db_->ResetAll();
     // A failed commit leaves memory ahead of the database; the database is the
     // truth, so stop and let the supervisor restart us from it.
     if (auto s = db_->Exec("COMMIT"); !s.ok()) {

@@ -38,15 +38,6 @@ void FillSummary(const Stmt& st, v1::JobSummary* s) {
   s->set_input_sha256(st.Text(13));
 }
 
-// Returns a pooled connection to the pool when it goes out of scope.
-template <typename Pool>
-struct Pooled {
-  Pool* pool;
-  std::unique_ptr<Db> db;
-  ~Pooled() {
-    if (db) pool->Put(std::move(db));
-  }
-};
 }  // namespace
 
 Queries::Queries(std::string db_path, Clock clock)
@@ -77,6 +68,7 @@ class Queries::Lease {
   explicit Lease(Queries* q) : q_(q) {}
   ~Lease() {
     if (db_) {
+      db_->ResetAll();
       (void)db_->Exec("COMMIT");
       q_->Release(std::move(db_));
     }

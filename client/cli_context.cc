@@ -1,0 +1,152 @@
+#include "client/cli_context.h"
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/address.h"
+#include "common/status_util.h"
+
+namespace assessq::cli {
+
+absl::Status Context::Connect() {
+  if (coordinator.empty()) coordinator = DefaultCoordinatorAddress();
+  auto t = LoadToken(token_file);
+  if (!t.ok()) return t.status();
+  token = *t;
+  auto ch = MakeChannel(coordinator, tls);
+  if (!ch.ok()) return ch.status();
+  stub = v1::OperatorService::NewStub(*ch);
+  return absl::OkStatus();
+}
+
+std::unique_ptr<grpc::ClientContext> Context::Call(int timeout_s) const {
+  auto c = std::make_unique<grpc::ClientContext>();
+  AddAuth(*c, token);
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  return c;
+}
+
+int Fail(const absl::Status& s) {
+  std::cerr << "assessctl: " << s.message() << "\n";
+  return kExitError;
+}
+
+int Fail(const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE)
+    std::cerr << "assessctl: coordinator unavailable: " << s.error_message() << "\n";
+  else
+    std::cerr << "assessctl: " << s.error_message() << "\n";
+  return kExitError;
+}
+
+void PrintJson(const nlohmann::json& j) {
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+namespace {
+// Display width of UTF-8 text: one column per code point (combining marks
+// and wide CJK are rare in this data and ignored).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xc0) != 0x80) ++n;
+  return n;
+}
+}  // namespace
+
+void Table::Print() const {
+  std::vector<size_t> w(header_.size(), 0);
+  for (size_t i = 0; i < header_.size(); ++i) w[i] = Width(header_[i]);
+  for (const auto& r : rows_)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], Width(r[i]));
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string out;
+    for (size_t i = 0; i < w.size(); ++i) {
+      std::string cell = i < r.size() ? r[i] : "";
+      out += cell;
+      if (i + 1 < w.size()) out += std::string(w[i] - Width(cell) + 2, ' ');
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    std::cout << out << "\n";
+  };
+  line(header_);
+  for (const auto& r : rows_) line(r);
+}
+
+std::string FormatTime(int64_t ms) {
+  if (ms <= 0) return "-";
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string FormatDuration(int64_t ms) {
+  if (ms < 0) return "-";
+  if (ms < 60000) return absl::StrFormat("%.1fs", ms / 1000.0);
+  int64_t s = ms / 1000;
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+}
+
+std::string StateName(v1::JobState s) {
+  switch (s) {
+    case v1::JOB_STATE_QUEUED: return "queued";
+    case v1::JOB_STATE_LEASED: return "leased";
+    case v1::JOB_STATE_RUNNING: return "running";
+    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
+    case v1::JOB_STATE_NEEDS_ATTENTION: return "needs_attention";
+    case v1::JOB_STATE_CANCELLED: return "cancelled";
+    default: return "unspecified";
+  }
+}
+
+std::string ClassName(v1::FailureClass c) {
+  switch (c) {
+    case v1::FAILURE_CLASS_INFRA: return "infra";
+    case v1::FAILURE_CLASS_MODEL_API: return "model_api";
+    case v1::FAILURE_CLASS_AGENT: return "agent";
+    case v1::FAILURE_CLASS_INVALID_OUTPUT: return "invalid_output";
+    case v1::FAILURE_CLASS_INPUT: return "input";
+    default: return "";
+  }
+}
+
+nlohmann::json JobJson(const v1::JobSummary& j) {
+  return {{"job_id", j.job_id()},
+          {"batch", j.batch()},
+          {"dataset_key", j.dataset_key()},
+          {"dataset_name", j.dataset_name()},
+          {"source_name", j.source_name()},
+          {"state", StateName(j.state())},
+          {"attempts", j.attempts()},
+          {"last_failure_class", ClassName(j.last_failure_class())},
+          {"last_error", j.last_error()},
+          {"worker", j.worker()},
+          {"input_sha256", j.input_sha256()},
+          {"created_at", FormatTime(j.created_at_ms())},
+          {"updated_at", FormatTime(j.updated_at_ms())}};
+}
+
+absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string& batch) {
+  v1::JobRef ref;
+  if (!batch.empty()) {
+    ref.set_batch(batch);
+    ref.set_dataset_key(arg);
+    return ref;
+  }
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(arg, &id) || id <= 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", arg, "' is not a job id (to name a dataset, add --batch NAME)"));
+  ref.set_job_id(id);
+  return ref;
+}
+
+}  // namespace assessq::cli

@@ -1,0 +1,80 @@
+// What every assessctl verb shares: the global flags (coordinator address,
+// token, TLS, output format), the operator stub they dial, and the small
+// helpers for printing tables, JSON and errors the same way everywhere.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "assessq/v1/assessq.grpc.pb.h"
+#include "common/channel.h"
+
+namespace assessq::cli {
+
+// Exit codes: 0 ok, 1 error, 2 usage, 3 partial (some inputs rejected).
+inline constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitPartial = 3;
+
+struct Context {
+  std::string coordinator;
+  std::string token_file;
+  ClientTls tls;
+  std::string output = "table";  // table or json
+  std::string token;
+  std::unique_ptr<v1::OperatorService::Stub> stub;
+
+  bool json() const { return output == "json"; }
+  // Dials the coordinator and loads the token; call before any RPC.
+  absl::Status Connect();
+  // A ClientContext with auth and a deadline.
+  std::unique_ptr<grpc::ClientContext> Call(int timeout_s = 60) const;
+};
+
+// Prints "assessctl: <message>" to stderr and returns kExitError.
+int Fail(const absl::Status& s);
+int Fail(const grpc::Status& s);
+
+void PrintJson(const nlohmann::json& j);
+
+// A plain text table: header, rows, columns padded to their widest cell
+// (by display width, so Arabic and other UTF-8 text lines up).
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void Print() const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string FormatTime(int64_t ms);       // ISO-8601 UTC, "-" for 0
+std::string FormatDuration(int64_t ms);   // 1h02m, 3m04s, 5.2s
+std::string StateName(v1::JobState s);
+std::string ClassName(v1::FailureClass c);
+nlohmann::json JobJson(const v1::JobSummary& j);
+// A job argument: a numeric id, or with --batch a dataset key.
+absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string& batch);
+
+// Each verb registers its subcommand and returns nothing; the callback sets
+// the exit code.
+using VerbRegistrar = void (*)(CLI::App& app, Context& ctx, int& exit_code);
+void RegisterSubmit(CLI::App&, Context&, int&);
+void RegisterStatus(CLI::App&, Context&, int&);
+void RegisterList(CLI::App&, Context&, int&);
+void RegisterShow(CLI::App&, Context&, int&);
+void RegisterResult(CLI::App&, Context&, int&);
+void RegisterRetry(CLI::App&, Context&, int&);
+void RegisterCancel(CLI::App&, Context&, int&);
+void RegisterExport(CLI::App&, Context&, int&);
+void RegisterWorkers(CLI::App&, Context&, int&);
+void RegisterPause(CLI::App&, Context&, int&);
+
+int AssessctlMain(int argc, char** argv);
+
+}  // namespace assessq::cli

@@ -1,0 +1,47 @@
+// `assessctl cancel JOB` or `cancel --batch B`: cancels queued and running
+// jobs; workers running them are told at once over their session.
+#include <iostream>
+
+#include "client/cli_context.h"
+
+namespace assessq::cli {
+
+void RegisterCancel(CLI::App& app, Context& ctx, int& exit_code) {
+  auto* cmd = app.add_subcommand("cancel", "cancel a job, or every unfinished job of a batch");
+  auto job = std::make_shared<std::string>();
+  auto batch = std::make_shared<std::string>();
+  cmd->add_option("job", *job, "job id (or dataset key with --batch)");
+  cmd->add_option("--batch", *batch, "the batch (alone: cancel all of it)");
+  cmd->callback([&ctx, &exit_code, job, batch] {
+    v1::CancelRequest req;
+    if (!job->empty()) {
+      auto ref = ParseJobRef(*job, *batch);
+      if (!ref.ok()) {
+        exit_code = Fail(ref.status());
+        return;
+      }
+      *req.mutable_job() = *ref;
+    } else if (!batch->empty()) {
+      req.set_batch(*batch);
+    } else {
+      exit_code = Fail(absl::InvalidArgumentError("cancel needs a JOB or --batch"));
+      return;
+    }
+    if (auto s = ctx.Connect(); !s.ok()) {
+      exit_code = Fail(s);
+      return;
+    }
+    v1::CountResponse r;
+    auto call = ctx.Call();
+    auto st = ctx.stub->Cancel(call.get(), req, &r);
+    if (!st.ok()) {
+      exit_code = Fail(st);
+      return;
+    }
+    if (ctx.json()) PrintJson({{"cancelled", r.count()}});
+    else std::cout << r.count() << " job(s) cancelled\n";
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace assessq::cli

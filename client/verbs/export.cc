@@ -1,0 +1,110 @@
+// `assessctl export --batch B --format jsonl|csv [--out FILE]`: every stored
+// assessment with its provenance. JSONL: one object per dataset. CSV:
+// RFC 4180 quoting, a UTF-8 byte-order mark so spreadsheet programs read the
+// Arabic text as UTF-8, one column per top-level assessment field (nested
+// values as JSON).
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "client/cli_context.h"
+
+namespace assessq::cli {
+namespace {
+
+std::string CsvCell(const std::string& s) {
+  bool quote = s.find_first_of(",\"\r\n") != std::string::npos || (!s.empty() && (s[0] == ' ' || s.back() == ' '));
+  if (!quote) return s;
+  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+std::string CellOf(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void RegisterExport(CLI::App& app, Context& ctx, int& exit_code) {
+  auto* cmd = app.add_subcommand("export", "export a batch's assessments as JSONL or CSV");
+  struct Opts {
+    std::string batch, format = "jsonl", out;
+    bool all = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--batch", o->batch, "the batch")->required();
+  cmd->add_option("--format", o->format, "jsonl or csv")->check(CLI::IsMember({"jsonl", "csv"}));
+  cmd->add_option("--out", o->out, "write here instead of stdout");
+  cmd->add_flag("--all", o->all, "include jobs without a result");
+  cmd->callback([&ctx, &exit_code, o] {
+    if (auto s = ctx.Connect(); !s.ok()) {
+      exit_code = Fail(s);
+      return;
+    }
+    v1::ExportRequest req;
+    req.set_batch(o->batch);
+    req.set_include_unfinished(o->all);
+    auto call = ctx.Call(600);
+    auto reader = ctx.stub->Export(call.get(), req);
+    std::vector<nlohmann::json> rows;
+    v1::ExportRecord rec;
+    while (reader->Read(&rec)) {
+      nlohmann::json row = JobJson(rec.job());
+      row["duration_s"] = rec.duration_ms() / 1000.0;
+      auto a = nlohmann::json::parse(rec.result_json(), nullptr, false);
+      row["assessment"] = a.is_discarded() ? nlohmann::json(nullptr) : a;
+      rows.push_back(std::move(row));
+    }
+    auto st = reader->Finish();
+    if (!st.ok()) {
+      exit_code = Fail(st);
+      return;
+    }
+    std::ofstream file;
+    if (!o->out.empty()) {
+      file.open(o->out, std::ios::binary | std::ios::trunc);
+      if (!file) {
+        exit_code = Fail(absl::UnavailableError(absl::StrCat(o->out, ": cannot write")));
+        return;
+      }
+    }
+    std::ostream& out = o->out.empty() ? std::cout : file;
+    if (o->format == "jsonl") {
+      for (const auto& r : rows)
+        out << r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      std::vector<std::string> fixed = {"job_id", "batch", "dataset_key", "dataset_name",
+                                        "state", "attempts", "duration_s", "worker",
+                                        "input_sha256"};
+      std::vector<std::string> fields;
+      for (const auto& r : rows)
+        if (r["assessment"].is_object())
+          for (auto& [k, v] : r["assessment"].items())
+            if (std::find(fields.begin(), fields.end(), k) == fields.end()) fields.push_back(k);
+      out << "\xEF\xBB\xBF";
+      std::string header;
+      for (const auto& f : fixed) header += CsvCell(f) + ",";
+      for (const auto& f : fields) header += CsvCell(f) + ",";
+      header.pop_back();
+      out << header << "\r\n";
+      for (const auto& r : rows) {
+        std::string line;
+        for (const auto& f : fixed) line += CsvCell(CellOf(r[f])) + ",";
+        for (const auto& f : fields) {
+          const auto& a = r["assessment"];
+          line += CsvCell(a.is_object() && a.contains(f) ? CellOf(a[f]) : "") + ",";
+        }
+        line.pop_back();
+        out << line << "\r\n";
+      }
+    }
+    out.flush();
+    if (!o->out.empty())
+      std::cerr << "wrote " << rows.size() << " record(s) to " << o->out << "\n";
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace assessq::cli

@@ -1,0 +1,60 @@
+// `assessctl retry JOB` or `retry --batch B [--class C]`: releases jobs that
+// need attention back to the queue with a fresh attempt budget (like
+// beanstalkd's kick). Their earlier attempts stay in the history.
+#include <iostream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "client/cli_context.h"
+
+namespace assessq::cli {
+
+void RegisterRetry(CLI::App& app, Context& ctx, int& exit_code) {
+  auto* cmd = app.add_subcommand("retry", "requeue needs_attention jobs (one, or by batch/class)");
+  auto job = std::make_shared<std::string>();
+  auto batch = std::make_shared<std::string>();
+  auto cls = std::make_shared<std::string>();
+  cmd->add_option("job", *job, "job id (or dataset key with --batch)");
+  cmd->add_option("--batch", *batch, "the batch");
+  cmd->add_option("--class", *cls, "only jobs whose last failure is of this class");
+  cmd->callback([&ctx, &exit_code, job, batch, cls] {
+    v1::RetryRequest req;
+    if (!job->empty()) {
+      auto ref = ParseJobRef(*job, *batch);
+      if (!ref.ok()) {
+        exit_code = Fail(ref.status());
+        return;
+      }
+      *req.mutable_job() = *ref;
+    } else if (!batch->empty()) {
+      req.set_batch(*batch);
+      if (!cls->empty()) {
+        v1::FailureClass c;
+        if (!v1::FailureClass_Parse("FAILURE_CLASS_" + absl::AsciiStrToUpper(*cls), &c)) {
+          exit_code = Fail(absl::InvalidArgumentError(absl::StrCat("unknown class '", *cls, "'")));
+          return;
+        }
+        req.set_failure_class(c);
+      }
+    } else {
+      exit_code = Fail(absl::InvalidArgumentError("retry needs a JOB or --batch"));
+      return;
+    }
+    if (auto s = ctx.Connect(); !s.ok()) {
+      exit_code = Fail(s);
+      return;
+    }
+    v1::CountResponse r;
+    auto call = ctx.Call();
+    auto st = ctx.stub->Retry(call.get(), req, &r);
+    if (!st.ok()) {
+      exit_code = Fail(st);
+      return;
+    }
+    if (ctx.json()) PrintJson({{"requeued", r.count()}});
+    else std::cout << r.count() << " job(s) requeued\n";
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace assessq::cli

@@ -1,0 +1,89 @@
+// `assessctl show JOB` (or `show --batch B DATASET`): the job, every attempt
+// (worker, times, outcome, failure class, error, log tail) and its events.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "client/cli_context.h"
+
+namespace assessq::cli {
+
+void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
+  auto* cmd = app.add_subcommand("show", "one job with its attempt history");
+  auto job = std::make_shared<std::string>();
+  auto batch = std::make_shared<std::string>();
+  auto logs = std::make_shared<bool>(false);
+  cmd->add_option("job", *job, "job id, or dataset key with --batch")->required();
+  cmd->add_option("--batch", *batch, "look the dataset key up in this batch");
+  cmd->add_flag("--logs", *logs, "print each attempt's log tail");
+  cmd->callback([&ctx, &exit_code, job, batch, logs] {
+    auto ref = ParseJobRef(*job, *batch);
+    if (!ref.ok()) {
+      exit_code = Fail(ref.status());
+      return;
+    }
+    if (auto s = ctx.Connect(); !s.ok()) {
+      exit_code = Fail(s);
+      return;
+    }
+    v1::JobDetail d;
+    auto call = ctx.Call();
+    auto st = ctx.stub->ShowJob(call.get(), *ref, &d);
+    if (!st.ok()) {
+      exit_code = Fail(st);
+      return;
+    }
+    if (ctx.json()) {
+      nlohmann::json j = JobJson(d.job());
+      j["attempts"] = nlohmann::json::array();
+      for (const auto& a : d.attempts()) {
+        nlohmann::json aj = {{"attempt_id", a.attempt_id()},
+                             {"number", a.number()},
+                             {"worker", a.worker()},
+                             {"leased_at", FormatTime(a.leased_at_ms())},
+                             {"started_at", FormatTime(a.started_at_ms())},
+                             {"ended_at", FormatTime(a.ended_at_ms())},
+                             {"outcome", a.outcome()},
+                             {"failure_class", ClassName(a.failure_class())},
+                             {"exit_code", a.exit_code()},
+                             {"error", a.error()},
+                             {"log_tail", a.log_tail()}};
+        auto details = nlohmann::json::parse(a.details_json(), nullptr, false);
+        if (!details.is_discarded()) aj["details"] = details;
+        j["attempts"].push_back(aj);
+      }
+      j["events"] = nlohmann::json::array();
+      for (const auto& e : d.events())
+        j["events"].push_back({{"ts", FormatTime(e.ts_ms())}, {"kind", e.kind()},
+                               {"detail", e.detail()}});
+      PrintJson(j);
+      exit_code = kExitOk;
+      return;
+    }
+    const auto& j = d.job();
+    std::cout << "job " << j.job_id() << "  batch " << j.batch() << "  dataset "
+              << j.dataset_key() << " (" << j.dataset_name() << ")\n"
+              << "state " << StateName(j.state()) << "  attempts " << j.attempts();
+    if (j.last_failure_class()) std::cout << "  last failure " << ClassName(j.last_failure_class());
+    std::cout << "\ninput " << j.source_name() << " sha256 " << j.input_sha256() << "\n\n";
+    Table t({"ATTEMPT", "WORKER", "LEASED", "ENDED", "OUTCOME", "CLASS", "EXIT", "ERROR"});
+    for (const auto& a : d.attempts()) {
+      std::string err = a.error();
+      if (auto nl = err.find('\n'); nl != std::string::npos) err = err.substr(0, nl) + " …";
+      t.Add({absl::StrCat(a.number(), " (", a.attempt_id(), ")"), a.worker(),
+             FormatTime(a.leased_at_ms()), FormatTime(a.ended_at_ms()), a.outcome(),
+             ClassName(a.failure_class()), absl::StrCat(a.exit_code()), err});
+    }
+    t.Print();
+    for (const auto& a : d.attempts()) {
+      if (a.failure_class() == v1::FAILURE_CLASS_INVALID_OUTPUT) {
+        std::cout << "\nattempt " << a.number() << " validation errors:\n";
+        std::cout << a.error() << "\n";
+      }
+      if (*logs && !a.log_tail().empty())
+        std::cout << "\nattempt " << a.number() << " log tail:\n" << a.log_tail() << "\n";
+    }
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace assessq::cli

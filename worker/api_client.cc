@@ -1,0 +1,119 @@
+#include "worker/api_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "common/status_util.h"
+
+namespace assessq {
+
+absl::StatusOr<std::unique_ptr<ApiClient>> ApiClient::Create(ApiClientOptions opt) {
+  std::unique_ptr<ApiClient> c(new ApiClient(std::move(opt)));
+  auto ch = MakeChannel(c->opt_.address, c->opt_.tls);
+  if (!ch.ok()) return ch.status();
+  c->channel_ = *ch;
+  c->stub_ = v1::WorkerService::NewStub(c->channel_);
+  c->capacity_ = c->opt_.slots;
+  return c;
+}
+
+ApiClient::~ApiClient() { Stop(); }
+
+void ApiClient::Start(MessageFn on_message) {
+  thread_ = std::thread([this, f = std::move(on_message)] { Run(f); });
+}
+
+void ApiClient::Stop() {
+  stop_ = true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (ctx_) ctx_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApiClient::SetCapacity(int slots) {
+  capacity_ = slots;
+  std::lock_guard<std::mutex> l(mu_);
+  if (stream_) {
+    v1::WorkerMessage m;
+    m.mutable_capacity()->set_slots(slots);
+    stream_->Write(m);
+  }
+}
+
+void ApiClient::Run(MessageFn on_message) {
+  int backoff_ms = 100;
+  while (!stop_) {
+    grpc::ClientContext ctx;
+    AddAuth(ctx, opt_.token);
+    std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) break;
+      ctx_ = &ctx;
+      stream = stub_->Session(&ctx);
+      stream_ = stream;
+    }
+    v1::WorkerMessage hello;
+    hello.mutable_hello()->set_worker_name(opt_.worker_name);
+    hello.mutable_hello()->set_slots(capacity_);
+    hello.mutable_hello()->set_version("assessq/0.1");
+    bool wrote;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      wrote = stream->Write(hello);
+    }
+    v1::CoordinatorMessage m;
+    bool got_any = false;
+    while (wrote && stream->Read(&m)) {
+      if (m.has_welcome()) {
+        connected_ = true;
+        got_any = true;
+        backoff_ms = 100;
+      }
+      on_message(m);
+    }
+    connected_ = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stream_.reset();
+      ctx_ = nullptr;
+    }
+    grpc::Status st = stream->Finish();
+    if (stop_) break;
+    if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        st.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      spdlog::error("coordinator refused the session: {}", st.error_message());
+    } else if (got_any) {
+      spdlog::warn("session to coordinator ended ({}); reconnecting", st.error_message());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 2000);
+  }
+}
+
+absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRequest& req,
+                                                           int timeout_ms) {
+  grpc::ClientContext ctx;
+  AddAuth(ctx, opt_.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  v1::HeartbeatResponse resp;
+  auto s = stub_->Heartbeat(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc(s);
+  return resp;
+}
+
+absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteRequest& req,
+                                                         int timeout_ms) {
+  grpc::ClientContext ctx;
+  AddAuth(ctx, opt_.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  v1::CompleteResponse resp;
+  auto s = stub_->Complete(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc(s);
+  return resp;
+}
+
+}  // namespace assessq
