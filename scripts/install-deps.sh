@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything assessq needs to build, test and run on Debian 12, from
+# Debian's own packages only. Idempotent; run as root (or with sudo).
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E "$0" "$@"; fi
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  g++ cmake ninja-build pkg-config git ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libabsl-dev libspdlog-dev
+  libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev libvalijson-dev
+  libcurl4-openssl-dev libcli11-dev prometheus-cpp-dev libbenchmark-dev libasio-dev
+  libssl-dev
+  # run time and tests: the container engine, the test image's static
+  # busybox, the benchmark's baseline queue, the certificate tool
+  docker.io busybox-static beanstalkd openssl sqlite3 iproute2 curl python3
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

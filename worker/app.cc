@@ -1,0 +1,131 @@
+#include "worker/app.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/address.h"
+#include "common/channel.h"
+#include "common/logging.h"
+#include "common/sha256.h"
+#include "worker/docker_executor.h"
+#include "worker/worker_loop.h"
+
+namespace assessq {
+namespace {
+std::atomic<int> g_signals{0};
+void OnSignal(int) { g_signals.fetch_add(1); }
+
+// The offline assessor (see docs/offline-assessor.md): the profile of a batch
+// submitted without --profile.
+Profile BuiltinDefaultProfile() {
+  Profile p;
+  p.image = "assessq-offline-assessor:1";
+  p.command = {"/assessor", "--input", "{input}", "--output", "{output_file}", "--dataset",
+               "{dataset}"};
+  p.limits.memory_mb = 256;
+  p.limits.cpus = 0.5;
+  p.limits.pids = 64;
+  p.limits.timeout_s = 120;
+  p.limits.grace_s = 5;
+  p.limits.tmp_mb = 16;
+  p.limits.home_mb = 16;
+  return p;
+}
+}  // namespace
+
+int WorkerdMain(int argc, char** argv) {
+  CLI::App app{"workerd: runs assessq jobs in disposable hardened containers"};
+  WorkerOptions wo;
+  std::string token_file, policy_file, profile_file, log_format = "text", log_level = "info";
+  std::string docker_socket = "/var/run/docker.sock";
+  wo.api.address = DefaultCoordinatorAddress();
+  wo.api.slots = 2;
+  wo.state_dir = "/var/lib/assessq-worker";
+  double reap_seconds = 60;
+  app.add_option("--coordinator", wo.api.address, "unix:PATH or HOST:PORT");
+  app.add_option("--token-file", token_file, "worker token file")->required();
+  app.add_option("--slots", wo.api.slots, "jobs run at once")->check(CLI::Range(1, 1000));
+  app.add_option("--state-dir", wo.state_dir, "outbox and per-job files (root-only)");
+  app.add_option("--name", wo.api.worker_name, "worker name (default: host name + state dir)");
+  app.add_option("--policy", policy_file, "local policy JSON (images, ceilings, credentials)");
+  app.add_option("--default-profile", profile_file, "profile for batches submitted without one");
+  app.add_option("--docker-socket", docker_socket, "Docker Engine API socket");
+  app.add_option("--reap-seconds", reap_seconds, "how often to remove leftovers of crashes");
+  app.add_option("--tls-ca", wo.api.tls.ca_file, "verify the coordinator with this CA");
+  app.add_option("--tls-cert", wo.api.tls.cert_file, "client certificate (PEM)");
+  app.add_option("--tls-key", wo.api.tls.key_file, "client key (PEM)");
+  app.add_option("--log-format", log_format, "text or json");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  if (auto s = SetupLogging(log_format, log_level); !s.ok()) {
+    std::cerr << "workerd: " << s.message() << "\n";
+    return 2;
+  }
+  auto die = [](const absl::Status& s) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  };
+  auto token = LoadToken(token_file);
+  if (!token.ok()) return die(token.status());
+  wo.api.token = *token;
+  if (!policy_file.empty()) {
+    auto text = ReadFileToString(policy_file, 1 << 20);
+    if (!text.ok()) return die(text.status());
+    auto pol = ParseLocalPolicy(*text);
+    if (!pol.ok()) return die(absl::Status(pol.status().code(), absl::StrCat(policy_file, ": ", pol.status().message())));
+    wo.policy = *pol;
+  }
+  wo.default_profile = BuiltinDefaultProfile();
+  if (!profile_file.empty()) {
+    auto text = ReadFileToString(profile_file, 1 << 20);
+    if (!text.ok()) return die(text.status());
+    auto p = ParseProfile(*text, Profile{});
+    if (!p.ok()) return die(absl::Status(p.status().code(), absl::StrCat(profile_file, ": ", p.status().message())));
+    wo.default_profile = *p;
+  }
+  if (wo.api.worker_name.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    wo.api.worker_name = absl::StrCat(host, "-", Sha256Hex(wo.state_dir).substr(0, 6));
+  }
+  wo.reap_interval_ms = static_cast<int64_t>(reap_seconds * 1000);
+  auto exec = DockerExecutor::Create({wo.api.worker_name, wo.state_dir + "/jobs", docker_socket});
+  if (!exec.ok()) return die(exec.status());
+  Worker worker(wo, std::move(*exec));
+  if (auto s = worker.Start(); !s.ok()) return die(s);
+
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  std::atomic<bool> done{false};
+  std::thread waiter;
+  int handled = 0;
+  while (!done) {
+    int n = g_signals.load();
+    if (n > handled) {
+      handled = n;
+      if (n == 1) {
+        spdlog::info("signal: draining (send again to stop running jobs and hand them back)");
+        worker.Drain();
+        waiter = std::thread([&] {
+          worker.Wait();
+          done = true;
+        });
+      } else {
+        worker.Abort();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (waiter.joinable()) waiter.join();
+  spdlog::info("workerd drained; exiting");
+  return 0;
+}
+
+}  // namespace assessq

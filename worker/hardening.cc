@@ -1,0 +1,192 @@
+#include "worker/hardening.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace assessq {
+namespace {
+
+using nlohmann::json;
+
+std::string TmpfsOpts(int64_t mb, const std::string& user, bool exec) {
+  std::vector<std::string> ug = absl::StrSplit(user, ':');
+  return absl::StrCat("rw,", exec ? "exec" : "noexec", ",nosuid,nodev,size=", mb,
+                      "m,mode=0700,uid=", ug[0], ",gid=", ug[1]);
+}
+
+std::map<std::string, std::string> WantedTmpfs(const JobSpec& s) {
+  // /tmp allows exec: Python wheels and datasets' remote code unpack there.
+  return {{"/tmp", TmpfsOpts(s.limits.tmp_mb, s.user, true)},
+          {kHomeDir, TmpfsOpts(s.limits.home_mb, s.user, true)}};
+}
+
+int64_t Bytes(int64_t mb) { return mb * 1024 * 1024; }
+
+}  // namespace
+
+json BuildCreateBody(const JobSpec& s, const std::vector<BindMount>& mounts,
+                     const std::map<std::string, std::string>& labels) {
+  json env = json::array();
+  for (const auto& [k, v] : s.env) env.push_back(absl::StrCat(k, "=", v));
+  env.push_back(absl::StrCat("HOME=", kHomeDir));
+  json jm = json::array();
+  for (const auto& m : mounts)
+    jm.push_back({{"Type", "bind"},
+                  {"Source", m.source},
+                  {"Target", m.target},
+                  {"ReadOnly", m.read_only},
+                  {"BindOptions", {{"Propagation", "rprivate"}}}});
+  json tmpfs = json::object();
+  for (const auto& [k, v] : WantedTmpfs(s)) tmpfs[k] = v;
+  json host = {
+      {"CapDrop", {"ALL"}},
+      {"CapAdd", json::array()},
+      {"SecurityOpt", {"no-new-privileges:true"}},
+      {"Privileged", false},
+      {"ReadonlyRootfs", s.read_only_rootfs},
+      {"Tmpfs", tmpfs},
+      {"PidsLimit", s.limits.pids},
+      {"Memory", Bytes(s.limits.memory_mb)},
+      {"MemorySwap", Bytes(s.limits.memory_mb)},
+      {"NanoCpus", static_cast<int64_t>(std::llround(s.limits.cpus * 1e9))},
+      {"Ulimits",
+       {{{"Name", "nofile"}, {"Soft", s.limits.nofile}, {"Hard", s.limits.nofile}},
+        {{"Name", "core"}, {"Soft", 0}, {"Hard", 0}}}},
+      {"IpcMode", "private"},
+      {"PidMode", ""},
+      {"UTSMode", ""},
+      {"UsernsMode", ""},
+      {"Init", true},
+      {"NetworkMode", "none"},
+      {"Mounts", jm},
+      {"Devices", json::array()},
+      {"AutoRemove", false},
+      {"LogConfig", {{"Type", "json-file"}, {"Config", {{"max-size", "4m"}, {"max-file", "1"}}}}},
+  };
+  if (!s.runtime.empty()) host["Runtime"] = s.runtime;
+  return {
+      {"Image", s.image},
+      {"Cmd", s.argv},
+      {"Entrypoint", json::array()},
+      {"Env", env},
+      {"User", s.user},
+      {"WorkingDir", kHomeDir},
+      {"Labels", labels},
+      {"NetworkDisabled", true},
+      {"AttachStdin", false},
+      {"OpenStdin", false},
+      {"Tty", false},
+      {"StopSignal", "SIGTERM"},
+      {"StopTimeout", s.limits.grace_s},
+      {"HostConfig", host},
+  };
+}
+
+std::vector<std::string> VerifyInspect(const json& in, const JobSpec& s,
+                                       const std::vector<BindMount>& mounts) {
+  std::vector<std::string> bad;
+  auto get = [&](const json& j, const char* k) -> json {
+    return j.is_object() && j.contains(k) ? j[k] : json(nullptr);
+  };
+  const json hc = get(in, "HostConfig");
+  const json cfg = get(in, "Config");
+  auto expect = [&](const char* what, const json& got, const json& want) {
+    if (got != want) bad.push_back(absl::StrCat(what, ": wanted ", want.dump(), ", daemon has ", got.dump()));
+  };
+
+  // Capabilities: all dropped, none added.
+  json capdrop = get(hc, "CapDrop");
+  bool drops_all = false;
+  if (capdrop.is_array())
+    for (const auto& c : capdrop)
+      if (c.is_string() && (c == "ALL" || c == "all" || c == "CAP_ALL")) drops_all = true;
+  if (!drops_all) bad.push_back(absl::StrCat("CapDrop: wanted ALL, daemon has ", capdrop.dump()));
+  json capadd = get(hc, "CapAdd");
+  if (!(capadd.is_null() || (capadd.is_array() && capadd.empty())))
+    bad.push_back(absl::StrCat("CapAdd: wanted none, daemon has ", capadd.dump()));
+  expect("Privileged", get(hc, "Privileged"), false);
+
+  // no-new-privileges on; seccomp and AppArmor never unconfined.
+  json secopt = get(hc, "SecurityOpt");
+  bool nnp = false;
+  if (secopt.is_array()) {
+    for (const auto& o : secopt) {
+      if (!o.is_string()) continue;
+      std::string v = o.get<std::string>();
+      if (v == "no-new-privileges" || v == "no-new-privileges:true" ||
+          v == "no-new-privileges=true")
+        nnp = true;
+      if (absl::StrContains(v, "unconfined"))
+        bad.push_back(absl::StrCat("SecurityOpt: '", v, "' is not allowed"));
+    }
+  }
+  if (!nnp) bad.push_back(absl::StrCat("SecurityOpt: no-new-privileges missing, daemon has ", secopt.dump()));
+
+  expect("ReadonlyRootfs", get(hc, "ReadonlyRootfs"), s.read_only_rootfs);
+  json want_tmpfs = json::object();
+  for (const auto& [k, v] : WantedTmpfs(s)) want_tmpfs[k] = v;
+  expect("Tmpfs", get(hc, "Tmpfs"), want_tmpfs);
+  expect("PidsLimit", get(hc, "PidsLimit"), s.limits.pids);
+  expect("Memory", get(hc, "Memory"), Bytes(s.limits.memory_mb));
+  expect("MemorySwap", get(hc, "MemorySwap"), Bytes(s.limits.memory_mb));
+  expect("NanoCpus", get(hc, "NanoCpus"), static_cast<int64_t>(std::llround(s.limits.cpus * 1e9)));
+
+  // Ulimits: nofile and core exactly.
+  json ul = get(hc, "Ulimits");
+  auto find_ul = [&](const char* name) -> json {
+    if (ul.is_array())
+      for (const auto& u : ul)
+        if (get(u, "Name") == name) return u;
+    return nullptr;
+  };
+  json nofile = find_ul("nofile"), core = find_ul("core");
+  if (nofile.is_null() || get(nofile, "Soft") != s.limits.nofile ||
+      get(nofile, "Hard") != s.limits.nofile)
+    bad.push_back(absl::StrCat("Ulimits nofile: wanted ", s.limits.nofile, ", daemon has ", nofile.dump()));
+  if (core.is_null() || get(core, "Soft") != 0 || get(core, "Hard") != 0)
+    bad.push_back(absl::StrCat("Ulimits core: wanted 0, daemon has ", core.dump()));
+
+  expect("IpcMode", get(hc, "IpcMode"), "private");
+  json pid = get(hc, "PidMode");
+  if (!(pid.is_null() || pid == "")) bad.push_back(absl::StrCat("PidMode: wanted private, daemon has ", pid.dump()));
+  json userns = get(hc, "UsernsMode");
+  if (!(userns.is_null() || userns == "")) bad.push_back(absl::StrCat("UsernsMode: daemon has ", userns.dump()));
+  expect("Init", get(hc, "Init"), true);
+  expect("NetworkMode", get(hc, "NetworkMode"), "none");
+  if (!s.runtime.empty()) expect("Runtime", get(hc, "Runtime"), s.runtime);
+  json devices = get(hc, "Devices");
+  if (!(devices.is_null() || (devices.is_array() && devices.empty())))
+    bad.push_back(absl::StrCat("Devices: wanted none, daemon has ", devices.dump()));
+  json binds = get(hc, "Binds");
+  if (!(binds.is_null() || (binds.is_array() && binds.empty())))
+    bad.push_back(absl::StrCat("Binds: wanted none, daemon has ", binds.dump()));
+  expect("User", get(cfg, "User"), s.user);
+
+  // Exactly the job's own mounts (an image VOLUME would add one: refused).
+  json got_mounts = get(in, "Mounts");
+  std::vector<std::string> want_m, have_m;
+  for (const auto& m : mounts)
+    want_m.push_back(absl::StrCat("bind ", m.source, " -> ", m.target, m.read_only ? " ro" : " rw"));
+  if (got_mounts.is_array()) {
+    for (const auto& m : got_mounts) {
+      std::string type = get(m, "Type").is_string() ? get(m, "Type").get<std::string>() : "?";
+      std::string src = get(m, "Source").is_string() ? get(m, "Source").get<std::string>() : "?";
+      std::string dst = get(m, "Destination").is_string() ? get(m, "Destination").get<std::string>() : "?";
+      bool rw = get(m, "RW") == true;
+      have_m.push_back(absl::StrCat(type, " ", src, " -> ", dst, rw ? " rw" : " ro"));
+    }
+  }
+  std::sort(want_m.begin(), want_m.end());
+  std::sort(have_m.begin(), have_m.end());
+  if (want_m != have_m)
+    bad.push_back(absl::StrCat("Mounts: wanted [", absl::StrJoin(want_m, "; "), "], daemon has [",
+                               absl::StrJoin(have_m, "; "), "]"));
+  return bad;
+}
+
+}  // namespace assessq

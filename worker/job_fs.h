@@ -1,0 +1,42 @@
+// The host side of one job's files, under STATE_DIR/jobs/JOB-TOKEN (mode
+// 0700): the metadata file (and rendered prompt) the container sees
+// read-only; a fresh tmpfs with size= for the output directory, owned by the
+// container's user and private to this job; and a separate small tmpfs for
+// the credential copy (file 0400, never on disk, removed with the job). Each
+// tmpfs is its own filesystem, so the agent cannot hard-link a secret into
+// its output. Needs root (mount); the worker runs as root to reach Docker.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/hardening.h"
+#include "worker/job_spec.h"
+
+namespace assessq {
+
+class JobFs {
+ public:
+  // Creates the job directory and its mounts.
+  static absl::StatusOr<std::unique_ptr<JobFs>> Create(const std::string& jobs_dir,
+                                                       const std::string& name,
+                                                       const JobSpec& spec,
+                                                       const std::string& metadata);
+  ~JobFs();  // unmounts and removes everything
+
+  // The bind mounts the container gets.
+  const std::vector<BindMount>& mounts() const { return mounts_; }
+  const std::string& output_dir() const { return out_; }
+  const std::string& root() const { return root_; }
+
+  // Removes a job directory left by a crash (unmounting what is mounted).
+  static void RemoveStale(const std::string& dir);
+
+ private:
+  JobFs() = default;
+  std::string root_, out_, secrets_;
+  std::vector<BindMount> mounts_;
+};
+
+}  // namespace assessq

@@ -1,0 +1,90 @@
+#include "worker/outbox.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/channel.h"
+
+namespace assessq {
+namespace fs = std::filesystem;
+
+std::string Outbox::Path(int64_t job_id, int64_t token) const {
+  return absl::StrCat(dir_, "/", job_id, "-", token, ".pb");
+}
+
+absl::Status Outbox::Init() {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return absl::InternalError(absl::StrCat("outbox ", dir_, ": ", ec.message()));
+  chmod(dir_.c_str(), 0700);
+  return absl::OkStatus();
+}
+
+absl::Status Outbox::Put(const v1::CompleteRequest& r) {
+  std::string data;
+  if (!r.SerializeToString(&data)) return absl::InternalError("serialize report");
+  std::string final_path = Path(r.job_id(), r.token());
+  std::string tmp = final_path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(absl::StrCat("outbox write: ", std::strerror(errno)));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return absl::InternalError(absl::StrCat("outbox write: ", std::strerror(errno)));
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("outbox fsync: ", std::strerror(errno)));
+  }
+  close(fd);
+  if (rename(tmp.c_str(), final_path.c_str()) != 0)
+    return absl::InternalError(absl::StrCat("outbox rename: ", std::strerror(errno)));
+  int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Outbox::Remove(int64_t job_id, int64_t token) {
+  if (unlink(Path(job_id, token).c_str()) != 0 && errno != ENOENT)
+    return absl::InternalError(absl::StrCat("outbox remove: ", std::strerror(errno)));
+  return absl::OkStatus();
+}
+
+std::vector<v1::CompleteRequest> Outbox::Pending(std::vector<std::string>* problems) {
+  std::vector<std::pair<fs::file_time_type, std::string>> files;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    if (it->path().extension() == ".pb" && it->is_regular_file(ec))
+      files.push_back({it->last_write_time(ec), it->path().string()});
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<v1::CompleteRequest> out;
+  for (const auto& [t, p] : files) {
+    auto data = ReadFileToString(p, 64 << 20);
+    v1::CompleteRequest r;
+    if (!data.ok() || !r.ParseFromString(*data)) {
+      if (problems) problems->push_back(p);
+      continue;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace assessq

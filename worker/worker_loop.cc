@@ -1,0 +1,343 @@
+#include "worker/worker_loop.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/sha256.h"
+
+namespace assessq {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t MemAvailableMb() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb / 1024;
+  return -1;
+}
+
+int64_t DiskFreeMb(const std::string& path) {
+  struct statvfs s;
+  if (statvfs(path.c_str(), &s) != 0) return -1;
+  return static_cast<int64_t>(s.f_bavail) * static_cast<int64_t>(s.f_frsize) / (1024 * 1024);
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions opt, std::unique_ptr<Executor> executor)
+    : opt_(std::move(opt)), executor_(std::move(executor)), outbox_(opt_.state_dir + "/outbox") {}
+
+Worker::~Worker() {
+  stop_threads_ = true;
+  if (api_) api_->Stop();
+  for (auto* t : {&heartbeat_, &delivery_, &housekeeping_})
+    if (t->joinable()) t->join();
+}
+
+absl::Status Worker::Start() {
+  if (auto s = outbox_.Init(); !s.ok()) return s;
+  if (auto s = executor_->Check(); !s.ok())
+    return absl::UnavailableError(absl::StrCat("container backend: ", s.message()));
+  // Nothing runs yet, so everything labelled as ours is left from a crash.
+  if (auto s = executor_->Reap({}); !s.ok()) spdlog::warn("reap at start: {}", s.ToString());
+  auto api = ApiClient::Create(opt_.api);
+  if (!api.ok()) return api.status();
+  api_ = std::move(*api);
+  {
+    absl::MutexLock l(&mu_);
+    outbox_dirty_ = true;  // deliver what an earlier run left
+  }
+  api_->Start([this](const v1::CoordinatorMessage& m) { OnMessage(m); });
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  delivery_ = std::thread([this] { DeliveryLoop(); });
+  housekeeping_ = std::thread([this] { HousekeepingLoop(); });
+  spdlog::info("workerd {} started: {} slot(s), state in {}", opt_.api.worker_name,
+               opt_.api.slots, opt_.state_dir);
+  return absl::OkStatus();
+}
+
+int Worker::running() const {
+  absl::MutexLock l(&mu_);
+  return static_cast<int>(running_.size());
+}
+
+void Worker::OnMessage(const v1::CoordinatorMessage& m) {
+  if (m.has_welcome()) {
+    absl::MutexLock l(&mu_);
+    lease_period_ms_ = m.welcome().lease_period_ms();
+    capacity_sent_ = -1;  // a new session: tell it again if reduced
+    return;
+  }
+  if (m.has_lease()) {
+    if (draining_) {
+      // Raced with our capacity drop: hand it straight back.
+      v1::CompleteRequest r;
+      r.set_job_id(m.lease().job_id());
+      r.set_token(m.lease().token());
+      r.mutable_release()->set_reason("worker is draining");
+      Report(r);
+      return;
+    }
+    {
+      absl::MutexLock l(&mu_);
+      running_[m.lease().job_id()] = Running{m.lease().token(), std::make_shared<StopSignal>()};
+    }
+    std::thread([this, lease = m.lease()] { RunJob(lease); }).detach();
+    return;
+  }
+  if (m.has_cancel()) {
+    absl::MutexLock l(&mu_);
+    auto it = running_.find(m.cancel().job_id());
+    if (it != running_.end() && it->second.token == m.cancel().token()) {
+      spdlog::info("[job={}] cancelled by coordinator: {}", m.cancel().job_id(), m.cancel().reason());
+      it->second.stop->Stop(absl::StrCat("cancelled: ", m.cancel().reason()));
+    }
+    return;
+  }
+  if (m.has_drain()) {
+    spdlog::info("coordinator asks this worker to drain: {}", m.drain().reason());
+    Drain();
+  }
+}
+
+void Worker::RunJob(v1::Lease lease) {
+  const int64_t job = lease.job_id();
+  std::shared_ptr<StopSignal> stop;
+  {
+    absl::MutexLock l(&mu_);
+    stop = running_[job].stop;
+  }
+  // Tell the coordinator at once that the job is running.
+  v1::HeartbeatRequest hb;
+  hb.set_job_id(job);
+  hb.set_token(lease.token());
+  hb.set_running(true);
+  if (auto h = api_->Heartbeat(hb); !h.ok() && absl::IsFailedPrecondition(h.status()))
+    stop->Stop("lease lost before start");
+
+  v1::CompleteRequest r;
+  r.set_job_id(job);
+  r.set_token(lease.token());
+  auto fail = [&](v1::FailureClass c, std::string why) {
+    r.mutable_failure()->set_failure_class(c);
+    r.mutable_failure()->set_reason(std::move(why));
+  };
+  JobRequest req;
+  req.job_id = job;
+  req.token = lease.token();
+  req.batch = lease.batch();
+  req.dataset_key = lease.dataset_key();
+  req.dataset_name = lease.dataset_name();
+  req.metadata = lease.metadata();
+  absl::StatusOr<Profile> profile =
+      lease.profile_json().empty() || lease.profile_json() == "{}"
+          ? absl::StatusOr<Profile>(opt_.default_profile)
+          : ParseProfile(lease.profile_json(), opt_.default_profile);
+  bool report = true;
+  if (Sha256Hex(lease.metadata()) != lease.metadata_sha256()) {
+    fail(v1::FAILURE_CLASS_INFRA, "metadata does not match its SHA-256 (corrupted in transit)");
+  } else if (!profile.ok()) {
+    fail(v1::FAILURE_CLASS_INPUT, absl::StrCat("batch profile: ", profile.status().message()));
+  } else {
+    JobVars vars{lease.dataset_key(), lease.dataset_name(),
+                 {lease.previous_errors().begin(), lease.previous_errors().end()}};
+    auto spec = DecideJobSpec(*profile, opt_.policy, vars);
+    if (!spec.ok()) {
+      // Another worker's policy may allow it: infra, retried elsewhere.
+      fail(v1::FAILURE_CLASS_INFRA, absl::StrCat("refused by worker policy: ", spec.status().message()));
+    } else {
+      req.spec = *spec;
+      JobOutcome o = executor_->Run(req, *stop);
+      r.set_exit_code(o.exit_code);
+      r.set_log_tail(o.log_tail);
+      r.set_details_json(o.details_json);
+      r.set_started_at_ms(o.started_at_ms);
+      r.set_ended_at_ms(o.ended_at_ms);
+      switch (o.kind) {
+        case JobOutcome::kSucceeded:
+          r.set_result_json(o.result_json);
+          spdlog::info("[job={}] finished: result {} bytes", job, o.result_json.size());
+          break;
+        case JobOutcome::kFailed:
+          fail(o.failure_class, o.reason);
+          spdlog::info("[job={}] failed ({}): {}", job, v1::FailureClass_Name(o.failure_class),
+                       o.reason);
+          break;
+        case JobOutcome::kCancelled: {
+          absl::MutexLock l(&mu_);
+          if (running_[job].release) {
+            r.mutable_release()->set_reason("worker stopped; job handed back");
+          } else {
+            report = false;  // the lease is gone (cancelled or lost): nothing to report
+          }
+          spdlog::info("[job={}] stopped: {}", job, o.reason);
+          break;
+        }
+      }
+    }
+  }
+  if (r.ended_at_ms() == 0) r.set_ended_at_ms(NowMs());
+  if (report) Report(r);
+  absl::MutexLock l(&mu_);
+  running_.erase(job);
+}
+
+void Worker::Report(const v1::CompleteRequest& r) {
+  if (auto s = outbox_.Put(r); !s.ok()) {
+    // Without a durable copy, deliver directly; a crash now loses only this
+    // report, and the lease then expires and the job runs again.
+    spdlog::error("[job={}] outbox: {}; delivering directly", r.job_id(), s.ToString());
+    (void)api_->Complete(r);
+    return;
+  }
+  absl::MutexLock l(&mu_);
+  outbox_dirty_ = true;
+}
+
+void Worker::DeliveryLoop() {
+  int backoff_ms = 100;
+  while (!stop_threads_) {
+    {
+      absl::MutexLock l(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&outbox_dirty_), absl::Milliseconds(backoff_ms));
+      outbox_dirty_ = false;
+    }
+    bool failed = false;
+    for (const auto& r : outbox_.Pending()) {
+      auto resp = api_->Complete(r);
+      if (resp.ok() || absl::IsFailedPrecondition(resp.status()) ||
+          absl::IsInvalidArgument(resp.status()) || absl::IsNotFound(resp.status())) {
+        if (!resp.ok())
+          spdlog::warn("[job={}] report refused: {}", r.job_id(), resp.status().message());
+        else if (!resp->validation_errors().empty())
+          spdlog::warn("[job={}] result rejected: {} validation error(s)", r.job_id(),
+                       resp->validation_errors_size());
+        (void)outbox_.Remove(r.job_id(), r.token());
+      } else {
+        failed = true;
+        break;  // coordinator unreachable: try again later, in order
+      }
+    }
+    if (failed) {
+      backoff_ms = std::min(backoff_ms * 2, 5000);
+      absl::MutexLock l(&mu_);
+      outbox_dirty_ = true;
+    } else {
+      backoff_ms = 1000;
+    }
+  }
+}
+
+void Worker::HeartbeatLoop() {
+  while (!stop_threads_) {
+    int64_t period;
+    std::vector<std::pair<int64_t, int64_t>> leases;
+    {
+      absl::MutexLock l(&mu_);
+      period = lease_period_ms_;
+      for (const auto& [job, r] : running_) leases.push_back({job, r.token});
+    }
+    for (const auto& [job, token] : leases) {
+      v1::HeartbeatRequest hb;
+      hb.set_job_id(job);
+      hb.set_token(token);
+      hb.set_running(true);
+      auto h = api_->Heartbeat(hb, static_cast<int>(std::max<int64_t>(period / 3, 1000)));
+      if (!h.ok() && absl::IsFailedPrecondition(h.status())) {
+        absl::MutexLock l(&mu_);
+        auto it = running_.find(job);
+        if (it != running_.end() && it->second.token == token) {
+          spdlog::warn("[job={}] lease lost ({}); stopping it", job, h.status().message());
+          it->second.stop->Stop("lease lost");
+        }
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(std::max<int64_t>(period / 3, 100)));
+  }
+}
+
+int Worker::CapacityNow() {
+  if (draining_) return 0;
+  absl::MutexLock l(&mu_);
+  return healthy_ ? opt_.api.slots : 0;
+}
+
+void Worker::HousekeepingLoop() {
+  int64_t next_reap = NowMs() + opt_.reap_interval_ms;
+  while (!stop_threads_) {
+    int64_t disk = DiskFreeMb(opt_.state_dir), mem = MemAvailableMb();
+    bool healthy = (disk < 0 || disk >= opt_.policy.min_free_disk_mb) &&
+                   (mem < 0 || mem >= opt_.policy.min_free_mem_mb);
+    {
+      absl::MutexLock l(&mu_);
+      if (healthy != healthy_)
+        spdlog::warn("host {}: {} MiB disk free, {} MiB memory available", healthy ? "recovered" : "short of resources; taking no leases", disk, mem);
+      healthy_ = healthy;
+    }
+    int cap = CapacityNow();
+    bool send;
+    {
+      absl::MutexLock l(&mu_);
+      send = cap != capacity_sent_ && !(capacity_sent_ == -1 && cap == opt_.api.slots);
+      capacity_sent_ = cap;
+    }
+    if (send) api_->SetCapacity(cap);
+    if (NowMs() >= next_reap) {
+      std::set<int64_t> live;
+      {
+        absl::MutexLock l(&mu_);
+        for (const auto& [job, r] : running_) live.insert(job);
+      }
+      if (auto s = executor_->Reap(live); !s.ok()) spdlog::warn("reap: {}", s.ToString());
+      next_reap = NowMs() + opt_.reap_interval_ms;
+    }
+    for (int i = 0; i < opt_.health_interval_ms / 100 && !stop_threads_; ++i) {
+      if (draining_ && CapacityNow() != capacity_sent_) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+}
+
+void Worker::Drain() {
+  if (draining_.exchange(true)) return;
+  spdlog::info("draining: no new leases; {} job(s) finishing", running());
+  if (api_) api_->SetCapacity(0);
+  absl::MutexLock l(&mu_);
+  capacity_sent_ = 0;
+}
+
+void Worker::Abort() {
+  Drain();
+  absl::MutexLock l(&mu_);
+  spdlog::warn("stopping {} running job(s) and handing them back", running_.size());
+  for (auto& [job, r] : running_) {
+    r.release = true;
+    r.stop->Stop("worker shutting down");
+  }
+}
+
+void Worker::Wait(int64_t outbox_grace_ms) {
+  {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(
+        +[](std::map<int64_t, Running>* m) { return m->empty(); }, &running_));
+  }
+  int64_t until = NowMs() + outbox_grace_ms;
+  while (NowMs() < until && !outbox_.Pending().empty()) absl::SleepFor(absl::Milliseconds(100));
+}
+
+}  // namespace assessq
