@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
+#include "common/utf8.h"
 #include "server/migrations.h"
 #include "server/model.h"
 
@@ -31,7 +32,7 @@ std::vector<std::string> DefaultValidator(const ResultContext&, const std::strin
 namespace {
 constexpr char kJobCols[] =
     "SELECT id, batch_id, dataset_key, dataset_name, input_sha256, state, retry_epoch, "
-    "current_attempt, coalesce(worker,'') FROM jobs ";
+    "current_attempt, coalesce(worker,''), superseded_by IS NOT NULL FROM jobs ";
 
 std::string OutcomeFor(const v1::CompleteRequest& r) {
   switch (r.outcome_case()) {
@@ -248,8 +249,8 @@ absl::StatusOr<std::optional<Engine::JobRow>> Engine::LoadJob(int64_t id) {
   st->Bind(1, id);
   ASSIGN_OR_RETURN(row, st->Step());
   if (!row) return std::optional<JobRow>();
-  JobRow j{st->Int(0),  st->Text(1).empty() ? 0 : st->Int(1), st->Text(2), st->Text(3),
-           st->Text(4), st->Text(5), st->Int(6), std::nullopt, st->Text(8)};
+  JobRow j{st->Int(0),  st->Int(1),  st->Text(2), st->Text(3), st->Text(4),
+           st->Text(5), st->Int(6), std::nullopt, st->Text(8), st->Int(9) != 0};
   if (!st->IsNull(7)) j.current_attempt = st->Int(7);
   st->Reset();
   return std::optional<JobRow>(std::move(j));
@@ -334,15 +335,15 @@ absl::StatusOr<v1::JobState> Engine::FailJob(const JobRow& job, int64_t attempt_
                            "last_failure_class=?, last_error=?, updated_at=? WHERE id=?"));
   v1::JobState next = d.give_up ? v1::JOB_STATE_NEEDS_ATTENTION : v1::JOB_STATE_QUEUED;
   up->Bind(1, StateName(next)).Bind(2, now + d.delay_ms).Bind(3, ClassName(cls))
-      .Bind(4, error.substr(0, 4000)).Bind(5, now).Bind(6, job.id);
+      .Bind(4, TruncateUtf8(error, 4000)).Bind(5, now).Bind(6, job.id);
   RETURN_IF_ERROR(up->Run());
   RETURN_IF_ERROR(Event(job.batch_id, job.id, "failed",
-                        absl::StrCat(ClassName(cls), ": ", error.substr(0, 500))));
+                        absl::StrCat(ClassName(cls), ": ", TruncateUtf8(error, 500))));
   if (d.give_up) {
     RETURN_IF_ERROR(Event(job.batch_id, job.id, "needs_attention",
                           absl::StrCat(ClassName(cls), " after ", failures, " attempt(s)")));
     spdlog::warn("[job={}] needs attention: {} after {} attempt(s): {}", job.id,
-                 ClassName(cls), failures, error.substr(0, 200));
+                 ClassName(cls), failures, TruncateUtf8(error, 200));
   } else {
     NoteReady(now + d.delay_ms);
     spdlog::info("[job={}] attempt {} failed ({}), retry in {} ms", job.id, attempt_id,
@@ -513,6 +514,9 @@ void Engine::Retry(v1::RetryRequest req, Done<int64_t> done) {
         if (req.has_job() && (req.job().job_id() > 0 || !req.job().dataset_key().empty())) {
           ASSIGN_OR_RETURN(job, FindJob(req.job()));
           if (!job) return absl::NotFoundError("no such job");
+          if (job->superseded) 
+            return absl::FailedPreconditionError(absl::StrCat(
+                "job ", job->id, " was superseded by a newer submission of its dataset"));
           if (job->state != "needs_attention" && job->state != "cancelled")
             return absl::FailedPreconditionError(absl::StrCat(
                 "job ", job->id, " is ", job->state, "; only needs_attention or cancelled "
@@ -602,18 +606,20 @@ void Engine::SetPaused(std::string batch, bool paused, Done<bool> done) {
       std::move(done));
 }
 
-void Engine::DrainWorker(std::string worker, Done<bool> done) {
+void Engine::DrainWorker(std::string worker, bool drain, Done<bool> done) {
   Post<bool>(
-      [this, worker]() -> absl::StatusOr<bool> {
+      [this, worker, drain]() -> absl::StatusOr<bool> {
         auto it = workers_.find(worker);
         if (it == workers_.end())
           return absl::NotFoundError(absl::StrCat("no worker '", worker, "'"));
-        ASSIGN_OR_RETURN(st, db_->Prepare("UPDATE workers SET draining=1 WHERE name=?"));
-        st->Bind(1, worker);
+        ASSIGN_OR_RETURN(st, db_->Prepare("UPDATE workers SET draining=? WHERE name=?"));
+        st->Bind(1, drain ? 1 : 0).Bind(2, worker);
         RETURN_IF_ERROR(st->Run());
-        it->second.draining = true;
+        OnRollback([w = &it->second, old = it->second.draining] { w->draining = old; });
+        it->second.draining = drain;
+        dispatch_dirty_ = true;
         auto s = sessions_.find(it->second.session_id);
-        if (it->second.connected && s != sessions_.end()) {
+        if (drain && it->second.connected && s != sessions_.end()) {
           v1::CoordinatorMessage m;
           m.mutable_drain()->set_reason("drained by operator");
           auto sink = s->second.sink;
@@ -651,7 +657,7 @@ void Engine::OpenSession(std::string worker, int slots, std::shared_ptr<SessionS
         ASSIGN_OR_RETURN(st, db_->Prepare(
                                  "INSERT INTO workers(name, slots, connected, draining, last_seen) "
                                  "VALUES(?,?,1,0,?) ON CONFLICT(name) DO UPDATE SET "
-                                 "slots=excluded.slots, connected=1, draining=0, "
+                                 "slots=excluded.slots, connected=1, "
                                  "last_seen=excluded.last_seen"));
         st->Bind(1, worker).Bind(2, slots).Bind(3, Now());
         RETURN_IF_ERROR(st->Run());
@@ -668,8 +674,7 @@ void Engine::OpenSession(std::string worker, int slots, std::shared_ptr<SessionS
         int64_t id = next_session_id_++;
         sessions_[id] = Session{id, worker, slots, sink};
         w.slots = slots;
-        w.connected = true;
-        w.draining = false;
+        w.connected = true;  // a drained worker stays drained until undrained
         w.last_seen = Now();
         w.session_id = id;
         dispatch_dirty_ = true;

@@ -91,7 +91,7 @@ class Engine {
   void Retry(v1::RetryRequest req, Done<int64_t> done);
   void Cancel(v1::CancelRequest req, Done<int64_t> done);
   void SetPaused(std::string batch, bool paused, Done<bool> done);
-  void DrainWorker(std::string worker, Done<bool> done);
+  void DrainWorker(std::string worker, bool drain, Done<bool> done);
   void ListWorkers(Done<v1::WorkersResponse> done);
 
   // Workers.
@@ -158,6 +158,7 @@ class Engine {
     int64_t retry_epoch;
     std::optional<int64_t> current_attempt;
     std::string worker;
+    bool superseded = false;
   };
 
   explicit Engine(EngineOptions opt);

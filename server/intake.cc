@@ -6,44 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace assessq {
-
-bool IsValidUtf8(absl::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int extra;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= n) return false;
-    for (int k = 1; k <= extra; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
 
 absl::StatusOr<std::string> DatasetKeyFromSourceName(absl::string_view source_name) {
   absl::string_view base = source_name;
@@ -57,9 +22,15 @@ absl::StatusOr<std::string> DatasetKeyFromSourceName(absl::string_view source_na
     return absl::InvalidArgumentError("file name longer than 255 bytes");
   if (!IsValidUtf8(base))
     return absl::InvalidArgumentError("file name is not valid UTF-8");
-  for (unsigned char c : base)
-    if (c < 0x20 || c == 0x7f || c == '\\')
+  for (size_t i = 0; i < base.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(base[i]);
+    // C0, DEL, and C1 (U+0080..U+009F, encoded C2 80..C2 9F).
+    bool c1 = c == 0xc2 && i + 1 < base.size() &&
+              static_cast<unsigned char>(base[i + 1]) >= 0x80 &&
+              static_cast<unsigned char>(base[i + 1]) <= 0x9f;
+    if (c < 0x20 || c == 0x7f || c == '\\' || c1)
       return absl::InvalidArgumentError("file name contains a control character or backslash");
+  }
   return std::string(base);
 }
 
@@ -98,10 +69,11 @@ absl::StatusOr<ParsedMetadata> ParseMetadata(absl::string_view content) {
     try {
       (void)nlohmann::json::parse(content.begin(), content.end());
     } catch (const nlohmann::json::parse_error& e) {
+      std::string what = e.what();
+      if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
+      // nlohmann quotes the bytes it last read, which may be half a character.
       return absl::InvalidArgumentError(
-          absl::StrCat("invalid JSON at byte ", e.byte, ": ",
-                       absl::string_view(e.what()).substr(
-                           absl::string_view(e.what()).find("parse error"))));
+          absl::StrCat("invalid JSON at byte ", e.byte, ": ", SanitizeUtf8(what)));
     }
     return absl::InvalidArgumentError("invalid JSON");
   }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/utf8.h"
 
 namespace assessq {
 
@@ -23,6 +24,5 @@ struct ParsedMetadata {
 };
 absl::StatusOr<ParsedMetadata> ParseMetadata(absl::string_view content);
 
-bool IsValidUtf8(absl::string_view s);
 
 }  // namespace assessq

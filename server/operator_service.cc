@@ -196,7 +196,7 @@ grpc::ServerUnaryReactor* OperatorService::DrainWorker(grpc::CallbackServerConte
                                                        const v1::DrainRequest* req, v1::Empty*) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->DrainWorker(req->worker(), Later<bool>(r, [](bool) {}));
+  engine_->DrainWorker(req->worker(), !req->undrain(), Later<bool>(r, [](bool) {}));
   return r;
 }
 

@@ -17,6 +17,7 @@ absl::StatusOr<RetryPolicy> RetryPolicy::FromProto(const v1::RetryPolicy& p) {
       return absl::InvalidArgumentError(
           absl::StrCat("retry policy: unknown failure class '", name,
                        "' (infra, model_api, agent, invalid_output, input)"));
+    if (n == 0) continue;  // 0: keep the default
     if (n < 1 || n > 100)
       return absl::InvalidArgumentError(
           absl::StrCat("retry policy: max attempts for ", name, " must be 1..100"));
@@ -24,8 +25,10 @@ absl::StatusOr<RetryPolicy> RetryPolicy::FromProto(const v1::RetryPolicy& p) {
       return absl::InvalidArgumentError("retry policy: input failures are never retried");
     r.max_attempts[*cls] = n;
   }
-  if (p.backoff_base_ms() < 0 || p.backoff_max_ms() < 0)
-    return absl::InvalidArgumentError("retry policy: negative backoff");
+  constexpr int64_t kWeek = 7LL * 24 * 3600 * 1000;
+  if (p.backoff_base_ms() < 0 || p.backoff_max_ms() < 0 || p.backoff_base_ms() > kWeek ||
+      p.backoff_max_ms() > kWeek)
+    return absl::InvalidArgumentError("retry policy: backoff must be between 0 and 7 days");
   if (p.backoff_base_ms() > 0) r.backoff_base_ms = p.backoff_base_ms();
   if (p.backoff_max_ms() > 0) r.backoff_max_ms = p.backoff_max_ms();
   if (r.backoff_max_ms < r.backoff_base_ms) r.backoff_max_ms = r.backoff_base_ms;
@@ -66,8 +69,10 @@ RetryDecision DecideRetry(const RetryPolicy& p, v1::FailureClass cls, int failur
   }
   // Exponential: base * 2^(n-1), capped; full jitter in [cap/2, cap].
   int shift = std::clamp(failures_in_class - 1, 0, 30);
-  int64_t cap = std::min(p.backoff_max_ms, p.backoff_base_ms << shift);
-  if (cap < 0) cap = p.backoff_max_ms;
+  // Saturating base * 2^shift: stop doubling once past the maximum.
+  int64_t cap = p.backoff_base_ms;
+  for (int i = 0; i < shift && cap < p.backoff_max_ms; ++i) cap *= 2;
+  cap = std::min(cap, p.backoff_max_ms);
   std::uniform_int_distribution<int64_t> dist(cap / 2, std::max<int64_t>(cap, cap / 2));
   d.delay_ms = std::max(dist(rng), retry_after_ms);
   return d;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
+#include "common/utf8.h"
 #include "worker/hardening.h"
 #include "worker/job_fs.h"
 #include "worker/output_reader.h"
@@ -151,8 +152,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   if (logs.ok()) {
     out.log_tail = logs->out;
     if (!logs->err.empty()) out.log_tail += absl::StrCat("\n--- stderr ---\n", logs->err);
-    if (out.log_tail.size() > static_cast<size_t>(spec.limits.log_kb) * 1024)
-      out.log_tail = out.log_tail.substr(out.log_tail.size() - spec.limits.log_kb * 1024);
+    out.log_tail = TailUtf8(out.log_tail, static_cast<size_t>(spec.limits.log_kb) * 1024);
     details["log_bytes"] = logs->out_total_bytes + logs->err_total_bytes;
   }
   out.details_json = details.dump();

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/sha256.h"
+#include "common/utf8.h"
 
 namespace assessq {
 namespace {
@@ -191,6 +192,14 @@ void Worker::RunJob(v1::Lease lease) {
     }
   }
   if (r.ended_at_ms() == 0) r.set_ended_at_ms(NowMs());
+  // Proto strings must be UTF-8: container output and daemon messages may not be.
+  r.set_log_tail(SanitizeUtf8(r.log_tail()));
+  r.set_details_json(SanitizeUtf8(r.details_json()));
+  if (r.has_failure()) r.mutable_failure()->set_reason(SanitizeUtf8(r.failure().reason()));
+  if (r.has_result_json() && !IsValidUtf8(r.result_json())) {
+    r.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_INVALID_OUTPUT);
+    r.mutable_failure()->set_reason("/: the output file is not valid UTF-8");
+  }
   if (report) Report(r);
   absl::MutexLock l(&mu_);
   running_.erase(job);
@@ -266,7 +275,15 @@ void Worker::HeartbeatLoop() {
         }
       }
     }
-    absl::SleepFor(absl::Milliseconds(std::max<int64_t>(period / 3, 100)));
+    // Sleep in short steps so a new lease period (from Welcome) applies at once.
+    int64_t until = NowMs() + std::max<int64_t>(period / 3, 100);
+    while (!stop_threads_ && NowMs() < until) {
+      {
+        absl::MutexLock l(&mu_);
+        if (lease_period_ms_ != period) break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
   }
 }
 

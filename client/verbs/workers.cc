@@ -9,29 +9,38 @@ namespace assessq::cli {
 
 void RegisterWorkers(CLI::App& app, Context& ctx, int& exit_code) {
   auto* cmd = app.add_subcommand("workers", "workers, their slots and last contact");
-  auto* drain = cmd->add_subcommand("drain", "stop leasing to a worker; running jobs finish");
-  auto name = std::make_shared<std::string>();
-  drain->add_option("name", *name, "worker name")->required();
-  drain->callback([&ctx, &exit_code, name] {
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
-    v1::DrainRequest req;
-    req.set_worker(*name);
-    v1::Empty e;
-    auto call = ctx.Call();
-    auto st = ctx.stub->DrainWorker(call.get(), req, &e);
-    if (!st.ok()) {
-      exit_code = Fail(st);
-      return;
-    }
-    if (ctx.json()) PrintJson({{"drained", *name}});
-    else std::cout << "worker " << *name << " is draining\n";
-    exit_code = kExitOk;
-  });
-  cmd->callback([&ctx, &exit_code, drain] {
-    if (drain->parsed()) return;
+  std::vector<CLI::App*> subs;
+  for (bool undrain : {false, true}) {
+    auto* sub = cmd->add_subcommand(undrain ? "undrain" : "drain",
+                                    undrain ? "lease to a drained worker again"
+                                            : "stop leasing to a worker; running jobs finish");
+    subs.push_back(sub);
+    auto name = std::make_shared<std::string>();
+    sub->add_option("name", *name, "worker name")->required();
+    sub->callback([&ctx, &exit_code, name, undrain] {
+      if (auto s = ctx.Connect(); !s.ok()) {
+        exit_code = Fail(s);
+        return;
+      }
+      v1::DrainRequest req;
+      req.set_worker(*name);
+      req.set_undrain(undrain);
+      v1::Empty e;
+      auto call = ctx.Call();
+      auto st = ctx.stub->DrainWorker(call.get(), req, &e);
+      if (!st.ok()) {
+        exit_code = Fail(st);
+        return;
+      }
+      if (ctx.json()) PrintJson({{"worker", *name}, {"draining", !undrain}});
+      else std::cout << "worker " << *name << (undrain ? " takes leases again\n" : " is draining\n");
+      exit_code = kExitOk;
+    });
+  }
+  auto* drain = subs[0];
+  auto* undrain_cmd = subs[1];
+  cmd->callback([&ctx, &exit_code, drain, undrain_cmd] {
+    if (drain->parsed() || undrain_cmd->parsed()) return;
     if (auto s = ctx.Connect(); !s.ok()) {
       exit_code = Fail(s);
       return;

@@ -1,0 +1,144 @@
+// Tests server/migrations together with the connection set-up in server/db:
+// a fresh database migrates to LatestSchemaVersion with every table in
+// place, running Migrate again changes nothing, a database written by a newer
+// coordinator (higher schema_version) is refused with FAILED_PRECONDITION and
+// left untouched, and connections run in WAL mode with synchronous=FULL and
+// foreign keys on.
+#include "server/migrations.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/db.h"
+#include "server/engine.h"
+
+namespace assessq {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class MigrationsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "assessq_migrations_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "coordinator.db").string();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<Db> OpenDb() {
+    auto db = Db::Open(path_, {});
+    EXPECT_TRUE(db.ok()) << db.status();
+    return db.ok() ? std::move(*db) : nullptr;
+  }
+
+  static std::string Text(Db& db, const std::string& sql) {
+    auto st = db.Prepare(sql);
+    EXPECT_TRUE(st.ok()) << st.status();
+    if (!st.ok()) return "<error>";
+    auto row = (*st)->Step();
+    EXPECT_TRUE(row.ok()) << row.status();
+    std::string v = row.ok() && *row ? (*st)->Text(0) : "<no row>";
+    (*st)->Reset();
+    return v;
+  }
+  static int64_t Int(Db& db, const std::string& sql) { return std::stoll(Text(db, sql)); }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(MigrationsTest, FreshDatabaseMigratesToLatest) {
+  ASSERT_GE(LatestSchemaVersion(), 1);
+  auto db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(Migrate(*db).ok());
+  EXPECT_EQ(Int(*db, "SELECT max(version) FROM schema_version"), LatestSchemaVersion());
+  EXPECT_EQ(Int(*db, "SELECT count(*) FROM schema_version"), LatestSchemaVersion());
+  for (const char* table :
+       {"batches", "inputs", "jobs", "attempts", "results", "workers", "tokens", "events"}) {
+    EXPECT_EQ(Int(*db, absl::StrCat("SELECT count(*) FROM sqlite_master WHERE type='table' "
+                                    "AND name='", table, "'")),
+              1)
+        << table;
+  }
+  // The schema enforces what the engine relies on.
+  EXPECT_FALSE(db->Exec("INSERT INTO batches(name, profile_json, retry_policy_json, created_at) "
+                        "VALUES('b', '{}', '{}', 1); "
+                        "INSERT INTO inputs VALUES('h', 'x', 1); "
+                        "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
+                        "input_sha256, state, ready_at, created_at, updated_at) "
+                        "VALUES(1, 'k', 'k.json', 'K', 'h', 'bogus', 0, 0, 0)")
+                   .ok());
+}
+
+TEST_F(MigrationsTest, RerunningIsANoOp) {
+  {
+    auto db = OpenDb();
+    ASSERT_TRUE(Migrate(*db).ok());
+    ASSERT_TRUE(db->Exec("INSERT INTO batches(name, profile_json, retry_policy_json, created_at) "
+                         "VALUES('keep-me', '{}', '{}', 1)")
+                    .ok());
+    ASSERT_TRUE(Migrate(*db).ok());
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM schema_version"), LatestSchemaVersion());
+  }
+  // Again on a new connection, as after a restart.
+  auto db = OpenDb();
+  const std::string schema = Text(*db, "SELECT group_concat(sql, ';') FROM sqlite_master");
+  ASSERT_TRUE(Migrate(*db).ok());
+  EXPECT_EQ(Int(*db, "SELECT count(*) FROM schema_version"), LatestSchemaVersion());
+  EXPECT_EQ(Int(*db, "SELECT max(version) FROM schema_version"), LatestSchemaVersion());
+  EXPECT_EQ(Text(*db, "SELECT group_concat(sql, ';') FROM sqlite_master"), schema);
+  EXPECT_EQ(Text(*db, "SELECT name FROM batches"), "keep-me");
+}
+
+TEST_F(MigrationsTest, NewerDatabaseIsRefusedAndLeftAlone) {
+  const int newer = LatestSchemaVersion() + 1;
+  {
+    auto db = OpenDb();
+    ASSERT_TRUE(db->Exec("CREATE TABLE schema_version(version INTEGER NOT NULL)").ok());
+    ASSERT_TRUE(db->Exec(absl::StrCat("INSERT INTO schema_version VALUES(", newer, ")")).ok());
+  }
+  auto db = OpenDb();
+  absl::Status s = Migrate(*db);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(absl::StrCat(newer)));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("newer"));
+  EXPECT_EQ(Int(*db, "SELECT count(*) FROM sqlite_master WHERE name='jobs'"), 0);
+  EXPECT_EQ(Int(*db, "SELECT max(version) FROM schema_version"), newer);
+
+  // The engine refuses to start on it too.
+  EngineOptions o;
+  o.db_path = path_;
+  auto e = Engine::Open(std::move(o));
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(MigrationsTest, ConnectionsUseWalWithFullSync) {
+  auto db = OpenDb();
+  ASSERT_TRUE(Migrate(*db).ok());
+  EXPECT_EQ(Text(*db, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(Int(*db, "PRAGMA synchronous"), 2);  // FULL
+  EXPECT_EQ(Int(*db, "PRAGMA foreign_keys"), 1);
+  // WAL is a property of the file: a later connection sees it too.
+  auto again = OpenDb();
+  EXPECT_EQ(Text(*again, "PRAGMA journal_mode"), "wal");
+  auto ro = Db::Open(path_, {.read_only = true, .synchronous_full = false});
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ(Text(**ro, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(Int(**ro, "PRAGMA synchronous"), 1);  // NORMAL
+}
+
+}  // namespace
+}  // namespace assessq
