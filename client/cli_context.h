@@ -74,6 +74,7 @@ void RegisterCancel(CLI::App&, Context&, int&);
 void RegisterExport(CLI::App&, Context&, int&);
 void RegisterWorkers(CLI::App&, Context&, int&);
 void RegisterPause(CLI::App&, Context&, int&);
+void RegisterWait(CLI::App&, Context&, int&);
 
 int AssessctlMain(int argc, char** argv);
 
