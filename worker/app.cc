@@ -96,7 +96,17 @@ int WorkerdMain(int argc, char** argv) {
     wo.api.worker_name = absl::StrCat(host, "-", Sha256Hex(wo.state_dir).substr(0, 6));
   }
   wo.reap_interval_ms = static_cast<int64_t>(reap_seconds * 1000);
-  auto exec = DockerExecutor::Create({wo.api.worker_name, wo.state_dir + "/jobs", docker_socket});
+  if (wo.policy.netbridge_path.empty()) {
+    // Default: the bridge built beside workerd.
+    char self[4096] = {0};
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+      std::string dir(self, static_cast<size_t>(n));
+      wo.policy.netbridge_path = dir.substr(0, dir.rfind('/')) + "/assessq-netbridge";
+    }
+  }
+  auto exec = DockerExecutor::Create({wo.api.worker_name, wo.state_dir + "/jobs", docker_socket,
+                                      wo.policy.netbridge_path, wo.policy.egress});
   if (!exec.ok()) return die(exec.status());
   Worker worker(wo, std::move(*exec));
   if (auto s = worker.Start(); !s.ok()) return die(s);

@@ -11,6 +11,10 @@
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
 #include "common/utf8.h"
+#include <sys/stat.h>
+
+#include "absl/strings/ascii.h"
+#include "common/channel.h"
 #include "worker/hardening.h"
 #include "worker/job_fs.h"
 #include "worker/output_reader.h"
@@ -53,7 +57,58 @@ absl::StatusOr<std::unique_ptr<DockerExecutor>> DockerExecutor::Create(
   auto d = docker::DockerClient::Create(e->opt_.docker_socket);
   if (!d.ok()) return d.status();
   e->docker_ = std::move(*d);
+  gateway::GatewayOptions go;
+  go.resolver_overrides = e->opt_.egress.resolver_overrides;
+  auto g = gateway::Gateway::Create(go);
+  if (!g.ok()) return g.status();
+  e->gateway_ = std::move(*g);
   return e;
+}
+
+absl::StatusOr<gateway::JobConfig> DockerExecutor::GatewayConfig(const JobRequest& req,
+                                                                 const std::string& socket) const {
+  const JobSpec& spec = req.spec;
+  gateway::JobConfig c;
+  c.job_id = req.job_id;
+  c.socket_path = socket;
+  for (bool deny : {false, true}) {
+    for (const auto& text : deny ? spec.network.deny : spec.network.allow) {
+      auto r = gateway::ParseRule(text);
+      if (!r.ok()) return r.status();
+      if (deny) r->deny = true;
+      c.policy.rules.push_back(*r);
+    }
+  }
+  for (const auto& text : opt_.egress.forbidden_hosts) {
+    auto r = gateway::ParseRule(text);
+    if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat("policy.egress: ", r.status().message()));
+    c.policy.forbidden.push_back(*r);
+  }
+  for (const auto& text : opt_.egress.open_ranges) {
+    auto r = gateway::ParseCidr(text);
+    if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat("policy.egress: ", r.status().message()));
+    c.policy.open_ranges.push_back(*r);
+  }
+  c.limits.max_connections = opt_.egress.max_connections;
+  c.limits.max_total_bytes = opt_.egress.max_total_mb << 20;
+  c.limits.idle_timeout_ms = opt_.egress.idle_timeout_s * 1000;
+  if (spec.model) {
+    struct stat st;
+    if (stat(spec.model_secret_file.c_str(), &st) != 0 || (st.st_mode & 077) != 0)
+      return absl::FailedPreconditionError(
+          "the model provider's key file is missing or not mode 0600");
+    auto secret = ReadFileToString(spec.model_secret_file, 64 << 10);
+    if (!secret.ok()) return absl::FailedPreconditionError("cannot read the model provider's key");
+    gateway::ModelRoute m;
+    m.host = spec.model->host;
+    m.port = spec.model->port;
+    m.tls = spec.model->tls;
+    m.ca_file = spec.model->ca_file;
+    m.header = spec.model->header;
+    m.secret = std::string(absl::StripAsciiWhitespace(*secret));
+    c.model = m;
+  }
+  return c;
 }
 
 absl::Status DockerExecutor::Check() { return docker_->Ping(); }
@@ -61,12 +116,31 @@ absl::Status DockerExecutor::Check() { return docker_->Ping(); }
 JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   const JobSpec& spec = req.spec;
   const std::string tag = absl::StrCat(req.job_id, "-", req.token);
-  auto jobfs = JobFs::Create(opt_.jobs_dir, tag, spec, req.metadata);
+  auto jobfs = JobFs::Create(opt_.jobs_dir, tag, spec, req.metadata, opt_.netbridge_path);
   if (!jobfs.ok())
     return Failed(jobfs.status().code() == absl::StatusCode::kFailedPrecondition
                       ? v1::FAILURE_CLASS_INPUT
                       : v1::FAILURE_CLASS_INFRA,
                   absl::StrCat("preparing job files: ", jobfs.status().message()));
+  // The job's gateway listens before the container exists and stops with it.
+  std::shared_ptr<gateway::JobGateway> gw;
+  if (spec.network.mode == "gateway") {
+    auto cfg = GatewayConfig(req, (*jobfs)->net_socket());
+    if (!cfg.ok())
+      return Failed(absl::IsInvalidArgument(cfg.status()) ? v1::FAILURE_CLASS_INPUT
+                                                          : v1::FAILURE_CLASS_INFRA,
+                    absl::StrCat("egress gateway: ", cfg.status().message()));
+    auto g = gateway_->StartJob(*cfg);
+    if (!g.ok())
+      return Failed(v1::FAILURE_CLASS_INFRA, absl::StrCat("egress gateway: ", g.status().message()));
+    gw = *g;
+  }
+  struct StopGateway {
+    std::shared_ptr<gateway::JobGateway> g;
+    ~StopGateway() {
+      if (g) g->Stop();
+    }
+  } stop_gateway{gw};
   std::map<std::string, std::string> labels = {{kLabelWorker, opt_.worker_name},
                                                {kLabelJob, absl::StrCat(req.job_id)},
                                                {kLabelToken, absl::StrCat(req.token)}};
@@ -155,6 +229,17 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     out.log_tail = TailUtf8(out.log_tail, static_cast<size_t>(spec.limits.log_kb) * 1024);
     details["log_bytes"] = logs->out_total_bytes + logs->err_total_bytes;
   }
+  gateway::RateSignal rate;
+  if (gw) {
+    gw->Stop();
+    out.netlog_json = gw->Netlog().dump();
+    rate = gw->rate_signal();
+    details["denied_requests"] = gw->denied();
+    if (rate.count > 0) {
+      details["model_api_status"] = rate.status;
+      details["model_api_retry_after_ms"] = rate.retry_after_ms;
+    }
+  }
   out.details_json = details.dump();
 
   if (cancelled) {
@@ -177,6 +262,14 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
                              spec.limits.timeout_s - spec.limits.grace_s,
                              " s soft deadline (SIGTERM), hard deadline ", spec.limits.timeout_s,
                              " s (SIGKILL); exit code ", exit_code));
+  if (exit_code != 0 && rate.count > 0) {
+    // The agent gave up because the provider refused it: the fleet should
+    // slow down, not count it against the agent.
+    out.retry_after_ms = rate.retry_after_ms;
+    return fail(v1::FAILURE_CLASS_MODEL_API,
+                absl::StrCat("model provider answered ", rate.status, " (", rate.count,
+                             " time(s)); agent exited with code ", exit_code));
+  }
   if (exit_code != 0)
     return fail(v1::FAILURE_CLASS_AGENT, absl::StrCat("agent exited with code ", exit_code));
   auto result = ReadOutputFile((*jobfs)->output_dir(), spec.output_file,

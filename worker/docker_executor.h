@@ -12,6 +12,7 @@
 
 #include "worker/docker/docker_client.h"
 #include "worker/executor.h"
+#include "worker/gateway/gateway.h"
 
 namespace assessq {
 
@@ -19,6 +20,8 @@ struct DockerExecutorOptions {
   std::string worker_name;
   std::string jobs_dir;  // STATE_DIR/jobs
   std::string docker_socket = "/var/run/docker.sock";
+  std::string netbridge_path;   // static bridge mounted into gateway jobs
+  EgressLimits egress;          // the worker policy's egress ceiling
 };
 
 class DockerExecutor final : public Executor {
@@ -31,7 +34,11 @@ class DockerExecutor final : public Executor {
  private:
   explicit DockerExecutor(DockerExecutorOptions opt) : opt_(std::move(opt)) {}
   DockerExecutorOptions opt_;
+  // Builds the job's egress rules and model route for its gateway.
+  absl::StatusOr<gateway::JobConfig> GatewayConfig(const JobRequest& req,
+                                                   const std::string& socket) const;
   std::unique_ptr<docker::DockerClient> docker_;
+  std::unique_ptr<gateway::Gateway> gateway_;
 };
 
 }  // namespace assessq

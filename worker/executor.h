@@ -34,6 +34,8 @@ struct JobOutcome {
   int exit_code = 0;
   std::string log_tail;
   std::string details_json;  // image id, durations, OOM, verified settings
+  std::string netlog_json;   // the gateway's log of this attempt ("" without one)
+  int64_t retry_after_ms = 0;  // model_api: the provider's retry-after
   int64_t started_at_ms = 0;
   int64_t ended_at_ms = 0;
 };

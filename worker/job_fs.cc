@@ -59,7 +59,8 @@ absl::Status MountTmpfs(const std::string& dir, int64_t mb, mode_t mode, uid_t u
 absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir,
                                                      const std::string& name,
                                                      const JobSpec& spec,
-                                                     const std::string& metadata) {
+                                                     const std::string& metadata,
+                                                     const std::string& netbridge) {
   std::vector<std::string> ug = absl::StrSplit(spec.user, ':');
   uint32_t uid = 0, gid = 0;
   if (ug.size() != 2 || !absl::SimpleAtoi(ug[0], &uid) || !absl::SimpleAtoi(ug[1], &gid))
@@ -107,6 +108,18 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
               MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
       return Errno("remount secrets read-only");
     j->mounts_.push_back({j->secrets_, kSecretsDir, true});
+  }
+  if (spec.network.mode == "gateway") {
+    // Only the gateway's socket lives here; root-owned, so the container's
+    // user can connect to it but create nothing beside it.
+    std::string net = j->root_ + "/net";
+    if (mkdir(net.c_str(), 0711) != 0) return Errno(absl::StrCat("mkdir ", net));
+    j->net_socket_ = net + "/proxy.sock";
+    j->mounts_.push_back({net, kNetDir, false});
+    if (netbridge.empty() || access(netbridge.c_str(), X_OK) != 0)
+      return absl::FailedPreconditionError(
+          absl::StrCat("netbridge binary '", netbridge, "' is missing or not executable"));
+    j->mounts_.push_back({netbridge, kNetbridgePath, true});
   }
   return j;
 }

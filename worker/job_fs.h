@@ -22,12 +22,15 @@ class JobFs {
   static absl::StatusOr<std::unique_ptr<JobFs>> Create(const std::string& jobs_dir,
                                                        const std::string& name,
                                                        const JobSpec& spec,
-                                                       const std::string& metadata);
+                                                       const std::string& metadata,
+                                                       const std::string& netbridge = "");
   ~JobFs();  // unmounts and removes everything
 
   // The bind mounts the container gets.
   const std::vector<BindMount>& mounts() const { return mounts_; }
   const std::string& output_dir() const { return out_; }
+  // The gateway's socket path on the host ("" unless the job uses the gateway).
+  const std::string& net_socket() const { return net_socket_; }
   const std::string& root() const { return root_; }
 
   // Removes a job directory left by a crash (unmounting what is mounted).
@@ -35,7 +38,7 @@ class JobFs {
 
  private:
   JobFs() = default;
-  std::string root_, out_, secrets_;
+  std::string root_, out_, secrets_, net_socket_;
   std::vector<BindMount> mounts_;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "worker/gateway/egress_policy.h"
 
 namespace assessq {
 namespace {
@@ -142,7 +143,11 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
     const json& n = j["network"];
     if (!n.is_object()) return Bad("profile.network must be an object");
     Reader nr(n, "profile.network");
+    TRY(nr.Only({"mode", "allow", "deny", "model"}));
     TRY(nr.Str("mode", p.network.mode));
+    TRY(nr.StrList("allow", p.network.allow));
+    TRY(nr.StrList("deny", p.network.deny));
+    TRY(nr.Str("model", p.network.model));
   }
   if (p.image.empty()) return Bad("profile.image is required");
   if (p.command.empty()) return Bad("profile.command is required (an array of strings)");
@@ -150,9 +155,15 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
       p.output_file == "." || p.output_file == "..")
     return Bad("profile.output_file must be a plain file name");
   TRY(ParseUser(p.user));
-  if (p.network.mode != "none")
+  if (p.network.mode != "none" && p.network.mode != "gateway")
     return Bad(absl::StrCat("profile.network.mode '", p.network.mode,
-                            "' is not supported (none)"));
+                            "' is not supported (none or gateway)"));
+  for (const auto& list : {p.network.allow, p.network.deny})
+    for (const auto& rule : list)
+      if (auto r = gateway::ParseRule(rule); !r.ok())
+        return Bad(absl::StrCat("profile.network: ", r.status().message()));
+  if (p.network.mode == "none" && (!p.network.allow.empty() || !p.network.model.empty()))
+    return Bad("profile.network: allow rules and a model need mode \"gateway\"");
   for (const auto& [k, v] : p.env) {
     if (k.empty() || k.find('=') != std::string::npos)
       return Bad(absl::StrCat("profile.env: bad variable name '", k, "'"));
@@ -166,7 +177,58 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
   LocalPolicy p;
   Reader r(j, "policy");
   TRY(r.Only({"allowed_images", "max", "allow_root", "allow_writable_rootfs", "runtime",
-              "credentials", "min_free_disk_mb", "min_free_mem_mb"}));
+              "credentials", "min_free_disk_mb", "min_free_mem_mb", "model_providers", "egress",
+              "netbridge_path"}));
+  TRY(r.Str("netbridge_path", p.netbridge_path));
+  if (j.contains("model_providers")) {
+    if (!j["model_providers"].is_object()) return Bad("policy.model_providers must be an object");
+    for (auto& [name, v] : j["model_providers"].items()) {
+      if (!v.is_object()) return Bad(absl::StrCat("policy.model_providers.", name, " must be an object"));
+      ModelProvider m;
+      std::string where = absl::StrCat("policy.model_providers.", name);
+      Reader mr(v, where);
+      TRY(mr.Only({"host", "port", "tls", "ca_file", "header", "credential", "base_url_env", "key_env"}));
+      TRY(mr.Str("host", m.host));
+      int64_t port = m.port;
+      TRY(mr.Int("port", port, 1, 65535));
+      m.port = static_cast<int>(port);
+      TRY(mr.Bool("tls", m.tls));
+      TRY(mr.Str("ca_file", m.ca_file));
+      TRY(mr.Str("header", m.header));
+      TRY(mr.Str("credential", m.credential));
+      TRY(mr.Str("base_url_env", m.base_url_env));
+      TRY(mr.Str("key_env", m.key_env));
+      if (m.host.empty()) return Bad(absl::StrCat(where, ".host is required"));
+      if (m.header != "x-api-key" && m.header != "authorization")
+        return Bad(absl::StrCat(where, ".header must be x-api-key or authorization"));
+      p.model_providers[name] = m;
+    }
+  }
+  if (j.contains("egress")) {
+    const json& e = j["egress"];
+    if (!e.is_object()) return Bad("policy.egress must be an object");
+    Reader er(e, "policy.egress");
+    TRY(er.Only({"forbidden_hosts", "open_ranges", "resolver_overrides", "max_connections",
+                 "max_total_mb", "idle_timeout_s"}));
+    TRY(er.StrList("forbidden_hosts", p.egress.forbidden_hosts));
+    TRY(er.StrList("open_ranges", p.egress.open_ranges));
+    int64_t mc = p.egress.max_connections, it = p.egress.idle_timeout_s;
+    TRY(er.Int("max_connections", mc, 1, 10000));
+    TRY(er.Int("max_total_mb", p.egress.max_total_mb, 1, 1 << 30));
+    TRY(er.Int("idle_timeout_s", it, 1, 86400));
+    p.egress.max_connections = static_cast<int>(mc);
+    p.egress.idle_timeout_s = static_cast<int>(it);
+    if (e.contains("resolver_overrides")) {
+      if (!e["resolver_overrides"].is_object())
+        return Bad("policy.egress.resolver_overrides must be an object of name -> [addresses]");
+      for (auto& [name, v] : e["resolver_overrides"].items()) {
+        std::vector<std::string> addrs;
+        Reader rr(e["resolver_overrides"], "policy.egress.resolver_overrides");
+        TRY(rr.StrList(name.c_str(), addrs));
+        p.egress.resolver_overrides[name] = addrs;
+      }
+    }
+  }
   TRY(r.StrList("allowed_images", p.allowed_images));
   if (j.contains("max")) TRY(ReadLimits(j["max"], "policy.max", p.max));
   TRY(r.Bool("allow_root", p.allow_root));
@@ -226,7 +288,28 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
     cred_file = it->second;
   }
 
+  std::optional<ModelProvider> model;
+  std::string model_secret;
+  if (!p.network.model.empty()) {
+    auto it = pol.model_providers.find(p.network.model);
+    if (it == pol.model_providers.end())
+      return absl::FailedPreconditionError(absl::StrCat(
+          "profile needs model provider '", p.network.model, "', which this worker does not have"));
+    model = it->second;
+    auto c = pol.credentials.find(model->credential);
+    if (c == pol.credentials.end())
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model provider '", p.network.model, "' names credential '", model->credential,
+          "', which this worker does not have"));
+    model_secret = c->second;
+  }
+  if (p.network.mode == "gateway" && pol.netbridge_path.empty())
+    return absl::FailedPreconditionError(
+        "profile needs the egress gateway; this worker has no netbridge_path in its policy");
+
   JobSpec s;
+  s.model = model;
+  s.model_secret_file = model_secret;
   s.image = p.image;
   s.env = p.env;
   s.user = p.user;
@@ -251,6 +334,23 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
   };
   if (!p.prompt_template.empty()) s.prompt = absl::StrReplaceAll(p.prompt_template, subst);
   for (const auto& a : p.command) s.argv.push_back(absl::StrReplaceAll(a, subst));
+  if (p.network.mode == "gateway") {
+    // The agent runs behind the in-container bridge; its only way out is the
+    // proxy on loopback. A model provider is reached through the same port,
+    // with a placeholder key the gateway replaces.
+    std::vector<std::string> argv = {kNetbridgePath, "--socket", kNetSocket, "--port",
+                                     std::to_string(kProxyPort), "--"};
+    argv.insert(argv.end(), s.argv.begin(), s.argv.end());
+    s.argv = std::move(argv);
+    std::string proxy = absl::StrCat("http://127.0.0.1:", kProxyPort);
+    for (const char* k : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) s.env[k] = proxy;
+    s.env["NO_PROXY"] = "";
+    s.env["no_proxy"] = "";
+    if (s.model) {
+      s.env[s.model->base_url_env] = proxy;
+      s.env[s.model->key_env] = kPlaceholderKey;
+    }
+  }
   return s;
 }
 

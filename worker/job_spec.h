@@ -31,7 +31,33 @@ struct Limits {
 };
 
 struct NetworkPolicy {
-  std::string mode = "none";  // "none" (the gateway adds "gateway")
+  std::string mode = "none";       // "none", or "gateway": egress only through the job's gateway
+  std::vector<std::string> allow;  // host rules: "example.com", "*.example.com", "host:port"
+  std::vector<std::string> deny;   // deny rules win
+  std::string model;               // a model provider of the worker policy ("" = none)
+};
+
+// How the gateway reaches a model provider; the key never enters a container.
+struct ModelProvider {
+  std::string host;
+  int port = 443;
+  bool tls = true;
+  std::string ca_file;              // empty: system trust store
+  std::string header = "x-api-key";  // or "authorization" (Bearer)
+  std::string credential;           // name in LocalPolicy.credentials
+  std::string base_url_env = "ANTHROPIC_BASE_URL";
+  std::string key_env = "ANTHROPIC_API_KEY";
+};
+
+// The worker's egress ceiling: hosts no profile may allow, and (for test
+// hosts only) address ranges and names that bypass the usual checks.
+struct EgressLimits {
+  std::vector<std::string> forbidden_hosts;
+  std::vector<std::string> open_ranges;
+  std::map<std::string, std::vector<std::string>> resolver_overrides;
+  int max_connections = 64;
+  int64_t max_total_mb = 4096;
+  int idle_timeout_s = 120;
 };
 
 struct Profile {
@@ -75,6 +101,9 @@ struct LocalPolicy {
   std::map<std::string, std::string> credentials;  // name -> file (mode 0600)
   int64_t min_free_disk_mb = 1024;
   int64_t min_free_mem_mb = 256;
+  std::map<std::string, ModelProvider> model_providers;
+  EgressLimits egress;
+  std::string netbridge_path;  // static bridge binary mounted into gateway jobs
 };
 
 // The fully decided job: profile checked against policy, placeholders filled.
@@ -91,7 +120,16 @@ struct JobSpec {
   std::string prompt;             // rendered prompt ("" if no template)
   std::string credential_file;    // host file to copy in ("" if none)
   std::string credential_name;
+  std::optional<ModelProvider> model;  // resolved from network.model
+  std::string model_secret_file;       // the provider's key file (read by the gateway only)
 };
+
+// Inside-container paths of the gateway bridge.
+inline constexpr char kNetDir[] = "/run/assessq/net";
+inline constexpr char kNetSocket[] = "/run/assessq/net/proxy.sock";
+inline constexpr char kNetbridgePath[] = "/run/assessq/netbridge";
+inline constexpr int kProxyPort = 3128;
+inline constexpr char kPlaceholderKey[] = "assessq-placeholder-the-gateway-adds-the-real-key";
 
 // Fixed paths inside the container.
 inline constexpr char kInputDir[] = "/input";

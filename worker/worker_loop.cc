@@ -166,6 +166,7 @@ void Worker::RunJob(v1::Lease lease) {
       r.set_exit_code(o.exit_code);
       r.set_log_tail(o.log_tail);
       r.set_details_json(o.details_json);
+      r.set_netlog_json(o.netlog_json);
       r.set_started_at_ms(o.started_at_ms);
       r.set_ended_at_ms(o.ended_at_ms);
       switch (o.kind) {
@@ -175,6 +176,7 @@ void Worker::RunJob(v1::Lease lease) {
           break;
         case JobOutcome::kFailed:
           fail(o.failure_class, o.reason);
+          r.mutable_failure()->set_retry_after_ms(o.retry_after_ms);
           spdlog::info("[job={}] failed ({}): {}", job, v1::FailureClass_Name(o.failure_class),
                        o.reason);
           break;

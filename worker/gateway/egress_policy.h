@@ -1,0 +1,76 @@
+// The egress gateway's decisions, apart from any socket: host names are
+// normalised (case, trailing dot, IDNA to A-labels) and matched against the
+// profile's allow and deny rules with Docker Sandboxes' semantics
+// (`example.com` matches only itself, `*.example.com` only its subdomains,
+// deny wins, everything else is denied); IP literals are recognised in every
+// spelling inet_aton accepts (decimal, octal, hex, short) and as IPv6, and are
+// denied unless a rule names that exact address; and every resolved address
+// is classified, refusing loopback, private, link-local, metadata, multicast,
+// reserved and IPv6 forms that embed IPv4, unless the worker's local policy
+// opens a specific range. Pure; unit-tested without I/O.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace assessq::gateway {
+
+// An IPv4 or IPv6 address (IPv4 kept as IPv4, not mapped).
+struct IpAddr {
+  bool v6 = false;
+  uint8_t bytes[16] = {0};  // v4 uses the first 4
+  std::string ToString() const;
+  bool operator==(const IpAddr& o) const;
+};
+
+struct Cidr {
+  IpAddr base;
+  int prefix = 0;
+  bool Contains(const IpAddr& a) const;
+};
+absl::StatusOr<Cidr> ParseCidr(const std::string& text);
+
+// A host name: lower case, no trailing dot, IDNA A-labels. Errors for names
+// that are not valid host names.
+absl::StatusOr<std::string> NormalizeHost(const std::string& host);
+
+// Parses an IP literal in any spelling ("2130706433", "0177.0.0.1",
+// "0x7f.1", "127.1", "::1", "[::ffff:127.0.0.1]"); nullopt if not a literal.
+std::optional<IpAddr> ParseIpLiteral(const std::string& host);
+
+struct Rule {
+  std::string pattern;  // normalised; "*.example.com", "example.com", an IP
+                        // literal, or any of these with ":port"
+  std::optional<int> port;
+  bool deny = false;
+};
+
+struct EgressPolicy {
+  std::vector<Rule> rules;               // from the profile (allow + deny)
+  std::vector<Rule> forbidden;           // from the worker policy: never allowed
+  std::vector<Cidr> open_ranges;         // worker policy only: test hosts
+  std::vector<int> default_ports = {80, 443};  // for names without ":port"
+};
+
+// Parses "host", "*.host", "host:port", "!host" (deny), "[v6]:port".
+absl::StatusOr<Rule> ParseRule(const std::string& text);
+
+struct HostDecision {
+  bool allowed = false;
+  std::string rule;    // the rule that decided, or the reason
+};
+
+// Decides a request for host:port before any resolution.
+HostDecision DecideHost(const EgressPolicy& p, const std::string& normalized_host, int port);
+
+// Classifies a resolved (or literal) address: empty when usable, otherwise
+// the reason it is refused.
+std::string ClassifyAddress(const EgressPolicy& p, const IpAddr& a);
+
+}  // namespace assessq::gateway

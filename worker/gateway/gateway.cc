@@ -1,0 +1,559 @@
+#include "worker/gateway/gateway.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <asio.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/ssl.hpp>
+#include <chrono>
+#include <filesystem>
+#include <list>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "worker/gateway/http_head.h"
+
+namespace assessq::gateway {
+namespace {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using namespace asio::experimental::awaitable_operators;
+using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Reply(int code, absl::string_view reason, absl::string_view why) {
+  std::string body = absl::StrCat("assessq gateway: ", why, "\n");
+  return absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: text/plain\r\n",
+                      "X-Assessq-Gateway: ", code == 200 ? "allow" : "deny", "\r\n",
+                      "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
+}
+
+// One log entry, filled in as the request proceeds.
+struct Entry {
+  nlohmann::json j;
+  int64_t start = NowMs();
+};
+
+}  // namespace
+
+class JobGatewayImpl final : public JobGateway,
+                             public std::enable_shared_from_this<JobGatewayImpl> {
+ public:
+  JobGatewayImpl(asio::io_context& io, JobConfig cfg, const GatewayOptions& gopt)
+      : io_(io), cfg_(std::move(cfg)), gopt_(gopt), acceptor_(io) {}
+
+  absl::Status Listen() {
+    std::error_code ec;
+    std::filesystem::remove(cfg_.socket_path, ec);
+    acceptor_.open(local(), ec);
+    if (!ec) acceptor_.bind(local::endpoint(cfg_.socket_path), ec);
+    if (!ec) acceptor_.listen(64, ec);
+    if (ec) return absl::InternalError(absl::StrCat("gateway listen ", cfg_.socket_path, ": ", ec.message()));
+    // The container's user must connect; the directory around it is private
+    // to this job's mount.
+    chmod(cfg_.socket_path.c_str(), 0666);
+    asio::co_spawn(io_, [self = shared_from_this()]() { return self->AcceptLoop(); }, asio::detached);
+    return absl::OkStatus();
+  }
+
+  void Stop() override {
+    asio::post(io_, [self = shared_from_this()] {
+      std::error_code ec;
+      self->stopped_ = true;
+      self->acceptor_.close(ec);
+      std::lock_guard<std::mutex> l(self->mu_);
+      for (auto& c : self->closers_) c();
+      self->closers_.clear();
+    });
+  }
+
+  nlohmann::json Netlog() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return netlog_;
+  }
+  RateSignal rate_signal() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return rate_;
+  }
+  int denied() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return denied_;
+  }
+
+ private:
+  awaitable<void> AcceptLoop() {
+    while (!stopped_) {
+      std::error_code ec;
+      local::socket s = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (stopped_ || ec == asio::error::operation_aborted) co_return;
+        continue;
+      }
+      auto sock = std::make_shared<local::socket>(std::move(s));
+      asio::co_spawn(io_, [self = shared_from_this(), sock]() { return self->Serve(sock); },
+                     asio::detached);
+    }
+  }
+
+  void Log(Entry& e, bool allowed, const std::string& why) {
+    e.j["ts"] = e.start;
+    e.j["job"] = cfg_.job_id;
+    e.j["decision"] = allowed ? "allow" : "deny";
+    e.j["reason"] = why;
+    e.j["duration_ms"] = NowMs() - e.start;
+    std::lock_guard<std::mutex> l(mu_);
+    if (!allowed) ++denied_;
+    if (netlog_.size() < 10000) netlog_.push_back(e.j);
+    if (!allowed) spdlog::info("[job={}] gateway denied {} {}:{}: {}", cfg_.job_id,
+                               e.j.value("method", ""), e.j.value("host", ""),
+                               e.j.value("port", 0), why);
+  }
+
+  // Registers a way to close a socket when the job's gateway stops.
+  template <typename Sock>
+  void Track(std::shared_ptr<Sock> s) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::weak_ptr<Sock> w = s;
+    closers_.push_back([w] {
+      if (auto p = w.lock()) {
+        std::error_code ec;
+        p->lowest_layer().close(ec);
+      }
+    });
+  }
+
+  awaitable<void> Deny(std::shared_ptr<local::socket> c, Entry& e, int code, absl::string_view reason,
+                       const std::string& why) {
+    Log(e, false, why);
+    std::error_code ec;
+    co_await asio::async_write(*c, asio::buffer(Reply(code, reason, why)),
+                               asio::redirect_error(use_awaitable, ec));
+  }
+
+  // Resolves once (or from the test override), checks every address.
+  awaitable<absl::StatusOr<std::vector<IpAddr>>> Resolve(const std::string& host) {
+    std::vector<IpAddr> out;
+    if (auto lit = ParseIpLiteral(host)) {
+      out.push_back(*lit);
+    } else if (auto it = gopt_.resolver_overrides.find(host); it != gopt_.resolver_overrides.end()) {
+      for (const auto& a : it->second)
+        if (auto ip = ParseIpLiteral(a)) out.push_back(*ip);
+    } else {
+      tcp::resolver r(io_);
+      std::error_code ec;
+      auto res = co_await r.async_resolve(host, "0", asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return absl::UnavailableError(absl::StrCat("cannot resolve ", host, ": ", ec.message()));
+      for (const auto& ep : res) {
+        auto addr = ep.endpoint().address();
+        IpAddr ip;
+        if (addr.is_v4()) {
+          auto b = addr.to_v4().to_bytes();
+          std::copy(b.begin(), b.end(), ip.bytes);
+        } else {
+          ip.v6 = true;
+          auto b = addr.to_v6().to_bytes();
+          std::copy(b.begin(), b.end(), ip.bytes);
+        }
+        bool dup = false;
+        for (const auto& o : out) dup |= o == ip;
+        if (!dup) out.push_back(ip);
+      }
+    }
+    if (out.empty()) co_return absl::UnavailableError(absl::StrCat("no address for ", host));
+    for (const auto& ip : out) {
+      std::string why = ClassifyAddress(cfg_.policy, ip);
+      if (!why.empty())
+        co_return absl::PermissionDeniedError(absl::StrCat(host, " resolves to a blocked address: ", why));
+    }
+    co_return out;
+  }
+
+  static tcp::endpoint Endpoint(const IpAddr& ip, int port) {
+    if (ip.v6) {
+      asio::ip::address_v6::bytes_type b;
+      std::copy(ip.bytes, ip.bytes + 16, b.begin());
+      return tcp::endpoint(asio::ip::address_v6(b), static_cast<uint16_t>(port));
+    }
+    asio::ip::address_v4::bytes_type b;
+    std::copy(ip.bytes, ip.bytes + 4, b.begin());
+    return tcp::endpoint(asio::ip::address_v4(b), static_cast<uint16_t>(port));
+  }
+
+  // Connects to the first checked address that answers.
+  awaitable<absl::StatusOr<std::pair<std::shared_ptr<tcp::socket>, IpAddr>>> Connect(
+      const std::vector<IpAddr>& addrs, int port) {
+    std::string last;
+    for (const auto& ip : addrs) {
+      auto s = std::make_shared<tcp::socket>(io_);
+      Track(s);
+      std::error_code ec;
+      asio::steady_timer t(io_, std::chrono::seconds(10));
+      t.async_wait([w = std::weak_ptr<tcp::socket>(s)](std::error_code e) {
+        if (!e)
+          if (auto p = w.lock()) p->close(e);
+      });
+      co_await s->async_connect(Endpoint(ip, port), asio::redirect_error(use_awaitable, ec));
+      t.cancel();
+      if (!ec) co_return std::make_pair(s, ip);
+      last = ec.message();
+    }
+    co_return absl::UnavailableError(absl::StrCat("connect failed: ", last));
+  }
+
+  // Copies `from` to `to` until EOF, counting bytes; then half-closes `to`.
+  template <typename From, typename To>
+  awaitable<void> Pipe(From& from, To& to, int64_t& counter) {
+    std::array<char, 16384> buf;
+    while (true) {
+      std::error_code ec;
+      size_t n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      if (ec || n == 0) break;
+      last_activity_ = NowMs();
+      counter += static_cast<int64_t>(n);
+      total_bytes_ += static_cast<int64_t>(n);
+      if (total_bytes_ > cfg_.limits.max_total_bytes) break;
+      co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+    }
+    std::error_code ec;
+    to.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
+  }
+
+  // Closes both sockets when nothing moved for the idle timeout.
+  awaitable<void> Idle(std::function<void()> close_all) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (true) {
+      int64_t left = last_activity_ + cfg_.limits.idle_timeout_ms - NowMs();
+      if (left <= 0) {
+        close_all();
+        co_return;
+      }
+      t.expires_after(std::chrono::milliseconds(left));
+      std::error_code ec;
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;
+    }
+  }
+
+  template <typename Up>
+  awaitable<void> Splice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e) {
+    int64_t bytes_up = 0, bytes_down = 0;
+    last_activity_ = NowMs();
+    auto close_all = [c, up] {
+      std::error_code ec;
+      c->close(ec);
+      up->lowest_layer().close(ec);
+    };
+    co_await ((Pipe(*c, *up, bytes_up) && Pipe(*up, *c, bytes_down)) || Idle(close_all));
+    close_all();
+    e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + bytes_up;
+    e.j["bytes_down"] = e.j.value("bytes_down", int64_t{0}) + bytes_down;
+    if (total_bytes_ > cfg_.limits.max_total_bytes) e.j["limit"] = "total bytes";
+  }
+
+  struct Target {
+    std::string host;  // normalised
+    int port;
+    std::string rule;
+    bool explicit_port;
+  };
+
+  // Rules first: a name no rule allows never reaches a resolver.
+  absl::StatusOr<Target> Decide(const std::string& raw_host, int port) {
+    auto host = NormalizeHost(raw_host);
+    if (!host.ok()) return absl::PermissionDeniedError(std::string(host.status().message()));
+    HostDecision d = DecideHost(cfg_.policy, *host, port);
+    if (!d.allowed) return absl::PermissionDeniedError(d.rule);
+    bool explicit_port = d.rule.size() > 0 && d.rule.rfind(':') != std::string::npos &&
+                         d.rule.substr(d.rule.rfind(':') + 1) == std::to_string(port) &&
+                         !ParseIpLiteral(d.rule).has_value();
+    return Target{*host, port, d.rule, explicit_port};
+  }
+
+  awaitable<void> Serve(std::shared_ptr<local::socket> c) {
+    Track(c);
+    Entry e;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (active_ >= cfg_.limits.max_connections) {
+        e.j["method"] = "?";
+        // Fall through to the reply below, outside the lock.
+      }
+      ++active_;
+    }
+    struct Leave {
+      JobGatewayImpl* g;
+      ~Leave() {
+        std::lock_guard<std::mutex> l(g->mu_);
+        --g->active_;
+      }
+    } leave{this};
+    if (e.j.contains("method")) {
+      co_await Deny(c, e, 503, "Service Unavailable", "too many concurrent connections for this job");
+      co_return;
+    }
+    std::string buf;
+    std::optional<RequestHead> head;
+    last_activity_ = NowMs();
+    while (!head) {
+      std::array<char, 4096> tmp;
+      std::error_code ec;
+      asio::steady_timer t(io_, std::chrono::milliseconds(cfg_.limits.idle_timeout_ms));
+      t.async_wait([w = std::weak_ptr<local::socket>(c)](std::error_code er) {
+        if (!er)
+          if (auto p = w.lock()) p->close(er);
+      });
+      size_t n = co_await c->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
+      t.cancel();
+      if (ec || n == 0) co_return;
+      buf.append(tmp.data(), n);
+      auto parsed = ParseRequestHead(buf);
+      if (!parsed.ok()) {
+        e.j["method"] = "?";
+        co_await Deny(c, e, 400, "Bad Request", std::string(parsed.status().message()));
+        co_return;
+      }
+      head = *parsed;
+    }
+    e.j["method"] = head->method;
+    std::string rest = buf.substr(head->head_bytes);
+    if (head->method == "CONNECT") {
+      co_await HandleConnect(c, *head, std::move(rest), e);
+    } else if (!head->target.empty() && head->target[0] == '/') {
+      co_await HandleModel(c, *head, std::move(rest), e);
+    } else {
+      co_await HandleHttp(c, *head, std::move(rest), e);
+    }
+  }
+
+  awaitable<void> HandleConnect(std::shared_ptr<local::socket> c, const RequestHead& h,
+                                std::string rest, Entry& e) {
+    e.j["kind"] = "connect";
+    auto auth = ParseConnectTarget(h.target);
+    if (!auth.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(auth.status().message()));
+    e.j["host"] = auth->host;
+    e.j["port"] = auth->port;
+    auto t = Decide(auth->host, auth->port);
+    if (!t.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(t.status().message()));
+    e.j["rule"] = t->rule;
+    auto addrs = co_await Resolve(t->host);
+    if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    // Read the ClientHello before connecting upstream: fronting is refused
+    // without a single packet leaving.
+    std::error_code ec;
+    co_await asio::async_write(*c, asio::buffer(std::string("HTTP/1.1 200 Connection Established\r\n\r\n")),
+                               asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    std::string hello = std::move(rest);
+    bool raw_ok = t->explicit_port;
+    while (true) {
+      if (!hello.empty() && static_cast<uint8_t>(hello[0]) != 0x16 && raw_ok) break;  // raw TCP rule
+      auto sni = ParseClientHelloSni(hello);
+      if (!sni.ok()) {
+        Log(e, false, absl::StrCat("TLS check: ", sni.status().message()));
+        co_return;
+      }
+      if (*sni) {
+        auto norm = NormalizeHost(**sni);
+        e.j["sni"] = **sni;
+        if (!norm.ok() || *norm != t->host) {
+          Log(e, false, absl::StrCat("TLS server name '", **sni, "' does not match CONNECT host '",
+                                     t->host, "' (fronting)"));
+          co_return;
+        }
+        break;
+      }
+      std::array<char, 4096> tmp;
+      size_t n = co_await c->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
+      if (ec || n == 0 || hello.size() > 32768) {
+        Log(e, false, "no TLS ClientHello");
+        co_return;
+      }
+      hello.append(tmp.data(), n);
+    }
+    auto up = co_await Connect(*addrs, t->port);
+    if (!up.ok()) {
+      Log(e, false, std::string(up.status().message()));
+      co_return;
+    }
+    e.j["address"] = up->second.ToString();
+    co_await asio::async_write(*up->first, asio::buffer(hello), asio::redirect_error(use_awaitable, ec));
+    e.j["bytes_up"] = static_cast<int64_t>(hello.size());
+    if (!ec) co_await Splice(c, up->first, e);
+    Log(e, true, t->rule);
+  }
+
+  static std::string RewriteHead(const RequestHead& h, const std::string& path,
+                                 const std::string& host_header,
+                                 const std::vector<std::pair<std::string, std::string>>& add) {
+    std::string out = absl::StrCat(h.method, " ", path, " ", h.version, "\r\n");
+    for (const auto& [k, v] : h.headers) {
+      if (k == "host" || k == "connection" || k == "keep-alive" || k == "proxy-connection" ||
+          k == "proxy-authorization" || k == "x-api-key" || k == "authorization" || k == "te" ||
+          k == "upgrade")
+        continue;
+      absl::StrAppend(&out, k, ": ", v, "\r\n");
+    }
+    absl::StrAppend(&out, "host: ", host_header, "\r\n");
+    for (const auto& [k, v] : add) absl::StrAppend(&out, k, ": ", v, "\r\n");
+    absl::StrAppend(&out, "connection: close\r\n\r\n");
+    return out;
+  }
+
+  awaitable<void> HandleHttp(std::shared_ptr<local::socket> c, const RequestHead& h, std::string rest,
+                             Entry& e) {
+    e.j["kind"] = "http";
+    auto uri = ParseAbsoluteUri(h.target);
+    if (!uri.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(uri.status().message()));
+    const Authority& a = uri->first;
+    e.j["host"] = a.host;
+    e.j["port"] = a.port;
+    auto host_hdr = h.Header("host");
+    if (!host_hdr) co_return co_await Deny(c, e, 400, "Bad Request", "no Host header");
+    auto ha = ParseHostHeader(*host_hdr, 80);
+    auto n1 = NormalizeHost(a.host);
+    auto n2 = ha.ok() ? NormalizeHost(ha->host) : absl::StatusOr<std::string>(ha.status());
+    if (!n1.ok() || !n2.ok() || *n1 != *n2 || ha->port != a.port)
+      co_return co_await Deny(c, e, 400, "Bad Request",
+                              absl::StrCat("Host header '", *host_hdr, "' does not match the URL (fronting)"));
+    auto t = Decide(a.host, a.port);
+    if (!t.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(t.status().message()));
+    e.j["rule"] = t->rule;
+    auto addrs = co_await Resolve(t->host);
+    if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    auto up = co_await Connect(*addrs, t->port);
+    if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
+    e.j["address"] = up->second.ToString();
+    std::string out = RewriteHead(h, uri->second, *host_hdr, {}) + rest;
+    std::error_code ec;
+    co_await asio::async_write(*up->first, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    e.j["bytes_up"] = static_cast<int64_t>(out.size());
+    if (!ec) co_await Splice(c, up->first, e);
+    Log(e, true, t->rule);
+  }
+
+  awaitable<void> HandleModel(std::shared_ptr<local::socket> c, const RequestHead& h, std::string rest,
+                              Entry& e) {
+    e.j["kind"] = "model";
+    if (!cfg_.model) co_return co_await Deny(c, e, 403, "Forbidden", "no model provider configured for this job");
+    const ModelRoute& m = *cfg_.model;
+    e.j["host"] = m.host;
+    e.j["port"] = m.port;
+    e.j["path"] = h.target.substr(0, 200);
+    auto host = NormalizeHost(m.host);
+    if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "bad model host");
+    auto addrs = co_await Resolve(*host);
+    if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    auto up = co_await Connect(*addrs, m.port);
+    if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
+    e.j["address"] = up->second.ToString();
+    e.j["rule"] = "model provider";
+    std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
+    std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
+    std::string out = RewriteHead(h, h.target, host_header, {{m.header, key_value}}) + rest;
+    std::error_code ec;
+    if (!m.tls) {
+      co_await asio::async_write(*up->first, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+      if (!ec) co_await ModelSplice(c, up->first, e);
+      Log(e, true, "model provider");
+      co_return;
+    }
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    if (m.ca_file.empty()) ctx.set_default_verify_paths(ec);
+    else ctx.load_verify_file(m.ca_file, ec);
+    if (ec) co_return co_await Deny(c, e, 502, "Bad Gateway", "cannot load trust store");
+    auto tls = std::make_shared<asio::ssl::stream<tcp::socket>>(std::move(*up->first), ctx);
+    Track(tls);
+    SSL_set_tlsext_host_name(tls->native_handle(), m.host.c_str());
+    tls->set_verify_callback(asio::ssl::host_name_verification(m.host));
+    co_await tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+    if (ec)
+      co_return co_await Deny(c, e, 502, "Bad Gateway",
+                              absl::StrCat("TLS to the model provider failed: ", ec.message()));
+    co_await asio::async_write(*tls, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    if (!ec) co_await ModelSplice(c, tls, e);
+    Log(e, true, "model provider");
+  }
+
+  // Like Splice, but reads the response head first to see rate limits.
+  template <typename Up>
+  awaitable<void> ModelSplice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e) {
+    std::string head;
+    std::error_code ec;
+    while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
+      std::array<char, 8192> tmp;
+      size_t n = co_await up->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
+      if (ec || n == 0) break;
+      head.append(tmp.data(), n);
+    }
+    int status = 0;
+    if (head.size() > 12 && head.compare(0, 5, "HTTP/") == 0) (void)absl::SimpleAtoi(head.substr(9, 3), &status);
+    e.j["status"] = status;
+    if (status == 429 || status == 529 || status >= 500) {
+      int64_t retry_ms = 0;
+      auto end = head.find("\r\n\r\n");
+      std::string lower = absl::AsciiStrToLower(head.substr(0, end));
+      if (auto p = lower.find("\r\nretry-after:"); p != std::string::npos) {
+        double secs = 0;
+        auto eol = lower.find("\r\n", p + 2);
+        if (absl::SimpleAtod(absl::StripAsciiWhitespace(lower.substr(p + 14, eol - p - 14)), &secs))
+          retry_ms = static_cast<int64_t>(secs * 1000);
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      rate_.status = status;
+      rate_.retry_after_ms = std::max(rate_.retry_after_ms, retry_ms);
+      ++rate_.count;
+    }
+    co_await asio::async_write(*c, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
+    e.j["bytes_down"] = static_cast<int64_t>(head.size());
+    if (!ec) co_await Splice(c, up, e);
+  }
+
+  asio::io_context& io_;
+  JobConfig cfg_;
+  const GatewayOptions& gopt_;
+  local::acceptor acceptor_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<int64_t> last_activity_{0};
+  std::atomic<int64_t> total_bytes_{0};
+  std::mutex mu_;
+  nlohmann::json netlog_ = nlohmann::json::array();
+  RateSignal rate_;
+  int denied_ = 0;
+  int active_ = 0;
+  std::list<std::function<void()>> closers_;
+};
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions opt) {
+  std::unique_ptr<Gateway> g(new Gateway());
+  g->opt_ = std::move(opt);
+  g->io_ = std::make_unique<asio::io_context>();
+  auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+      g->io_->get_executor());
+  for (int i = 0; i < std::max(1, g->opt_.threads); ++i)
+    g->threads_.emplace_back([io = g->io_.get(), guard] { io->run(); });
+  return g;
+}
+
+Gateway::~Gateway() {
+  io_->stop();
+  for (auto& t : threads_) t.join();
+}
+
+absl::StatusOr<std::shared_ptr<JobGateway>> Gateway::StartJob(JobConfig cfg) {
+  auto j = std::make_shared<JobGatewayImpl>(*io_, std::move(cfg), opt_);
+  if (auto s = j->Listen(); !s.ok()) return s;
+  return std::static_pointer_cast<JobGateway>(j);
+}
+
+}  // namespace assessq::gateway

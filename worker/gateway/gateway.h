@@ -1,0 +1,91 @@
+// The egress gateway: the only way out of a job's container. workerd serves
+// one listener per job on a Unix socket private to that job (bind-mounted into
+// the container, where a static bridge exposes it as 127.0.0.1:PORT), so every
+// request is attributed to its job. It proxies absolute-form HTTP and CONNECT
+// tunnels to hosts the job's rules allow, resolving each name once, checking
+// every address, connecting only to a checked address, and requiring the TLS
+// server name (CONNECT) or Host header (HTTP) to match the target. Requests in
+// origin form go to the model provider: the gateway strips whatever key the
+// agent sent, adds the real one from the worker's configuration, and makes the
+// upstream TLS connection itself with certificate verification, so the
+// container never holds the key. It records a network log per job and notes
+// the provider's rate-limit answers (429/529/5xx, retry-after).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "worker/gateway/egress_policy.h"
+
+namespace asio {
+class io_context;
+}
+
+namespace assessq::gateway {
+
+struct ModelRoute {
+  std::string host;            // e.g. api.anthropic.com
+  int port = 443;
+  bool tls = true;
+  std::string ca_file;         // empty: the system's trust store
+  std::string header = "x-api-key";  // or "authorization" (sent as Bearer)
+  std::string secret;          // the real key; never leaves the gateway
+};
+
+struct JobLimits {
+  int max_connections = 64;
+  int64_t max_total_bytes = int64_t{4} << 30;
+  int idle_timeout_ms = 120000;
+};
+
+struct JobConfig {
+  int64_t job_id = 0;
+  std::string socket_path;  // created by the gateway, mode 0666 in a private dir
+  EgressPolicy policy;
+  std::optional<ModelRoute> model;
+  JobLimits limits;
+};
+
+struct RateSignal {
+  int status = 0;           // last 429/529/5xx seen from the provider, 0 if none
+  int64_t retry_after_ms = 0;
+  int count = 0;
+};
+
+class JobGateway {
+ public:
+  virtual ~JobGateway() = default;
+  virtual void Stop() = 0;                 // closes the listener and every connection
+  virtual nlohmann::json Netlog() = 0;     // array of entries so far
+  virtual RateSignal rate_signal() = 0;
+  virtual int denied() = 0;
+};
+
+struct GatewayOptions {
+  int threads = 1;  // one thread: a connection's sockets never race
+  // Test-only: names answered without DNS (worker policy `resolver_overrides`).
+  std::map<std::string, std::vector<std::string>> resolver_overrides;
+};
+
+class Gateway {
+ public:
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(GatewayOptions opt);
+  ~Gateway();
+  absl::StatusOr<std::shared_ptr<JobGateway>> StartJob(JobConfig cfg);
+
+ private:
+  Gateway() = default;
+  GatewayOptions opt_;
+  std::unique_ptr<asio::io_context> io_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace assessq::gateway
