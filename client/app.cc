@@ -25,7 +25,7 @@ int AssessctlMain(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
   for (VerbRegistrar reg : {RegisterSubmit, RegisterStatus, RegisterList, RegisterShow,
                             RegisterResult, RegisterRetry, RegisterCancel, RegisterExport,
-                            RegisterWorkers, RegisterPause, RegisterWait})
+                            RegisterWorkers, RegisterPause, RegisterWait, RegisterLogs})
     reg(app, ctx, exit_code);
   try {
     app.parse(argc, argv);

@@ -75,6 +75,7 @@ void RegisterExport(CLI::App&, Context&, int&);
 void RegisterWorkers(CLI::App&, Context&, int&);
 void RegisterPause(CLI::App&, Context&, int&);
 void RegisterWait(CLI::App&, Context&, int&);
+void RegisterLogs(CLI::App&, Context&, int&);
 
 int AssessctlMain(int argc, char** argv);
 

@@ -162,6 +162,15 @@ absl::StatusOr<v1::StatusResponse> Queries::Status(const std::string& batch) {
       if (!row) break;
       (*b.mutable_failure_counts())[f->Text(0)] = f->Int(1);
     }
+    // Requests the egress gateways denied, from the attempts' network logs.
+    ASSIGN_OR_RETURN(dn, db.Prepare(
+                             "SELECT count(*) FROM attempts a JOIN jobs j ON j.id=a.job_id, "
+                             "json_each(CASE WHEN json_valid(a.netlog_json) THEN a.netlog_json "
+                             "ELSE '[]' END) e WHERE j.batch_id=? AND a.netlog_json IS NOT NULL "
+                             "AND a.netlog_json<>'' AND json_extract(e.value,'$.decision')='deny'"));
+    dn->Bind(1, id);
+    ASSIGN_OR_RETURN(dnrow, dn->Step());
+    b.set_denied_requests(dnrow ? dn->Int(0) : 0);
     // Throughput over the last ten minutes (or since the batch began).
     constexpr int64_t kWindow = 10 * 60 * 1000;
     int64_t since = std::max(now - kWindow, b.created_at_ms());

@@ -27,6 +27,7 @@ nlohmann::json BatchJson(const v1::BatchStatus& b) {
           {"throughput_per_min", b.throughput_per_min()},
           {"eta_seconds", b.eta_seconds()},
           {"paused", b.paused()},
+          {"denied_requests", b.denied_requests()},
           {"created_at", FormatTime(b.created_at_ms())}};
 }
 
@@ -56,6 +57,7 @@ void PrintHuman(const v1::StatusResponse& r) {
                        Count(b, "cancelled");
     std::cout << b.name() << "  "
               << RenderBar(finished, b.total(), b.throughput_per_min() / 60.0, 30);
+    if (b.denied_requests() > 0) std::cout << "  denied requests: " << b.denied_requests();
     if (!b.failure_counts().empty()) {
       std::cout << "  failed attempts:";
       for (const auto& [k, v] : b.failure_counts()) std::cout << " " << k << "=" << v;

@@ -1,0 +1,86 @@
+// `assessctl logs JOB [--attempt N]`: the captured stdout/stderr tail of a
+// job's attempt (the latest by default). `assessctl netlog JOB`: every
+// request the job's gateway saw (time, method, host, port, address, decision,
+// rule or reason, bytes each way, duration), as a table or `-o json`.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "client/cli_context.h"
+
+namespace assessq::cli {
+namespace {
+
+// Fetches the job and picks the attempt (0: the latest).
+bool LoadAttempt(Context& ctx, const std::string& job, const std::string& batch, int number,
+                 v1::JobDetail& d, const v1::Attempt*& a, int& exit_code) {
+  auto ref = ParseJobRef(job, batch);
+  if (!ref.ok()) {
+    exit_code = Fail(ref.status());
+    return false;
+  }
+  if (auto s = ctx.Connect(); !s.ok()) {
+    exit_code = Fail(s);
+    return false;
+  }
+  auto call = ctx.Call();
+  auto st = ctx.stub->ShowJob(call.get(), *ref, &d);
+  if (!st.ok()) {
+    exit_code = Fail(st);
+    return false;
+  }
+  a = nullptr;
+  for (const auto& at : d.attempts())
+    if (number == 0 || at.number() == number) a = &at;
+  if (!a) {
+    exit_code = Fail(absl::NotFoundError(
+        number ? absl::StrCat("job has no attempt ", number) : "job has no attempts yet"));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void RegisterLogs(CLI::App& app, Context& ctx, int& exit_code) {
+  for (bool net : {false, true}) {
+    auto* cmd = app.add_subcommand(net ? "netlog" : "logs",
+                                   net ? "the requests a job's egress gateway saw"
+                                       : "the output tail of a job's attempt");
+    auto job = std::make_shared<std::string>();
+    auto batch = std::make_shared<std::string>();
+    auto attempt = std::make_shared<int>(0);
+    cmd->add_option("job", *job, "job id, or dataset key with --batch")->required();
+    cmd->add_option("--batch", *batch, "look the dataset key up in this batch");
+    cmd->add_option("--attempt", *attempt, "attempt number (default: the latest)");
+    cmd->callback([&ctx, &exit_code, job, batch, attempt, net] {
+      v1::JobDetail d;
+      const v1::Attempt* a;
+      if (!LoadAttempt(ctx, *job, *batch, *attempt, d, a, exit_code)) return;
+      if (!net) {
+        if (ctx.json())
+          PrintJson({{"job_id", d.job().job_id()}, {"attempt", a->number()}, {"log_tail", a->log_tail()}});
+        else
+          std::cout << a->log_tail() << (a->log_tail().empty() || a->log_tail().back() == '\n' ? "" : "\n");
+        exit_code = kExitOk;
+        return;
+      }
+      auto log = nlohmann::json::parse(a->netlog_json().empty() ? "[]" : a->netlog_json(), nullptr, false);
+      if (log.is_discarded() || !log.is_array()) log = nlohmann::json::array();
+      if (ctx.json()) {
+        PrintJson(log);
+      } else {
+        Table t({"TIME", "METHOD", "HOST", "PORT", "ADDRESS", "DECISION", "RULE/REASON", "UP", "DOWN", "MS"});
+        for (const auto& e : log) {
+          auto s = [&](const char* k) { return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string(); };
+          auto n = [&](const char* k) { return e.contains(k) && e[k].is_number() ? absl::StrCat(e[k].get<int64_t>()) : std::string(); };
+          t.Add({FormatTime(e.value("ts", int64_t{0})), s("method"), s("host"), n("port"), s("address"),
+                 s("decision"), s("reason"), n("bytes_up"), n("bytes_down"), n("duration_ms")});
+        }
+        t.Print();
+      }
+      exit_code = kExitOk;
+    });
+  }
+}
+
+}  // namespace assessq::cli
