@@ -92,7 +92,21 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
             absl::StrCat(o->profile, ": profile is not a JSON object")));
         return;
       }
-      base.set_profile_json(*p);
+      // "prompt_template": "@FILE" inlines FILE, relative to the profile.
+      if (j.contains("prompt_template") && j["prompt_template"].is_string()) {
+        std::string t = j["prompt_template"].get<std::string>();
+        if (!t.empty() && t[0] == '@') {
+          fs::path pf = fs::path(o->profile).parent_path() / t.substr(1);
+          auto text = ReadFileToString(pf.string(), 1 << 20);
+          if (!text.ok()) {
+            exit_code = Fail(absl::InvalidArgumentError(absl::StrCat(
+                o->profile, ": prompt_template: ", text.status().message())));
+            return;
+          }
+          j["prompt_template"] = *text;
+        }
+      }
+      base.set_profile_json(j.dump());
     }
     for (const auto& kv : o->max_attempts) {
       auto eq = kv.find('=');
