@@ -25,6 +25,8 @@ DOCKERFILE
   rm -rf "$ctx"
   echo "built $tag"
 }
-[ -x "$build/bin/offline-assessor" ] && build_one assessq-offline-assessor:1 offline-assessor /assessor
-[ -x "$build/bin/assessq-test-agent" ] && build_one assessq-test-agent:1 assessq-test-agent /agent
-exit 0
+build_one assessq-offline-assessor:1 offline-assessor /assessor
+# The test agent exists only in builds with tests.
+if [ -x "$build/bin/assessq-test-agent" ]; then
+  build_one assessq-test-agent:1 assessq-test-agent /agent
+fi

@@ -9,7 +9,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libabsl-dev libspdlog-dev
   libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev libvalijson-dev
   libcurl4-openssl-dev libcli11-dev prometheus-cpp-dev libbenchmark-dev libasio-dev
-  libssl-dev libidn2-dev
+  libssl-dev libidn2-dev clang libclang-rt-14-dev
   # run time and tests: the container engine, the test image's static
   # busybox, the benchmark's baseline queue, the certificate tool
   docker.io busybox-static beanstalkd openssl sqlite3 iproute2 curl python3

@@ -749,12 +749,14 @@ void Engine::Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> don
 }
 
 void Engine::Complete(v1::CompleteRequest req, std::string worker,
-                      Done<v1::CompleteResponse> done) {
+                      Done<v1::CompleteResponse> done, std::optional<CheckedResult> checked) {
   Post<v1::CompleteResponse>(
-      [this, req, worker]() -> absl::StatusOr<v1::CompleteResponse> {
+      [this, req, worker, checked]() -> absl::StatusOr<v1::CompleteResponse> {
         std::string want = OutcomeFor(req);
         if (want.empty()) return absl::InvalidArgumentError("complete: no outcome given");
-        ASSIGN_OR_RETURN(at, db_->Prepare("SELECT job_id, outcome FROM attempts WHERE id=?"));
+        ASSIGN_OR_RETURN(at, db_->Prepare(
+                                 "SELECT job_id, outcome, coalesce(failure_class,'') FROM attempts "
+                                 "WHERE id=?"));
         at->Bind(1, req.token());
         ASSIGN_OR_RETURN(found, at->Step());
         if (!found || at->Int(0) != req.job_id()) {
@@ -763,6 +765,7 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
               "job ", req.job_id(), ": no lease with token ", req.token()));
         }
         std::string outcome = at->Text(1);
+        std::string recorded_class = at->Text(2);
         at->Reset();
         ASSIGN_OR_RETURN(job_opt, LoadJob(req.job_id()));
         const JobRow& job = *job_opt;
@@ -770,8 +773,10 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
         if (outcome != "leased" && outcome != "running") {
           // An outbox retry of a completion we already recorded is fine;
           // anything else bears a stale token.
+          // (A result we judged invalid was recorded as an invalid_output failure.)
           bool same = outcome == want ||
-                      (want == "succeeded" && outcome == "failed");  // invalid result recorded
+                      (want == "succeeded" && outcome == "failed" &&
+                       recorded_class == ClassName(v1::FAILURE_CLASS_INVALID_OUTPUT));
           if (same) {
             resp.set_duplicate(true);
             resp.set_job_state(StateFromName(job.state).value_or(v1::JOB_STATE_UNSPECIFIED));
@@ -787,15 +792,22 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
               "job ", req.job_id(), ": lease ", req.token(), " is not held (stale token)"));
         int64_t now = Now();
         if (want == "succeeded") {
-          BatchInfo* b = BatchById(job.batch_id);
-          ResultContext ctx{b ? b->name : "", job.dataset_key, job.dataset_name,
-                            b ? b->profile_json : "{}", ""};
-          ASSIGN_OR_RETURN(md, db_->Prepare("SELECT content FROM inputs WHERE sha256=?"));
-          md->Bind(1, job.input_sha256);
-          ASSIGN_OR_RETURN(mdrow, md->Step());
-          if (mdrow) ctx.metadata = md->Text(0);
-          md->Reset();
-          std::vector<std::string> errors = opt_.validator(ctx, req.result_json());
+          CheckedResult check;
+          if (checked) {
+            check = *checked;
+          } else {
+            BatchInfo* b = BatchById(job.batch_id);
+            ResultContext ctx{b ? b->name : "", job.dataset_key, job.dataset_name,
+                              b ? b->profile_json : "{}", ""};
+            ASSIGN_OR_RETURN(md, db_->Prepare("SELECT content FROM inputs WHERE sha256=?"));
+            md->Bind(1, job.input_sha256);
+            ASSIGN_OR_RETURN(mdrow, md->Step());
+            if (mdrow) ctx.metadata = md->Text(0);
+            md->Reset();
+            check.errors = opt_.validator(ctx, req.result_json());
+            if (check.errors.empty() && opt_.flagger) check.flags = opt_.flagger(ctx, req.result_json());
+          }
+          const std::vector<std::string>& errors = check.errors;
           if (!errors.empty()) {
             std::string err = absl::StrJoin(errors, "\n");
             RETURN_IF_ERROR(FinishAttempt(req.token(), "failed",
@@ -807,10 +819,13 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
             for (auto& e : errors) resp.add_validation_errors(e);
             return resp;
           }
+          nlohmann::json flags = nlohmann::json::array();
+          for (auto& f : check.flags) flags.push_back(f);
           ASSIGN_OR_RETURN(ins, db_->Prepare(
                                     "INSERT INTO results(job_id, attempt_id, result_json, "
-                                    "stored_at) VALUES(?,?,?,?)"));
-          ins->Bind(1, job.id).Bind(2, req.token()).Bind(3, req.result_json()).Bind(4, now);
+                                    "stored_at, flags_json) VALUES(?,?,?,?,?)"));
+          ins->Bind(1, job.id).Bind(2, req.token()).Bind(3, req.result_json()).Bind(4, now)
+              .Bind(5, flags.dump());
           RETURN_IF_ERROR(ins->Run());
           RETURN_IF_ERROR(FinishAttempt(req.token(), "succeeded", std::nullopt, "", &req));
           ASSIGN_OR_RETURN(up, db_->Prepare(

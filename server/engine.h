@@ -44,6 +44,9 @@ struct ResultContext {
 using ResultValidator =
     std::function<std::vector<std::string>(const ResultContext&, const std::string& json)>;
 std::vector<std::string> DefaultValidator(const ResultContext&, const std::string& json);
+// Non-fatal observations about a valid result, stored with it.
+using ResultFlagger =
+    std::function<std::vector<std::string>(const ResultContext&, const std::string& json)>;
 
 // Where the engine pushes messages for one worker session. Push must not
 // block; it is called on the engine thread.
@@ -76,6 +79,7 @@ struct EngineOptions {
   uint64_t seed = 0;  // 0: from the OS
   Clock clock;        // unset: system clock
   ResultValidator validator;  // unset: DefaultValidator
+  ResultFlagger flagger;      // unset: no flags
 };
 
 class Engine {
@@ -100,7 +104,15 @@ class Engine {
   void SetCapacity(int64_t session_id, int slots);
   void CloseSession(int64_t session_id);
   void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done);
-  void Complete(v1::CompleteRequest req, std::string worker, Done<v1::CompleteResponse> done);
+  // A result already checked off the engine thread (see WorkerService).
+  struct CheckedResult {
+    std::vector<std::string> errors;
+    std::vector<std::string> flags;
+  };
+  void Complete(v1::CompleteRequest req, std::string worker, Done<v1::CompleteResponse> done,
+                std::optional<CheckedResult> checked = std::nullopt);
+  const ResultValidator& validator() const { return opt_.validator; }
+  const ResultFlagger& flagger() const { return opt_.flagger; }
 
   // Blocking helper for tests and tools: runs an async op and waits.
   template <typename T, typename F>

@@ -91,6 +91,10 @@ CREATE TABLE events(
 CREATE INDEX events_job ON events(job_id);
 CREATE INDEX events_batch_kind_ts ON events(batch_id, kind, ts);
 )sql",
+      // v2: trust flags stored with each result.
+      R"sql(
+ALTER TABLE results ADD COLUMN flags_json TEXT NOT NULL DEFAULT '[]';
+)sql",
   };
   return steps;
 }

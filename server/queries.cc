@@ -1,5 +1,7 @@
 #include "server/queries.h"
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "server/model.h"
 
@@ -162,6 +164,16 @@ absl::StatusOr<v1::StatusResponse> Queries::Status(const std::string& batch) {
       if (!row) break;
       (*b.mutable_failure_counts())[f->Text(0)] = f->Int(1);
     }
+    ASSIGN_OR_RETURN(fc, db.Prepare(
+                             "SELECT e.value, count(*) FROM results r JOIN jobs j ON j.id=r.job_id, "
+                             "json_each(r.flags_json) e WHERE j.batch_id=? AND j.superseded_by IS NULL "
+                             "GROUP BY e.value"));
+    fc->Bind(1, id);
+    while (true) {
+      ASSIGN_OR_RETURN(row, fc->Step());
+      if (!row) break;
+      (*b.mutable_flag_counts())[fc->Text(0)] = fc->Int(1);
+    }
     // Requests the egress gateways denied, from the attempts' network logs.
     ASSIGN_OR_RETURN(dn, db.Prepare(
                              "SELECT count(*) FROM attempts a JOIN jobs j ON j.id=a.job_id, "
@@ -247,6 +259,15 @@ absl::StatusOr<v1::JobDetail> Queries::ShowJob(const v1::JobRef& ref) {
     a->set_netlog_json(at->Text(11));
     a->set_details_json(at->Text(12));
   }
+  ASSIGN_OR_RETURN(fl, db.Prepare("SELECT flags_json FROM results WHERE job_id=?"));
+  fl->Bind(1, id);
+  ASSIGN_OR_RETURN(flrow, fl->Step());
+  if (flrow) {
+    auto flags = nlohmann::json::parse(fl->Text(0), nullptr, false);
+    if (flags.is_array())
+      for (const auto& f : flags)
+        if (f.is_string()) d.add_flags(f.get<std::string>());
+  }
   ASSIGN_OR_RETURN(ev, db.Prepare(
                            "SELECT id, ts, kind, detail FROM events WHERE job_id=? ORDER BY id"));
   ev->Bind(1, id);
@@ -260,6 +281,19 @@ absl::StatusOr<v1::JobDetail> Queries::ShowJob(const v1::JobRef& ref) {
     e->set_detail(ev->Text(3));
   }
   return d;
+}
+
+absl::StatusOr<ResultContext> Queries::ResultContextFor(int64_t job_id) {
+  Lease l(this);
+  RETURN_IF_ERROR(l.Open());
+  ASSIGN_OR_RETURN(st, l.db().Prepare(
+                           "SELECT b.name, j.dataset_key, j.dataset_name, b.profile_json, i.content "
+                           "FROM jobs j JOIN batches b ON b.id=j.batch_id "
+                           "JOIN inputs i ON i.sha256=j.input_sha256 WHERE j.id=?"));
+  st->Bind(1, job_id);
+  ASSIGN_OR_RETURN(row, st->Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no job ", job_id));
+  return ResultContext{st->Text(0), st->Text(1), st->Text(2), st->Text(3), st->Text(4)};
 }
 
 absl::StatusOr<v1::ResultResponse> Queries::GetResult(const v1::JobRef& ref) {
@@ -290,7 +324,8 @@ absl::Status Queries::Export(const v1::ExportRequest& req,
   if (!brow) return absl::NotFoundError(absl::StrCat("no batch '", req.batch(), "'"));
   ASSIGN_OR_RETURN(st, db.Prepare(
                            SUMMARY_SELECT
-                           ", coalesce(r.result_json,''), "
+                           ", coalesce(r.result_json,''), coalesce(r.flags_json,'[]'), "
+                           "coalesce((SELECT a.details_json FROM attempts a WHERE a.id=r.attempt_id),''), "
                            "coalesce((SELECT max(a.ended_at)-min(a.leased_at) FROM attempts a "
                            "WHERE a.job_id=j.id),0) "
                            "FROM jobs j JOIN batches b ON b.id=j.batch_id "
@@ -304,7 +339,12 @@ absl::Status Queries::Export(const v1::ExportRequest& req,
     v1::ExportRecord rec;
     FillSummary(*st, rec.mutable_job());
     rec.set_result_json(st->Text(14));
-    rec.set_duration_ms(st->Int(15));
+    auto flags = nlohmann::json::parse(st->Text(15), nullptr, false);
+    if (flags.is_array())
+      for (const auto& f : flags)
+        if (f.is_string()) rec.add_flags(f.get<std::string>());
+    rec.set_details_json(st->Text(16));
+    rec.set_duration_ms(st->Int(17));
     rec.set_attempts(rec.job().attempts());
     rec.set_worker(rec.job().worker());
     if (!sink(std::move(rec))) break;

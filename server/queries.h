@@ -29,6 +29,8 @@ class Queries {
   // Pages through the batch; `sink` returns false to stop.
   absl::Status Export(const v1::ExportRequest& req,
                       const std::function<bool(v1::ExportRecord)>& sink);
+  // What checking job `job_id`'s result needs (batch, dataset, profile, metadata).
+  absl::StatusOr<ResultContext> ResultContextFor(int64_t job_id);
   // Checks the database answers (for health).
   absl::Status Ping();
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/address.h"
 #include "common/channel.h"
+#include "server/result_checks.h"
 
 namespace assessq {
 
@@ -24,6 +25,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   eo.db_path = opt.db_path;
   eo.lease_period_ms = opt.lease_period_ms;
   eo.validator = opt.validator;
+  if (!eo.validator) {
+    auto v = MakeResultValidator();
+    if (!v.ok()) return v.status();
+    eo.validator = *v;
+    eo.flagger = MakeResultFlagger();
+  }
   auto engine = Engine::Open(eo);
   if (!engine.ok()) return engine.status();
   s->engine_ = std::move(*engine);
@@ -31,7 +38,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   s->auth_ = std::make_unique<Authenticator>(opt.db_path, nullptr);
   s->operator_service_ =
       std::make_unique<OperatorService>(s->engine_.get(), s->queries_.get(), s->auth_.get());
-  s->worker_service_ = std::make_unique<WorkerService>(s->engine_.get(), s->auth_.get());
+  s->worker_service_ =
+      std::make_unique<WorkerService>(s->engine_.get(), s->queries_.get(), s->auth_.get());
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (addr->is_unix) {
@@ -41,6 +49,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     if (std::filesystem::is_socket(addr->unix_path, ec))
       std::filesystem::remove(addr->unix_path, ec);
     creds = grpc::InsecureServerCredentials();  // unix socket: file permissions + tokens
+  } else if (opt.require_client_cert && opt.tls_client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--require-client-cert needs --tls-client-ca (the CA that signs client certificates)");
   } else if (!opt.tls_cert.empty()) {
     auto cert = ReadFileToString(opt.tls_cert);
     if (!cert.ok()) return cert.status();

@@ -208,10 +208,26 @@ grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* c
         "over its cap")));
     return r;
   }
-  engine_->Complete(*req, who->name, [r, resp](absl::StatusOr<v1::CompleteResponse> v) {
-    if (v.ok()) resp->Swap(&*v);
-    r->Finish(ToGrpc(v.status()));
-  });
+  // Results are checked here, on the RPC thread, so the single engine thread
+  // only fences and writes. (A stale upload is checked for nothing; the
+  // engine refuses it.)
+  std::optional<Engine::CheckedResult> checked;
+  if (req->has_result_json()) {
+    auto ctx = queries_->ResultContextFor(req->job_id());
+    if (ctx.ok()) {
+      Engine::CheckedResult c;
+      c.errors = engine_->validator()(*ctx, req->result_json());
+      if (c.errors.empty() && engine_->flagger()) c.flags = engine_->flagger()(*ctx, req->result_json());
+      checked = std::move(c);
+    }
+  }
+  engine_->Complete(
+      *req, who->name,
+      [r, resp](absl::StatusOr<v1::CompleteResponse> v) {
+        if (v.ok()) resp->Swap(&*v);
+        r->Finish(ToGrpc(v.status()));
+      },
+      std::move(checked));
   return r;
 }
 

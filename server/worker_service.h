@@ -8,12 +8,14 @@
 #include "assessq/v1/assessq.grpc.pb.h"
 #include "server/auth.h"
 #include "server/engine.h"
+#include "server/queries.h"
 
 namespace assessq {
 
 class WorkerService final : public v1::WorkerService::CallbackService {
  public:
-  WorkerService(Engine* engine, Authenticator* auth) : engine_(engine), auth_(auth) {}
+  WorkerService(Engine* engine, Queries* queries, Authenticator* auth)
+      : engine_(engine), queries_(queries), auth_(auth) {}
 
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* Session(
       grpc::CallbackServerContext* ctx) override;
@@ -26,6 +28,7 @@ class WorkerService final : public v1::WorkerService::CallbackService {
 
  private:
   Engine* engine_;
+  Queries* queries_;
   Authenticator* auth_;
 };
 

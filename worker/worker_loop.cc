@@ -95,23 +95,26 @@ void Worker::OnMessage(const v1::CoordinatorMessage& m) {
     }
     {
       absl::MutexLock l(&mu_);
-      running_[m.lease().job_id()] = Running{m.lease().token(), std::make_shared<StopSignal>()};
+      running_[m.lease().token()] = Running{m.lease().job_id(), std::make_shared<StopSignal>()};
     }
     std::thread([this, lease = m.lease()] { RunJob(lease); }).detach();
     return;
   }
   if (m.has_cancel()) {
     absl::MutexLock l(&mu_);
-    auto it = running_.find(m.cancel().job_id());
-    if (it != running_.end() && it->second.token == m.cancel().token()) {
+    auto it = running_.find(m.cancel().token());
+    if (it != running_.end() && it->second.job == m.cancel().job_id()) {
       spdlog::info("[job={}] cancelled by coordinator: {}", m.cancel().job_id(), m.cancel().reason());
       it->second.stop->Stop(absl::StrCat("cancelled: ", m.cancel().reason()));
     }
     return;
   }
   if (m.has_drain()) {
-    spdlog::info("coordinator asks this worker to drain: {}", m.drain().reason());
-    Drain();
+    // The coordinator stops leasing to us itself; undrain resumes it. Running
+    // jobs carry on either way.
+    spdlog::info("coordinator asks this worker to drain: {} (no new leases until undrained; "
+                 "running jobs carry on)",
+                 m.drain().reason());
   }
 }
 
@@ -120,7 +123,7 @@ void Worker::RunJob(v1::Lease lease) {
   std::shared_ptr<StopSignal> stop;
   {
     absl::MutexLock l(&mu_);
-    stop = running_[job].stop;
+    stop = running_[lease.token()].stop;
   }
   // Tell the coordinator at once that the job is running.
   v1::HeartbeatRequest hb;
@@ -182,7 +185,7 @@ void Worker::RunJob(v1::Lease lease) {
           break;
         case JobOutcome::kCancelled: {
           absl::MutexLock l(&mu_);
-          if (running_[job].release) {
+          if (running_[lease.token()].release) {
             r.mutable_release()->set_reason("worker stopped; job handed back");
           } else {
             report = false;  // the lease is gone (cancelled or lost): nothing to report
@@ -204,7 +207,7 @@ void Worker::RunJob(v1::Lease lease) {
   }
   if (report) Report(r);
   absl::MutexLock l(&mu_);
-  running_.erase(job);
+  running_.erase(lease.token());
 }
 
 void Worker::Report(const v1::CompleteRequest& r) {
@@ -260,7 +263,7 @@ void Worker::HeartbeatLoop() {
     {
       absl::MutexLock l(&mu_);
       period = lease_period_ms_;
-      for (const auto& [job, r] : running_) leases.push_back({job, r.token});
+      for (const auto& [token, r] : running_) leases.push_back({r.job, token});
     }
     for (const auto& [job, token] : leases) {
       v1::HeartbeatRequest hb;
@@ -270,8 +273,8 @@ void Worker::HeartbeatLoop() {
       auto h = api_->Heartbeat(hb, static_cast<int>(std::max<int64_t>(period / 3, 1000)));
       if (!h.ok() && absl::IsFailedPrecondition(h.status())) {
         absl::MutexLock l(&mu_);
-        auto it = running_.find(job);
-        if (it != running_.end() && it->second.token == token) {
+        auto it = running_.find(token);
+        if (it != running_.end() && it->second.job == job) {
           spdlog::warn("[job={}] lease lost ({}); stopping it", job, h.status().message());
           it->second.stop->Stop("lease lost");
         }
@@ -319,7 +322,7 @@ void Worker::HousekeepingLoop() {
       std::set<int64_t> live;
       {
         absl::MutexLock l(&mu_);
-        for (const auto& [job, r] : running_) live.insert(job);
+        for (const auto& [token, r] : running_) live.insert(r.job);
       }
       if (auto s = executor_->Reap(live); !s.ok()) spdlog::warn("reap: {}", s.ToString());
       next_reap = NowMs() + opt_.reap_interval_ms;
@@ -343,7 +346,7 @@ void Worker::Abort() {
   Drain();
   absl::MutexLock l(&mu_);
   spdlog::warn("stopping {} running job(s) and handing them back", running_.size());
-  for (auto& [job, r] : running_) {
+  for (auto& [token, r] : running_) {
     r.release = true;
     r.stop->Stop("worker shutting down");
   }

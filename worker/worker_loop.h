@@ -45,8 +45,10 @@ class Worker {
   int running() const;
 
  private:
+  // Keyed by lease token: a job cancelled and leased again on this worker
+  // has two entries until the old run has wound down.
   struct Running {
-    int64_t token;
+    int64_t job;
     std::shared_ptr<StopSignal> stop;
     bool release = false;
   };

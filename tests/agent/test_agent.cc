@@ -156,8 +156,14 @@ int main(int argc, char** argv) {
     return 3;
   }
   if (b == "read_host") {
-    for (const char* p : {"/etc/shadow", "/var/run/docker.sock", "/run/docker.sock",
-                          "/proc/1/root/etc/hostname", "/host", "/proc/sysrq-trigger"}) {
+    // PID 1 is the container's own init (private PID namespace), so its root
+    // is a leak only if it is not our own root.
+    struct stat own{}, pid1{};
+    bool pid1_foreign = stat("/", &own) == 0 && stat("/proc/1/root/", &pid1) == 0 &&
+                        (own.st_dev != pid1.st_dev || own.st_ino != pid1.st_ino);
+    Probe("/proc/1/root is the host's root", pid1_foreign);
+    for (const char* p : {"/etc/shadow", "/var/run/docker.sock", "/run/docker.sock", "/host",
+                          "/proc/sysrq-trigger"}) {
       int fd = open(p, O_RDONLY | O_NONBLOCK);
       Probe(p, fd >= 0 && std::strcmp(p, "/proc/sysrq-trigger") != 0);
       if (fd >= 0) close(fd);

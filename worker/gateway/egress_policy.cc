@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <idn2.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cstring>
@@ -154,7 +156,9 @@ bool Matches(const Rule& r, const std::string& host, int port, const std::vector
 }
 
 std::string RuleText(const Rule& r) {
-  return absl::StrCat(r.deny ? "!" : "", r.pattern, r.port ? absl::StrCat(":", *r.port) : "");
+  bool v6 = r.pattern.find(':') != std::string::npos;
+  std::string host = v6 && r.port ? absl::StrCat("[", r.pattern, "]") : r.pattern;
+  return absl::StrCat(r.deny ? "!" : "", host, r.port ? absl::StrCat(":", *r.port) : "");
 }
 }  // namespace
 
@@ -168,7 +172,8 @@ HostDecision DecideHost(const EgressPolicy& p, const std::string& host, int port
     if (r.deny && Matches(r, host, port, p.default_ports))
       return {false, absl::StrCat("deny rule ", RuleText(r))};
   for (const auto& r : p.rules)
-    if (!r.deny && Matches(r, host, port, p.default_ports)) return {true, RuleText(r)};
+    if (!r.deny && Matches(r, host, port, p.default_ports))
+      return {true, RuleText(r), r.port.has_value()};
   return {false, "no rule allows it"};
 }
 
@@ -196,7 +201,30 @@ const Range kBlocked[] = {
 };
 }  // namespace
 
+std::vector<IpAddr> LocalAddresses() {
+  std::vector<IpAddr> out;
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (auto* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    IpAddr a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      std::memcpy(a.bytes, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a.v6 = true;
+      std::memcpy(a.bytes, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    out.push_back(a);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
 std::string ClassifyAddress(const EgressPolicy& p, const IpAddr& a) {
+  for (const auto& self : p.self_addresses)
+    if (self == a) return absl::StrCat(a.ToString(), " is an address of the worker host itself");
   for (const auto& open : p.open_ranges)
     if (open.Contains(a)) return "";
   for (const auto& b : kBlocked) {

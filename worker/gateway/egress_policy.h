@@ -55,6 +55,7 @@ struct EgressPolicy {
   std::vector<Rule> rules;               // from the profile (allow + deny)
   std::vector<Rule> forbidden;           // from the worker policy: never allowed
   std::vector<Cidr> open_ranges;         // worker policy only: test hosts
+  std::vector<IpAddr> self_addresses;    // the worker host's own: never reachable
   std::vector<int> default_ports = {80, 443};  // for names without ":port"
 };
 
@@ -63,11 +64,15 @@ absl::StatusOr<Rule> ParseRule(const std::string& text);
 
 struct HostDecision {
   bool allowed = false;
-  std::string rule;    // the rule that decided, or the reason
+  std::string rule;            // the rule that decided, or the reason
+  bool explicit_port = false;  // the allowing rule names this exact port (raw TCP allowed)
 };
 
 // Decides a request for host:port before any resolution.
 HostDecision DecideHost(const EgressPolicy& p, const std::string& normalized_host, int port);
+
+// The addresses of this host's interfaces (getifaddrs).
+std::vector<IpAddr> LocalAddresses();
 
 // Classifies a resolved (or literal) address: empty when usable, otherwise
 // the reason it is refused.

@@ -49,7 +49,11 @@ class JobGatewayImpl final : public JobGateway,
                              public std::enable_shared_from_this<JobGatewayImpl> {
  public:
   JobGatewayImpl(asio::io_context& io, JobConfig cfg, const GatewayOptions& gopt)
-      : io_(io), cfg_(std::move(cfg)), gopt_(gopt), acceptor_(io) {}
+      : io_(io), cfg_(std::move(cfg)), gopt_(gopt), acceptor_(io) {
+    // Taken when the job starts: the worker host is never a destination.
+    auto self = LocalAddresses();
+    cfg_.policy.self_addresses.insert(cfg_.policy.self_addresses.end(), self.begin(), self.end());
+  }
 
   absl::Status Listen() {
     std::error_code ec;
@@ -211,13 +215,13 @@ class JobGatewayImpl final : public JobGateway,
 
   // Copies `from` to `to` until EOF, counting bytes; then half-closes `to`.
   template <typename From, typename To>
-  awaitable<void> Pipe(From& from, To& to, int64_t& counter) {
+  awaitable<void> Pipe(From& from, To& to, int64_t& counter, std::shared_ptr<std::atomic<int64_t>> activity) {
     std::array<char, 16384> buf;
     while (true) {
       std::error_code ec;
       size_t n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
       if (ec || n == 0) break;
-      last_activity_ = NowMs();
+      *activity = NowMs();
       counter += static_cast<int64_t>(n);
       total_bytes_ += static_cast<int64_t>(n);
       if (total_bytes_ > cfg_.limits.max_total_bytes) break;
@@ -229,10 +233,10 @@ class JobGatewayImpl final : public JobGateway,
   }
 
   // Closes both sockets when nothing moved for the idle timeout.
-  awaitable<void> Idle(std::function<void()> close_all) {
+  awaitable<void> Idle(std::function<void()> close_all, std::shared_ptr<std::atomic<int64_t>> activity) {
     asio::steady_timer t(co_await asio::this_coro::executor);
     while (true) {
-      int64_t left = last_activity_ + cfg_.limits.idle_timeout_ms - NowMs();
+      int64_t left = activity->load() + cfg_.limits.idle_timeout_ms - NowMs();
       if (left <= 0) {
         close_all();
         co_return;
@@ -247,13 +251,15 @@ class JobGatewayImpl final : public JobGateway,
   template <typename Up>
   awaitable<void> Splice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e) {
     int64_t bytes_up = 0, bytes_down = 0;
-    last_activity_ = NowMs();
+    // Idle time is per connection: a busy neighbour keeps no stalled one alive.
+    auto activity = std::make_shared<std::atomic<int64_t>>(NowMs());
     auto close_all = [c, up] {
       std::error_code ec;
       c->close(ec);
       up->lowest_layer().close(ec);
     };
-    co_await ((Pipe(*c, *up, bytes_up) && Pipe(*up, *c, bytes_down)) || Idle(close_all));
+    co_await ((Pipe(*c, *up, bytes_up, activity) && Pipe(*up, *c, bytes_down, activity)) ||
+              Idle(close_all, activity));
     close_all();
     e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + bytes_up;
     e.j["bytes_down"] = e.j.value("bytes_down", int64_t{0}) + bytes_down;
@@ -273,10 +279,7 @@ class JobGatewayImpl final : public JobGateway,
     if (!host.ok()) return absl::PermissionDeniedError(std::string(host.status().message()));
     HostDecision d = DecideHost(cfg_.policy, *host, port);
     if (!d.allowed) return absl::PermissionDeniedError(d.rule);
-    bool explicit_port = d.rule.size() > 0 && d.rule.rfind(':') != std::string::npos &&
-                         d.rule.substr(d.rule.rfind(':') + 1) == std::to_string(port) &&
-                         !ParseIpLiteral(d.rule).has_value();
-    return Target{*host, port, d.rule, explicit_port};
+    return Target{*host, port, d.rule, d.explicit_port};
   }
 
   awaitable<void> Serve(std::shared_ptr<local::socket> c) {
@@ -303,7 +306,6 @@ class JobGatewayImpl final : public JobGateway,
     }
     std::string buf;
     std::optional<RequestHead> head;
-    last_activity_ = NowMs();
     while (!head) {
       std::array<char, 4096> tmp;
       std::error_code ec;
@@ -524,7 +526,6 @@ class JobGatewayImpl final : public JobGateway,
   const GatewayOptions& gopt_;
   local::acceptor acceptor_;
   std::atomic<bool> stopped_{false};
-  std::atomic<int64_t> last_activity_{0};
   std::atomic<int64_t> total_bytes_{0};
   std::mutex mu_;
   nlohmann::json netlog_ = nlohmann::json::array();

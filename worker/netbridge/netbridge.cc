@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
     _exit(127);
   }
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) signal(s, Forward);
+  // A peer that closes first must not kill the bridge (and with it the agent's network).
+  signal(SIGPIPE, SIG_IGN);
   std::thread([ls, socket_path] {
     while (true) {
       int c = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);

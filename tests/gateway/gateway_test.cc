@@ -1,0 +1,853 @@
+// The egress gateway in-process (worker/gateway/gateway.h), driven by real
+// clients: libcurl through the real assessq-netbridge (as an agent would use
+// HTTP_PROXY) and raw bytes on the job's Unix socket, against test servers
+// that count every connection and keep every byte.
+//
+// The whole test process runs in a private network namespace (see main)
+// with no route off the machine: the gateway's own namespace has lo only
+// (127.0.0.1 and ::1 with counting servers, and 203.0.113.9 standing for the
+// worker host's own public address); the test servers live in a second
+// namespace behind a veth pair (10.200.0.2 = allowed.test, opened by
+// open_ranges; 10.200.0.3 a private host; 198.51.100.7 a "public" host;
+// 169.254.169.254 the metadata address), so that what the gateway reaches is
+// not an address of its own host. Nothing can leave this machine whatever
+// the gateway does, and names resolve only through resolver_overrides.
+#include "worker/gateway/gateway.h"
+
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/gateway/gw_test_util.h"
+
+namespace assessq::gateway {
+namespace {
+
+using gwtest::Curl;
+using gwtest::CurlOptions;
+using gwtest::Exchange;
+using gwtest::StatusOf;
+using gwtest::TestServer;
+using gwtest::UnixClient;
+using Mode = gwtest::TestServer::Mode;
+
+// The test servers live in a second namespace ("far", behind a veth pair):
+constexpr char kFar[] = "10.200.0.2";        // allowed.test etc. (opened by open_ranges)
+constexpr char kFarOpen[] = "10.200.0.2/32";
+constexpr char kPrivate[] = "10.200.0.3";    // a private host no open_range opens
+constexpr char kPublic[] = "198.51.100.7";   // a "public" host
+// In the gateway's own namespace: loopback (with counting servers) and
+constexpr char kSelf[] = "203.0.113.9";      // "the worker host's own public address", on lo
+constexpr char kSecret[] = "sk-ant-REAL-key-0123456789-never-in-a-container";
+constexpr char kPlaceholder[] = "assessq-placeholder-the-gateway-adds-the-real-key";
+
+struct Shared {
+  gwtest::TempDir dir;
+  gwtest::TestCa ca;
+  std::pair<std::string, std::string> good, wrong, rogue;
+  SSL_CTX* good_ctx = nullptr;
+  SSL_CTX* wrong_ctx = nullptr;
+  SSL_CTX* rogue_ctx = nullptr;
+};
+Shared* g_shared = nullptr;
+
+std::map<std::string, std::vector<std::string>> Overrides() {
+  return {
+      {"allowed.test", {kFar}},
+      {"other.test", {kFar}},
+      {"model.test", {kFar}},
+      {"public.test", {kPublic}},
+      {"rebind.test", {kPublic, kPrivate}},
+      {"rebind-reverse.test", {kPrivate, kPublic}},
+      {"rebind-loopback.test", {kPublic, "127.0.0.1"}},
+      {"rebind-mapped.test", {kPublic, "::ffff:127.0.0.1"}},
+      {"rebind-v6.test", {kPublic, "::1"}},
+      {"rebind-meta.test", {kPublic, "169.254.169.254"}},
+      {"self.test", {kSelf}},
+  };
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (g_shared) return;
+    g_shared = new Shared;
+    g_shared->ca = gwtest::MakeTestCa(g_shared->dir.path());
+    g_shared->good = g_shared->ca.Issue(
+        "good", "DNS:allowed.test,DNS:other.test,DNS:model.test,DNS:public.test,IP:10.200.0.2");
+    g_shared->wrong = g_shared->ca.Issue("wrong", "DNS:wrong.test");
+    g_shared->rogue = g_shared->ca.Issue("rogue", "DNS:model.test", /*self_signed=*/true);
+    g_shared->good_ctx = gwtest::ServerTlsContext(g_shared->good.first, g_shared->good.second);
+    g_shared->wrong_ctx = gwtest::ServerTlsContext(g_shared->wrong.first, g_shared->wrong.second);
+    g_shared->rogue_ctx = gwtest::ServerTlsContext(g_shared->rogue.first, g_shared->rogue.second);
+  }
+
+  void SetUp() override {
+    dir_ = std::make_unique<gwtest::TempDir>();
+    http80_ = Far(kFar, 80, Mode::kHttp);
+    https443_ = Far(kFar, 443, Mode::kHttp, g_shared->good_ctx);
+    priv80_ = Far(kPrivate, 80, Mode::kHttp);
+    priv443_ = Far(kPrivate, 443, Mode::kSilent);
+    pub80_ = Far(kPublic, 80, Mode::kHttp);
+    pub443_ = Far(kPublic, 443, Mode::kHttp, g_shared->good_ctx);
+    meta80_ = Far("169.254.169.254", 80, Mode::kHttp);
+    // The gateway's own loopback.
+    lo80_ = std::make_unique<TestServer>("127.0.0.1", 80, Mode::kHttp);
+    lo443_ = std::make_unique<TestServer>("127.0.0.1", 443, Mode::kSilent);
+    v6_80_ = std::make_unique<TestServer>("::1", 80, Mode::kHttp);
+    v6_443_ = std::make_unique<TestServer>("::1", 443, Mode::kSilent);
+  }
+
+  void TearDown() override {
+    bridge_.reset();
+    if (job_) job_->Stop();
+    job_.reset();
+    gw_.reset();
+  }
+
+  static std::unique_ptr<TestServer> Far(const std::string& addr, int port, Mode mode,
+                                         SSL_CTX* tls = nullptr) {
+    return std::make_unique<TestServer>(addr, port, mode, tls, /*far=*/true);
+  }
+
+  std::string ca() const { return g_shared->ca.ca_pem; }
+  std::string sock() const { return dir_->Join("proxy.sock"); }
+
+  static JobConfig Config(const std::vector<std::string>& allow, const std::vector<std::string>& open = {},
+                          const std::vector<std::string>& deny = {}) {
+    JobConfig c;
+    c.job_id = 42;
+    for (const auto& a : allow) {
+      auto r = ParseRule(a);
+      EXPECT_TRUE(r.ok()) << a;
+      if (r.ok()) c.policy.rules.push_back(*r);
+    }
+    for (const auto& d : deny) {
+      auto r = ParseRule(d);
+      EXPECT_TRUE(r.ok()) << d;
+      if (r.ok()) {
+        r->deny = true;
+        c.policy.rules.push_back(*r);
+      }
+    }
+    for (const auto& o : open) {
+      auto r = ParseCidr(o);
+      EXPECT_TRUE(r.ok()) << o;
+      if (r.ok()) c.policy.open_ranges.push_back(*r);
+    }
+    return c;
+  }
+
+  void Start(JobConfig c) {
+    GatewayOptions o;
+    o.resolver_overrides = Overrides();
+    auto g = Gateway::Create(o);
+    ASSERT_TRUE(g.ok()) << g.status();
+    gw_ = std::move(*g);
+    c.socket_path = sock();
+    auto j = gw_->StartJob(c);
+    ASSERT_TRUE(j.ok()) << j.status();
+    job_ = *j;
+  }
+
+  // The real bridge, as inside a container: 127.0.0.1:3128 -> the socket.
+  std::string Proxy() {
+    if (!bridge_) {
+      bridge_ = std::make_unique<gwtest::Netbridge>(ASSESSQ_NETBRIDGE, sock(), 3128);
+      EXPECT_TRUE(bridge_->ready()) << "netbridge did not listen";
+    }
+    return "http://127.0.0.1:3128";
+  }
+
+  // The netlog once it holds `n` entries (the last is written as the
+  // connection ends).
+  nlohmann::json Netlog(size_t n) {
+    nlohmann::json log;
+    int64_t until = gwtest::NowMs() + 5000;
+    while (gwtest::NowMs() < until) {
+      log = job_->Netlog();
+      if (log.size() >= n) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GE(log.size(), n) << log.dump(2);
+    return log;
+  }
+
+  int AllServerConnections() {
+    int n = 0;
+    for (auto* s : {&http80_, &https443_, &priv80_, &priv443_, &pub80_, &pub443_, &meta80_, &lo80_,
+                    &lo443_, &v6_80_, &v6_443_})
+      n += (*s)->connections();
+    return n;
+  }
+
+  static std::string Get(const std::string& url_host, const std::string& host_header,
+                         const std::string& extra = "") {
+    return absl::StrCat("GET http://", url_host, "/ HTTP/1.1\r\nHost: ", host_header, "\r\n", extra,
+                        "\r\n");
+  }
+
+  std::unique_ptr<gwtest::TempDir> dir_;
+  std::unique_ptr<TestServer> http80_, https443_, priv80_, priv443_, pub80_, pub443_, meta80_, lo80_,
+      lo443_, v6_80_, v6_443_;
+  std::unique_ptr<Gateway> gw_;
+  std::shared_ptr<JobGateway> job_;
+  std::unique_ptr<gwtest::Netbridge> bridge_;
+};
+
+// ------------------------------------------------------------- allowed
+
+TEST_F(GatewayTest, AllowedHostWorksOverHttpWithCurl) {
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  auto r = Curl({.url = "http://allowed.test/hello?x=1",
+                 .proxy = Proxy(),
+                 .headers = {"Proxy-Authorization: Basic c2VjcmV0", "X-Custom: kept"}});
+  ASSERT_EQ(r.curl_code, CURLE_OK) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello\n");
+  ASSERT_EQ(http80_->connections(), 1);
+  std::string got = http80_->received()[0];
+  EXPECT_TRUE(absl::StartsWith(got, "GET /hello?x=1 HTTP/1.1\r\n")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\r\nhost: allowed.test\r\n")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\r\nconnection: close\r\n")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\r\nx-custom: kept\r\n")) << got;
+  EXPECT_FALSE(absl::StrContains(absl::AsciiStrToLower(got), "proxy-authorization")) << got;
+  auto log = Netlog(1);
+  const auto& e = log[0];
+  EXPECT_EQ(e["decision"], "allow");
+  EXPECT_EQ(e["kind"], "http");
+  EXPECT_EQ(e["host"], "allowed.test");
+  EXPECT_EQ(e["port"], 80);
+  EXPECT_EQ(e["rule"], "allowed.test");
+  EXPECT_EQ(e["address"], kFar);
+  EXPECT_EQ(e["job"], 42);
+  EXPECT_GT(e.value("bytes_down", 0), 0) << e.dump();
+  EXPECT_EQ(job_->denied(), 0);
+}
+
+TEST_F(GatewayTest, AllowedHostWorksOverConnectAndVerifiedTlsWithCurl) {
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  auto r = Curl({.url = "https://allowed.test/secure", .proxy = Proxy(), .cainfo = ca()});
+  ASSERT_EQ(r.curl_code, CURLE_OK) << r.error;
+  EXPECT_EQ(r.connect_status, 200);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello\n");
+  EXPECT_EQ(https443_->connections(), 1);
+  auto log = Netlog(1);
+  EXPECT_EQ(log[0]["decision"], "allow");
+  EXPECT_EQ(log[0]["kind"], "connect");
+  EXPECT_EQ(log[0]["sni"], "allowed.test");
+  EXPECT_EQ(log[0]["port"], 443);
+  EXPECT_GT(log[0].value("bytes_up", 0), 0);
+  EXPECT_GT(log[0].value("bytes_down", 0), 0);
+}
+
+// ------------------------------------------------------------- denied
+
+TEST_F(GatewayTest, DeniedHostIs403WithTheReasonAndIsNeverResolved) {
+  Start(Config({"allowed.test", "*.allowed.test"}, {kFarOpen}, {"bad.allowed.test"}));
+  // evil.test is in no rule and not in resolver_overrides: a resolver (there
+  // is no DNS in this namespace) would give "cannot resolve", not this.
+  auto r = Curl({.url = "http://evil.test/", .proxy = Proxy()});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(absl::StrContains(r.headers, "X-Assessq-Gateway: deny")) << r.headers;
+  EXPECT_TRUE(absl::StrContains(r.body, "no rule allows it")) << r.body;
+  r = Curl({.url = "https://evil.test/", .proxy = Proxy(), .cainfo = ca()});
+  EXPECT_NE(r.curl_code, CURLE_OK);
+  EXPECT_EQ(r.connect_status, 403);
+  // A deny rule wins over the wildcard that would allow it.
+  std::string resp = Exchange(sock(), Get("bad.allowed.test", "bad.allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  auto log = Netlog(3);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(log[i]["decision"], "deny") << log[i].dump();
+    EXPECT_EQ(log[i]["host"], "evil.test");
+    EXPECT_EQ(log[i]["reason"], "no rule allows it") << log[i].dump();
+    EXPECT_FALSE(log[i].contains("address")) << log[i].dump();
+  }
+  EXPECT_EQ(log[0]["kind"], "http");
+  EXPECT_EQ(log[1]["kind"], "connect");
+  EXPECT_EQ(log[2]["reason"], "deny rule !bad.allowed.test") << log[2].dump();
+  EXPECT_EQ(job_->denied(), 3);
+  EXPECT_EQ(AllServerConnections(), 0);
+}
+
+TEST_F(GatewayTest, WorkerForbiddenHostWinsOverTheProfile) {
+  JobConfig c = Config({"allowed.test"}, {kFarOpen});
+  c.policy.forbidden.push_back(*ParseRule("allowed.test"));
+  Start(c);
+  std::string resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  auto log = Netlog(1);
+  EXPECT_TRUE(absl::StartsWith(log[0].value("reason", ""), "forbidden by worker policy")) << log.dump();
+  EXPECT_EQ(AllServerConnections(), 0);
+}
+
+// Every spelling of loopback, with loopback opened in open_ranges: only the
+// rules stand between the job and the address, and no rule names it.
+TEST_F(GatewayTest, EveryIpLiteralSpellingIsDenied) {
+  Start(Config({"allowed.test", "*.allowed.test"}, {"127.0.0.1/32", "::1/128", kFarOpen}));
+  const std::vector<std::string> hosts = {
+      // allowed.test's own address, opened by open_ranges: only the rules
+      // stand between the job and it.
+      "10.200.0.2", "180879362", "0xa.0xc8.0.2", "012.0310.0.02", "10.200.2", "0xac80002",
+      "[::ffff:10.200.0.2]", "[::ffff:ac8:2]",
+      // loopback
+      "127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "0x7f000001", "127.1", "0x7F.0.0.1",
+      "127.0.1", "017700000001", "0x7f.0x0.0x0.0x1", "[::1]", "[::ffff:127.0.0.1]",
+      "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:7f00:1]", "[::127.0.0.1]", "[0::1]"};
+  size_t entries = 0;
+  for (const auto& h : hosts) {
+    std::string resp = Exchange(sock(), absl::StrCat("CONNECT ", h, ":443 HTTP/1.1\r\nHost: ", h,
+                                                     ":443\r\n\r\n"));
+    EXPECT_EQ(StatusOf(resp), 403) << "CONNECT " << h << ": " << resp;
+    resp = Exchange(sock(), Get(h, h));
+    EXPECT_EQ(StatusOf(resp), 403) << "GET " << h << ": " << resp;
+    resp = Exchange(sock(), Get(h + ":80", h + ":80"));
+    EXPECT_EQ(StatusOf(resp), 403) << "GET " << h << ":80: " << resp;
+    entries += 3;
+  }
+  // Unbracketed IPv6 is not even an authority.
+  EXPECT_EQ(StatusOf(Exchange(sock(), "CONNECT ::ffff:7f00:1:443 HTTP/1.1\r\n\r\n")), 400);
+  ++entries;
+  // And the same through curl (which may canonicalise the spelling itself).
+  std::string proxy = Proxy();
+  for (const auto& h : hosts) {
+    // (curl may refuse a spelling itself: then nothing reaches the gateway.)
+    auto r = Curl({.url = "http://" + h + "/", .proxy = proxy});
+    if (r.curl_code != CURLE_URL_MALFORMAT) {
+      EXPECT_EQ(r.status, 403) << h << ": " << r.error;
+      ++entries;
+    }
+    r = Curl({.url = "https://" + h + "/", .proxy = proxy, .cainfo = ca()});
+    EXPECT_NE(r.curl_code, CURLE_OK) << h;
+    if (r.curl_code != CURLE_URL_MALFORMAT) {
+      EXPECT_EQ(r.connect_status, 403) << h << ": " << r.error;
+      ++entries;
+    }
+  }
+  auto log = Netlog(entries);
+  EXPECT_EQ(log.size(), entries);
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (i == hosts.size() * 3) continue;  // the unbracketed one: 400
+    EXPECT_EQ(log[i]["decision"], "deny") << log[i].dump();
+    EXPECT_EQ(log[i]["reason"], "no rule allows it") << log[i].dump();
+  }
+  EXPECT_EQ(AllServerConnections(), 0) << "a literal reached a server";
+}
+
+TEST_F(GatewayTest, IpLiteralNamedByARuleIsAllowedInEverySpellingButNotAsIpv6) {
+  Start(Config({kFar}, {kFarOpen}));
+  for (const std::string h : {"10.200.0.2", "0xa.0xc8.0.2", "180879362"}) {
+    std::string resp = Exchange(sock(), Get(h, h));
+    EXPECT_EQ(StatusOf(resp), 200) << h << ": " << resp;
+  }
+  EXPECT_EQ(http80_->connections(), 3);
+  for (const std::string h : {"[::ffff:10.200.0.2]", "[::1]", "127.0.0.1"}) {
+    std::string resp = Exchange(sock(), Get(h, h));
+    EXPECT_EQ(StatusOf(resp), 403) << h << ": " << resp;
+  }
+  EXPECT_EQ(AllServerConnections(), 3);
+}
+
+// A resolver answering a usable address first and a blocked one next (DNS
+// rebinding, or a name pointing at the inside): denied, no connection to
+// either address.
+TEST_F(GatewayTest, ResolverAnsweringPublicThenPrivateIsDeniedWithoutConnecting) {
+  Start(Config({"rebind.test", "rebind-reverse.test", "rebind-loopback.test", "rebind-mapped.test",
+                "rebind-v6.test", "rebind-meta.test", "public.test"}));
+  size_t entries = 0;
+  for (const std::string n : {"rebind.test", "rebind-reverse.test", "rebind-loopback.test",
+                              "rebind-mapped.test", "rebind-v6.test", "rebind-meta.test"}) {
+    std::string resp = Exchange(sock(), Get(n, n));
+    EXPECT_EQ(StatusOf(resp), 403) << n << ": " << resp;
+    EXPECT_TRUE(absl::StrContains(resp, "resolves to a blocked address")) << resp;
+    resp = Exchange(sock(), absl::StrCat("CONNECT ", n, ":443 HTTP/1.1\r\n\r\n"));
+    EXPECT_EQ(StatusOf(resp), 403) << n << ": " << resp;
+    entries += 2;
+  }
+  auto log = Netlog(entries);
+  for (const auto& e : log) {
+    EXPECT_EQ(e["decision"], "deny");
+    EXPECT_FALSE(e.contains("address")) << e.dump();
+  }
+  EXPECT_EQ(AllServerConnections(), 0) << "the gateway connected to a rebinding name's address";
+  // The control: the public address alone works (so the denial above is the
+  // private address's doing).
+  std::string resp = Exchange(sock(), Get("public.test", "public.test"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(pub80_->connections(), 1);
+}
+
+// -------------------------------------------------------------- fronting
+
+TEST_F(GatewayTest, SniMismatchInConnectIsRefusedBeforeAnyUpstreamByte) {
+  Start(Config({"allowed.test", "other.test"}, {kFarOpen}));
+  struct Case {
+    std::string sni, why;
+  };
+  // other.test is allowed too and has the same address: the name must still
+  // be the CONNECT host's.
+  for (const Case& c : std::vector<Case>{{"evil.test", "does not match CONNECT host"},
+                                         {"other.test", "does not match CONNECT host"},
+                                         {"", "no server name"}}) {
+    UnixClient cl(sock());
+    ASSERT_TRUE(cl.ok());
+    cl.Send("CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n");
+    std::string head = cl.ReadUntil("\r\n\r\n");
+    ASSERT_EQ(StatusOf(head), 200) << head;
+    cl.Send(gwtest::MakeClientHello(c.sni));
+    bool eof = false;
+    std::string rest = cl.ReadAll(&eof);
+    EXPECT_TRUE(eof) << "SNI '" << c.sni << "': the tunnel stayed open";
+    EXPECT_EQ(rest, "") << c.sni;
+  }
+  // Not TLS at all, on a rule without a port (TLS only).
+  {
+    UnixClient cl(sock());
+    cl.Send("CONNECT allowed.test:443 HTTP/1.1\r\n\r\n");
+    ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+    cl.Send("GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    bool eof = false;
+    EXPECT_EQ(cl.ReadAll(&eof), "");
+    EXPECT_TRUE(eof);
+  }
+  // curl --connect-to: CONNECT allowed.test:443, TLS for evil.test.
+  auto r = Curl({.url = "https://evil.test/", .proxy = Proxy(), .cainfo = ca(),
+                 .connect_to = "evil.test:443:allowed.test:443"});
+  EXPECT_NE(r.curl_code, CURLE_OK);
+  auto log = Netlog(5);
+  EXPECT_TRUE(absl::StrContains(log[0].value("reason", ""), "(fronting)")) << log[0].dump();
+  EXPECT_EQ(log[0]["sni"], "evil.test");
+  EXPECT_TRUE(absl::StrContains(log[1].value("reason", ""), "does not match")) << log[1].dump();
+  EXPECT_TRUE(absl::StrContains(log[2].value("reason", ""), "no server name")) << log[2].dump();
+  EXPECT_TRUE(absl::StrContains(log[3].value("reason", ""), "TLS check")) << log[3].dump();
+  EXPECT_TRUE(absl::StrContains(log[4].value("reason", ""), "does not match")) << log[4].dump();
+  for (const auto& e : log) EXPECT_EQ(e["decision"], "deny") << e.dump();
+  EXPECT_EQ(https443_->connections(), 0) << "the upstream saw a connection";
+  EXPECT_EQ(AllServerConnections(), 0);
+}
+
+TEST_F(GatewayTest, HostHeaderMismatchIs400) {
+  Start(Config({"allowed.test", "other.test"}, {kFarOpen}));
+  for (const std::string host : {"evil.test", "other.test", "allowed.test:8080", "127.0.0.1",
+                                 "allowed.test.evil.test", "allowed.test@evil.test", ""}) {
+    std::string resp = Exchange(sock(), Get("allowed.test", host));
+    EXPECT_EQ(StatusOf(resp), 400) << "Host: " << host << ": " << resp;
+  }
+  std::string resp = Exchange(sock(), "GET http://allowed.test/ HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(StatusOf(resp), 400) << resp;
+  EXPECT_TRUE(absl::StrContains(resp, "no Host header"));
+  // Two Host headers: the first is checked and only the gateway's one is sent.
+  resp = Exchange(sock(), Get("allowed.test", "allowed.test", "Host: evil.test\r\n"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  ASSERT_EQ(http80_->connections(), 1);
+  EXPECT_FALSE(absl::StrContains(http80_->received()[0], "evil.test")) << http80_->received()[0];
+  // Spellings of the same authority match.
+  for (const std::string host : {"allowed.test:80", "ALLOWED.test.", "Allowed.Test"}) {
+    resp = Exchange(sock(), Get("allowed.test", host));
+    EXPECT_EQ(StatusOf(resp), 200) << host << ": " << resp;
+  }
+  EXPECT_EQ(http80_->connections(), 4);
+  auto log = Netlog(12);
+  EXPECT_TRUE(absl::StrContains(log[0].value("reason", ""), "does not match the URL")) << log[0].dump();
+}
+
+TEST_F(GatewayTest, JunkAndUnsupportedFormsAre400) {
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  for (const std::string req :
+       {std::string("\x00\x01\x02\x03junk\r\n\r\n", 12), std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n"),
+        std::string("GET https://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n"),
+        std::string("OPTIONS * HTTP/1.1\r\nHost: allowed.test\r\n\r\n"),
+        std::string("GET http://allowed.test/ HTTP/2.0\r\nHost: allowed.test\r\n\r\n"),
+        std::string("GET http://u:p@allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n"),
+        gwtest::MakeClientHello("allowed.test") + "\r\n\r\n"}) {
+    std::string resp = Exchange(sock(), req);
+    EXPECT_EQ(StatusOf(resp), 400) << resp;
+  }
+  // A ClientHello without CONNECT never completes a head: closed at the head limit.
+  std::string big(40000, 'A');
+  EXPECT_EQ(StatusOf(Exchange(sock(), big)), 400);
+  EXPECT_EQ(AllServerConnections(), 0);
+}
+
+// ----------------------------------------------------------- model route
+
+ModelRoute Route(int port, const std::string& header = "x-api-key") {
+  ModelRoute m;
+  m.host = "model.test";
+  m.port = port;
+  m.tls = true;
+  m.ca_file = g_shared->ca.ca_pem;
+  m.header = header;
+  m.secret = kSecret;
+  return m;
+}
+
+std::string ModelRequest() {
+  return absl::StrCat(
+      "POST /v1/messages?beta=true HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nx-api-key: ", kPlaceholder,
+      "\r\nAuthorization: Bearer client-supplied-token\r\nX-API-KEY: second-client-key\r\n"
+      "anthropic-version: 2023-06-01\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+}
+
+size_t Count(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+  return n;
+}
+
+TEST_F(GatewayTest, ModelRouteInjectsTheRealKeyAndStripsTheAgents) {
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(443);
+  Start(c);
+  std::string resp = Exchange(sock(), ModelRequest());
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_FALSE(absl::StrContains(resp, kSecret));
+  ASSERT_EQ(https443_->connections(), 1);
+  std::string got = https443_->received()[0];
+  EXPECT_TRUE(absl::StartsWith(got, "POST /v1/messages?beta=true HTTP/1.1\r\n")) << got;
+  EXPECT_EQ(Count(absl::AsciiStrToLower(got), "\r\nx-api-key:"), 1u) << got;
+  EXPECT_TRUE(absl::StrContains(got, absl::StrCat("\r\nx-api-key: ", kSecret, "\r\n"))) << got;
+  EXPECT_FALSE(absl::StrContains(got, kPlaceholder)) << got;
+  EXPECT_FALSE(absl::StrContains(got, "client-supplied-token")) << got;
+  EXPECT_FALSE(absl::StrContains(got, "second-client-key")) << got;
+  EXPECT_FALSE(absl::StrContains(absl::AsciiStrToLower(got), "authorization")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\r\nhost: model.test\r\n")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\r\nanthropic-version: 2023-06-01\r\n")) << got;
+  EXPECT_TRUE(absl::EndsWith(got, "\r\n\r\n{}")) << got;
+  // The way an agent reaches it: ANTHROPIC_BASE_URL=http://127.0.0.1:3128.
+  (void)Proxy();
+  auto r = Curl({.url = "http://127.0.0.1:3128/v1/models",
+            .proxy = "",
+            .headers = {absl::StrCat("x-api-key: ", kPlaceholder)}});
+  EXPECT_EQ(r.status, 200) << r.error;
+  ASSERT_GE(https443_->connections(), 2);
+  got = https443_->received().back();
+  EXPECT_TRUE(absl::StrContains(got, absl::StrCat("x-api-key: ", kSecret))) << got;
+  EXPECT_FALSE(absl::StrContains(got, kPlaceholder)) << got;
+  auto log = Netlog(2);
+  EXPECT_EQ(log[0]["kind"], "model");
+  EXPECT_EQ(log[0]["decision"], "allow");
+  EXPECT_EQ(log[0]["status"], 200);
+  EXPECT_EQ(log[0]["path"], "/v1/messages?beta=true");
+  EXPECT_FALSE(absl::StrContains(log.dump(), kSecret)) << "the key is in the netlog";
+}
+
+TEST_F(GatewayTest, ModelRouteBearerMode) {
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(443, "authorization");
+  Start(c);
+  std::string resp = Exchange(sock(), ModelRequest());
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  ASSERT_EQ(https443_->connections(), 1);
+  std::string got = https443_->received()[0];
+  EXPECT_EQ(Count(absl::AsciiStrToLower(got), "\r\nauthorization:"), 1u) << got;
+  EXPECT_TRUE(absl::StrContains(got, absl::StrCat("\r\nauthorization: Bearer ", kSecret, "\r\n"))) << got;
+  EXPECT_FALSE(absl::StrContains(absl::AsciiStrToLower(got), "x-api-key")) << got;
+  EXPECT_FALSE(absl::StrContains(got, kPlaceholder)) << got;
+  EXPECT_FALSE(absl::StrContains(got, "client-supplied-token")) << got;
+}
+
+TEST_F(GatewayTest, ModelRouteRefusesAProviderItCannotVerify) {
+  // A self-signed certificate for the right name, and a CA-issued one for
+  // another name: the key is never sent.
+  TestServer rogue(kFar, 0, Mode::kHttp, g_shared->rogue_ctx, true);
+  TestServer wrong(kFar, 0, Mode::kHttp, g_shared->wrong_ctx, true);
+  for (TestServer* s : {&rogue, &wrong}) {
+    JobConfig c = Config({}, {kFarOpen});
+    c.model = Route(s->port());
+    Start(c);
+    std::string resp = Exchange(sock(), ModelRequest());
+    EXPECT_EQ(StatusOf(resp), 502) << resp;
+    EXPECT_TRUE(absl::StrContains(resp, "TLS to the model provider failed")) << resp;
+    EXPECT_EQ(s->all_received(), "");
+    EXPECT_EQ(s->connections(), 1);
+    EXPECT_FALSE(absl::StrContains(resp, kSecret));
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+  }
+}
+
+TEST_F(GatewayTest, ModelRouteNotConfiguredIs403) {
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  std::string resp = Exchange(sock(), ModelRequest());
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(AllServerConnections(), 0);
+}
+
+TEST_F(GatewayTest, RateLimitAnswerSetsTheRateSignal) {
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(443);
+  Start(c);
+  https443_->set_response(
+      "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 7\r\n"
+      "Content-Length: 2\r\nConnection: close\r\n\r\n{}");
+  std::string resp = Exchange(sock(), ModelRequest());
+  EXPECT_EQ(StatusOf(resp), 429) << resp;
+  EXPECT_TRUE(absl::StrContains(resp, "Retry-After: 7")) << resp;
+  Netlog(1);
+  RateSignal rs = job_->rate_signal();
+  EXPECT_EQ(rs.status, 429);
+  EXPECT_EQ(rs.retry_after_ms, 7000);
+  EXPECT_EQ(rs.count, 1);
+  // An overloaded answer without retry-after counts too; the longest wait stays.
+  https443_->set_response("HTTP/1.1 529 Overloaded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  resp = Exchange(sock(), ModelRequest());
+  EXPECT_EQ(StatusOf(resp), 529) << resp;
+  Netlog(2);
+  rs = job_->rate_signal();
+  EXPECT_EQ(rs.status, 529);
+  EXPECT_EQ(rs.retry_after_ms, 7000);
+  EXPECT_EQ(rs.count, 2);
+}
+
+// ---------------------------------------------------------------- limits
+
+TEST_F(GatewayTest, MaxConnectionsRefusesTheOneTooMany) {
+  JobConfig c = Config({"allowed.test"}, {kFarOpen});
+  c.limits.max_connections = 2;
+  Start(c);
+  auto a = std::make_unique<UnixClient>(sock());
+  UnixClient b(sock());
+  a->Send("GET http://allowed.test/ HTTP/1.1\r\n");  // half a head: held open
+  b.Send("GET http://allowed.test/ HTTP/1.1\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 503) << resp;
+  EXPECT_TRUE(absl::StrContains(resp, "too many concurrent connections")) << resp;
+  EXPECT_EQ(http80_->connections(), 0);
+  a.reset();  // one slot frees up
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+}
+
+TEST_F(GatewayTest, IdleTimeoutClosesSilentConnectionsAndTunnels) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  JobConfig c = Config({absl::StrCat("allowed.test:", echo.port())}, {kFarOpen});
+  c.limits.idle_timeout_ms = 500;
+  Start(c);
+  // A client that never sends its head.
+  {
+    UnixClient cl(sock(), 10000);
+    int64_t t0 = gwtest::NowMs();
+    bool eof = false;
+    cl.ReadAll(&eof);
+    int64_t took = gwtest::NowMs() - t0;
+    EXPECT_TRUE(eof);
+    EXPECT_GE(took, 400);
+    EXPECT_LT(took, 3000);
+  }
+  // A raw tunnel (a rule with an explicit port) that goes quiet.
+  UnixClient cl(sock(), 10000);
+  cl.Send(absl::StrCat("CONNECT allowed.test:", echo.port(), " HTTP/1.1\r\n\r\n"));
+  ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+  cl.Send("ping");
+  EXPECT_EQ(cl.ReadUntil("ping"), "ping");
+  int64_t t0 = gwtest::NowMs();
+  bool eof = false;
+  cl.ReadAll(&eof);
+  int64_t took = gwtest::NowMs() - t0;
+  EXPECT_TRUE(eof) << "the idle tunnel was not closed";
+  EXPECT_GE(took, 300);
+  EXPECT_LT(took, 3000);
+  EXPECT_EQ(echo.connections(), 1);
+}
+
+// The idle timeout is one clock per job, not per connection: a connection
+// that moves data keeps every silent connection of the job open forever.
+TEST_F(GatewayTest, IdleTimeoutIsPerConnectionNotPerJob) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  JobConfig c = Config({absl::StrCat("allowed.test:", echo.port())}, {kFarOpen});
+  c.limits.idle_timeout_ms = 500;
+  Start(c);
+  auto tunnel = [&](UnixClient& cl) {
+    cl.Send(absl::StrCat("CONNECT allowed.test:", echo.port(), " HTTP/1.1\r\n\r\n"));
+    EXPECT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+    cl.Send("x");
+    EXPECT_EQ(cl.ReadUntil("x"), "x");
+  };
+  UnixClient quiet(sock(), 200), busy(sock(), 2000);
+  tunnel(quiet);
+  tunnel(busy);
+  // The busy tunnel talks every 100 ms for 3 s; the quiet one says nothing
+  // and must be closed after about 500 ms.
+  bool quiet_closed = false;
+  int64_t closed_after = -1, t0 = gwtest::NowMs();
+  while (gwtest::NowMs() - t0 < 3000) {
+    busy.Send("y");
+    busy.ReadUntil("y");
+    if (!quiet_closed) {
+      bool eof = false;
+      quiet.ReadAll(&eof);  // 200 ms receive timeout
+      if (eof) {
+        quiet_closed = true;
+        closed_after = gwtest::NowMs() - t0;
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(quiet_closed) << "a silent tunnel stayed open for 3 s with idle_timeout 500 ms "
+                               "because another connection of the job was busy";
+  if (quiet_closed) EXPECT_LT(closed_after, 2000);
+}
+
+TEST_F(GatewayTest, TotalBytesLimitCutsTheTransfer) {
+  TestServer bulk(kFar, 0, Mode::kBulk, nullptr, true);
+  bulk.set_bulk_bytes(4 << 20);
+  JobConfig c = Config({absl::StrCat("allowed.test:", bulk.port())}, {kFarOpen});
+  c.limits.max_total_bytes = 1 << 20;
+  Start(c);
+  std::string host = absl::StrCat("allowed.test:", bulk.port());
+  std::string resp = Exchange(sock(), Get(host, host), 10000);
+  EXPECT_EQ(StatusOf(resp), 200);
+  EXPECT_LT(resp.size(), size_t{(1 << 20) + (64 << 10)});
+  EXPECT_GT(resp.size(), size_t{512 << 10});
+  auto log = Netlog(1);
+  EXPECT_EQ(log[0].value("limit", ""), "total bytes") << log[0].dump();
+  // The job's budget is spent: the next transfer gets nothing past the head.
+  resp = Exchange(sock(), Get(host, host), 10000);
+  EXPECT_LT(resp.size(), size_t{64 << 10});
+}
+
+TEST_F(GatewayTest, StopClosesTheListenerAndOpenTunnels) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  Start(Config({absl::StrCat("allowed.test:", echo.port())}, {kFarOpen}));
+  UnixClient cl(sock(), 3000);
+  cl.Send(absl::StrCat("CONNECT allowed.test:", echo.port(), " HTTP/1.1\r\n\r\n"));
+  ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+  cl.Send("x");
+  EXPECT_EQ(cl.ReadUntil("x"), "x");
+  job_->Stop();
+  bool eof = false;
+  cl.ReadAll(&eof);
+  EXPECT_TRUE(eof) << "an open tunnel survived Stop()";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  UnixClient after(sock(), 1000);
+  if (after.ok()) {
+    after.Send(Get("allowed.test", "allowed.test"));
+    EXPECT_EQ(after.ReadAll(), "") << "the listener still answers after Stop()";
+  }
+}
+
+// ------------------------------------------------------------- netbridge
+
+// The bridge carries a request the gateway answers early (a denial) while the
+// agent is still sending its body: the gateway closes, the bridge's next
+// write fails with EPIPE. The bridge must survive that (it is the job's
+// main process: if it dies, the job dies with exit 141).
+TEST_F(GatewayTest, NetbridgeSurvivesAGatewayThatClosesFirst) {
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  (void)Proxy();
+  {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(3128);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    std::string head =
+        "POST http://evil.test/upload HTTP/1.1\r\nHost: evil.test\r\nContent-Length: 1000000\r\n\r\n";
+    ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the 403 and the close
+    std::string chunk(16384, 'x');
+    for (int i = 0; i < 20; ++i) {
+      if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    close(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  int status = 0;
+  bool alive = bridge_->Alive(&status);
+  EXPECT_TRUE(alive) << "assessq-netbridge died: "
+                     << (WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
+                                             : absl::StrCat("exit ", WEXITSTATUS(status)));
+  if (alive) {
+    auto r = Curl({.url = "http://allowed.test/", .proxy = "http://127.0.0.1:3128"});
+    EXPECT_EQ(r.status, 200) << r.error;
+  }
+}
+
+// A rule with an explicit port allows raw TCP in a CONNECT tunnel (no TLS
+// needed): it does for "10.200.0.2:8443", and must for "[fd00:200::2]:8443"
+// too. (The gateway recognises an explicit port by reading the rule's text
+// back: "fd00:200::2" + ":8443" parses as one IPv6 address, so it finds no
+// port. Ports above 0xffff in hex digits, like most ephemeral ones, escape it.)
+TEST_F(GatewayTest, RawTcpThroughARuleWithAnIpv4LiteralAndPort) {
+  TestServer echo(kFar, 8443, Mode::kEcho, nullptr, true);
+  Start(Config({absl::StrCat(kFar, ":", echo.port())}, {kFarOpen}));
+  UnixClient cl(sock(), 3000);
+  cl.Send(absl::StrCat("CONNECT ", kFar, ":", echo.port(), " HTTP/1.1\r\n\r\n"));
+  ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+  cl.Send("ping");
+  EXPECT_EQ(cl.ReadUntil("ping"), "ping");
+}
+
+TEST_F(GatewayTest, RawTcpThroughARuleWithAnIpv6LiteralAndPort) {
+  TestServer echo(gwtest::kFarAddr6, 8443, Mode::kEcho, nullptr, true);
+  Start(Config({absl::StrCat("[", gwtest::kFarAddr6, "]:", echo.port())}, {"fd00:200::2/128"}));
+  UnixClient cl(sock(), 3000);
+  cl.Send(absl::StrCat("CONNECT [", gwtest::kFarAddr6, "]:", echo.port(), " HTTP/1.1\r\n\r\n"));
+  ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+  cl.Send("ping");
+  EXPECT_EQ(cl.ReadUntil("ping"), "ping") << "netlog: " << job_->Netlog().dump();
+}
+
+// A name a rule allows, resolving to an address of the worker host itself
+// (here 203.0.113.9, a "public" address on lo): a service the host runs on
+// 0.0.0.0 is then one CONNECT away. Loopback and private ranges are refused;
+// the host's own public addresses are not.
+TEST_F(GatewayTest, NameResolvingToTheWorkerHostsOwnAddressIsRefused) {
+  TestServer host_service("0.0.0.0", 0, Mode::kHttp);
+  std::string host = absl::StrCat("self.test:", host_service.port());
+  Start(Config({host}));
+  std::string resp = Exchange(sock(), Get(host, host));
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(host_service.connections(), 0) << "the gateway connected to the worker host itself";
+}
+
+}  // namespace
+}  // namespace assessq::gateway
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (!::testing::GTEST_FLAG(list_tests)) {
+    std::string err = gwtest::EnterPrivateNetns({"203.0.113.9/32"});
+    if (err.empty()) err = gwtest::MakeFarNetns({"198.51.100.7/32", "169.254.169.254/32", "10.200.0.3/32"});
+    if (!err.empty()) {
+      std::fprintf(stderr, "gateway_test: %s\n", err.c_str());
+      return 1;
+    }
+  }
+  curl_global_init(CURL_GLOBAL_ALL);
+  signal(SIGPIPE, SIG_IGN);
+  // The shared CA dir goes when the tests are done.
+  struct Cleanup : ::testing::Environment {
+    void TearDown() override {
+      delete assessq::gateway::g_shared;
+      assessq::gateway::g_shared = nullptr;
+    }
+  };
+  ::testing::AddGlobalTestEnvironment(new Cleanup);
+  int rc = RUN_ALL_TESTS();
+  curl_global_cleanup();
+  return rc;
+}
