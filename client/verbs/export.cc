@@ -53,6 +53,11 @@ void RegisterExport(CLI::App& app, Context& ctx, int& exit_code) {
     while (reader->Read(&rec)) {
       nlohmann::json row = JobJson(rec.job());
       row["duration_s"] = rec.duration_ms() / 1000.0;
+      row["flags"] = nlohmann::json::array();
+      for (const auto& f : rec.flags()) row["flags"].push_back(f);
+      // Provenance: image and container, hosts contacted, denied requests.
+      auto details = nlohmann::json::parse(rec.details_json(), nullptr, false);
+      row["provenance"] = details.is_discarded() ? nlohmann::json::object() : details;
       auto a = nlohmann::json::parse(rec.result_json(), nullptr, false);
       row["assessment"] = a.is_discarded() ? nlohmann::json(nullptr) : a;
       rows.push_back(std::move(row));
@@ -77,7 +82,7 @@ void RegisterExport(CLI::App& app, Context& ctx, int& exit_code) {
     } else {
       std::vector<std::string> fixed = {"job_id", "batch", "dataset_key", "dataset_name",
                                         "state", "attempts", "duration_s", "worker",
-                                        "input_sha256"};
+                                        "input_sha256", "flags", "provenance"};
       std::vector<std::string> fields;
       for (const auto& r : rows)
         if (r["assessment"].is_object())
