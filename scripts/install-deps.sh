@@ -12,7 +12,7 @@ PKGS=(
   libssl-dev libidn2-dev clang libclang-rt-14-dev
   # run time and tests: the container engine, the test image's static
   # busybox, the benchmark's baseline queue, the certificate tool
-  docker.io busybox-static beanstalkd openssl sqlite3 iproute2 curl python3
+  docker.io busybox-static beanstalkd openssl sqlite3 iproute2 curl python3 bc
 )
 missing=()
 for p in "${PKGS[@]}"; do
