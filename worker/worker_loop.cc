@@ -59,8 +59,20 @@ absl::Status Worker::Start() {
   if (!api.ok()) return api.status();
   api_ = std::move(*api);
   {
+    // Say Hello with capacity 0 if the host is already short of resources.
+    int64_t disk = DiskFreeMb(opt_.state_dir), mem = MemAvailableMb();
+    bool healthy = (disk < 0 || disk >= opt_.policy.min_free_disk_mb) &&
+                   (mem < 0 || mem >= opt_.policy.min_free_mem_mb);
     absl::MutexLock l(&mu_);
     outbox_dirty_ = true;  // deliver what an earlier run left
+    healthy_ = healthy;
+    if (!healthy) {
+      spdlog::warn("host short of resources ({} MiB disk free, {} MiB memory available); "
+                   "taking no leases",
+                   disk, mem);
+      api_->SetCapacity(0);
+      capacity_sent_ = 0;
+    }
   }
   api_->Start([this](const v1::CoordinatorMessage& m) { OnMessage(m); });
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
