@@ -67,7 +67,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions opt) {
   e->db_ = std::move(*db);
   RETURN_IF_ERROR(Migrate(*e->db_));
   RETURN_IF_ERROR(e->Load());
+  RETURN_IF_ERROR(e->db_->Exec("PRAGMA wal_autocheckpoint=0"));
   e->thread_ = std::thread([p = e.get()] { p->Loop(); });
+  e->checkpointer_ = std::thread([p = e.get()] { p->CheckpointLoop(); });
   return e;
 }
 
@@ -77,7 +79,27 @@ Engine::~Engine() {
     stop_ = true;
   }
   cv_.notify_all();
+  checkpoint_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void Engine::CheckpointLoop() {
+  auto db = Db::Open(opt_.db_path, {});
+  if (!db.ok()) {
+    spdlog::error("checkpointer: {}; falling back to automatic checkpoints", db.status().ToString());
+    PostRaw([this] { (void)db_->Exec("PRAGMA wal_autocheckpoint=1000"); });
+    return;
+  }
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (checkpoint_cv_.wait_for(l, std::chrono::milliseconds(500), [&] { return stop_; })) break;
+    }
+    // PASSIVE never blocks the writer; frames still in use wait for the next round.
+    (void)(*db)->Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  }
+  (void)(*db)->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 absl::Status Engine::Load() {
