@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/gateway/egress_policy.h"
 
 namespace assessq {
 
@@ -128,7 +129,7 @@ struct JobSpec {
 inline constexpr char kNetDir[] = "/run/assessq/net";
 inline constexpr char kNetSocket[] = "/run/assessq/net/proxy.sock";
 inline constexpr char kNetbridgePath[] = "/run/assessq/netbridge";
-inline constexpr int kProxyPort = 3128;
+inline constexpr int kProxyPort = gateway::kBridgePort;
 inline constexpr char kPlaceholderKey[] = "assessq-placeholder-the-gateway-adds-the-real-key";
 
 // Fixed paths inside the container.

@@ -709,7 +709,7 @@ TEST_F(EgressContainerTest, ModelKeyIsAddedByTheGatewayAndNeverEntersTheContaine
 // honours HTTP_PROXY (urllib, requests, httpx, curl) sends the model request
 // to the proxy in absolute form, "POST http://127.0.0.1:3128/v1/messages";
 // the gateway takes that for a request to host 127.0.0.1:3128 and denies it.
-TEST_F(EgressContainerTest, BUG_ModelBaseUrlWorksWithTheJobsOwnProxySettings) {
+TEST_F(EgressContainerTest, ModelBaseUrlWorksWithTheJobsOwnProxySettings) {
   const Probe& p = P("model_env");
   ASSERT_TRUE(p.obs.is_object());
   EXPECT_EQ(p.obs["curl_env_proxy"]["code"], 200) << p.obs["curl_env_proxy"].dump();
@@ -717,11 +717,10 @@ TEST_F(EgressContainerTest, BUG_ModelBaseUrlWorksWithTheJobsOwnProxySettings) {
   for (const auto& e : Denials(p)) ADD_FAILURE() << "denied: " << e.dump();
 }
 
-// assessq-netbridge does not ignore SIGPIPE: when the gateway closes a
-// connection (a denial) while the agent is still sending (a request body),
-// the bridge's write gets EPIPE, SIGPIPE kills the bridge, and with it the
-// whole job (exit 141).
-TEST_F(EgressContainerTest, BUG_ADeniedUploadDoesNotKillTheJob) {
+// When the gateway closes a connection (a denial) while the agent is still
+// sending (a request body), the bridge's write gets EPIPE: the bridge must
+// not die of SIGPIPE (it is the job's main process: exit 141).
+TEST_F(EgressContainerTest, ADeniedUploadDoesNotKillTheJob) {
   const Probe& p = g_world->probes["denied_upload"];
   ASSERT_FALSE(p.show.is_null());
   const json& a = p.show["attempts"].back();

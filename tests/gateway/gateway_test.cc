@@ -670,8 +670,8 @@ TEST_F(GatewayTest, IdleTimeoutClosesSilentConnectionsAndTunnels) {
   EXPECT_EQ(echo.connections(), 1);
 }
 
-// The idle timeout is one clock per job, not per connection: a connection
-// that moves data keeps every silent connection of the job open forever.
+// The idle timeout is per connection, not per job: a connection that moves
+// data must not keep a silent connection of the same job open.
 TEST_F(GatewayTest, IdleTimeoutIsPerConnectionNotPerJob) {
   TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
   JobConfig c = Config({absl::StrCat("allowed.test:", echo.port())}, {kFarOpen});
@@ -788,9 +788,8 @@ TEST_F(GatewayTest, NetbridgeSurvivesAGatewayThatClosesFirst) {
 
 // A rule with an explicit port allows raw TCP in a CONNECT tunnel (no TLS
 // needed): it does for "10.200.0.2:8443", and must for "[fd00:200::2]:8443"
-// too. (The gateway recognises an explicit port by reading the rule's text
-// back: "fd00:200::2" + ":8443" parses as one IPv6 address, so it finds no
-// port. Ports above 0xffff in hex digits, like most ephemeral ones, escape it.)
+// too (a port of four hex digits: "fd00:200::2" + ":8443" also reads as one
+// IPv6 address, which once made the gateway miss the port).
 TEST_F(GatewayTest, RawTcpThroughARuleWithAnIpv4LiteralAndPort) {
   TestServer echo(kFar, 8443, Mode::kEcho, nullptr, true);
   Start(Config({absl::StrCat(kFar, ":", echo.port())}, {kFarOpen}));
@@ -813,8 +812,7 @@ TEST_F(GatewayTest, RawTcpThroughARuleWithAnIpv6LiteralAndPort) {
 
 // A name a rule allows, resolving to an address of the worker host itself
 // (here 203.0.113.9, a "public" address on lo): a service the host runs on
-// 0.0.0.0 is then one CONNECT away. Loopback and private ranges are refused;
-// the host's own public addresses are not.
+// 0.0.0.0 would be one CONNECT away. Refused like loopback and private ranges.
 TEST_F(GatewayTest, NameResolvingToTheWorkerHostsOwnAddressIsRefused) {
   TestServer host_service("0.0.0.0", 0, Mode::kHttp);
   std::string host = absl::StrCat("self.test:", host_service.port());

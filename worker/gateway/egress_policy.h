@@ -21,6 +21,10 @@
 
 namespace assessq::gateway {
 
+// The port the in-container bridge listens on (127.0.0.1): the proxy and the
+// model base URL.
+inline constexpr int kBridgePort = 3128;
+
 // An IPv4 or IPv6 address (IPv4 kept as IPv4, not mapped).
 struct IpAddr {
   bool v6 = false;

@@ -266,6 +266,17 @@ class JobGatewayImpl final : public JobGateway,
     if (total_bytes_ > cfg_.limits.max_total_bytes) e.j["limit"] = "total bytes";
   }
 
+  // "http://127.0.0.1:PORT/p" or "http://localhost:PORT/p" (the bridge's own
+  // address inside the container) -> "/p".
+  static std::optional<std::string> SelfTarget(const std::string& target) {
+    auto uri = ParseAbsoluteUri(target);
+    if (!uri.ok()) return std::nullopt;
+    const Authority& a = uri->first;
+    std::string host = absl::AsciiStrToLower(a.host);
+    if ((host == "127.0.0.1" || host == "localhost") && a.port == kBridgePort) return uri->second;
+    return std::nullopt;
+  }
+
   struct Target {
     std::string host;  // normalised
     int port;
@@ -332,6 +343,12 @@ class JobGatewayImpl final : public JobGateway,
       co_await HandleConnect(c, *head, std::move(rest), e);
     } else if (!head->target.empty() && head->target[0] == '/') {
       co_await HandleModel(c, *head, std::move(rest), e);
+    } else if (auto self = SelfTarget(head->target)) {
+      // A client that honours HTTP_PROXY sends the model base URL (the bridge
+      // itself) to the proxy in absolute form: it is the model route too.
+      RequestHead h = *head;
+      h.target = *self;
+      co_await HandleModel(c, h, std::move(rest), e);
     } else {
       co_await HandleHttp(c, *head, std::move(rest), e);
     }
