@@ -61,6 +61,23 @@ nlohmann::json JobJson(const v1::JobSummary& j);
 // A job argument: a numeric id, or with --batch a dataset key.
 absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string& batch);
 
+// For verbs that act on one job or a whole batch (cancel, retry): fills
+// req.job from a JOB argument, or req.batch from --batch alone.
+template <typename Req>
+absl::Status FillJobOrBatch(const std::string& job, const std::string& batch, const char* verb,
+                            Req& req) {
+  if (!job.empty()) {
+    auto ref = ParseJobRef(job, batch);
+    if (!ref.ok()) return ref.status();
+    *req.mutable_job() = *ref;
+    return absl::OkStatus();
+  }
+  if (batch.empty())
+    return absl::InvalidArgumentError(std::string(verb) + " needs a JOB or --batch");
+  req.set_batch(batch);
+  return absl::OkStatus();
+}
+
 // Each verb registers its subcommand and returns nothing; the callback sets
 // the exit code.
 using VerbRegistrar = void (*)(CLI::App& app, Context& ctx, int& exit_code);

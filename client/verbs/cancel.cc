@@ -14,17 +14,8 @@ void RegisterCancel(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--batch", *batch, "the batch (alone: cancel all of it)");
   cmd->callback([&ctx, &exit_code, job, batch] {
     v1::CancelRequest req;
-    if (!job->empty()) {
-      auto ref = ParseJobRef(*job, *batch);
-      if (!ref.ok()) {
-        exit_code = Fail(ref.status());
-        return;
-      }
-      *req.mutable_job() = *ref;
-    } else if (!batch->empty()) {
-      req.set_batch(*batch);
-    } else {
-      exit_code = Fail(absl::InvalidArgumentError("cancel needs a JOB or --batch"));
+    if (auto s = FillJobOrBatch(*job, *batch, "cancel", req); !s.ok()) {
+      exit_code = Fail(s);
       return;
     }
     if (auto s = ctx.Connect(); !s.ok()) {

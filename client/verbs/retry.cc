@@ -19,26 +19,17 @@ void RegisterRetry(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--class", *cls, "only jobs whose last failure is of this class");
   cmd->callback([&ctx, &exit_code, job, batch, cls] {
     v1::RetryRequest req;
-    if (!job->empty()) {
-      auto ref = ParseJobRef(*job, *batch);
-      if (!ref.ok()) {
-        exit_code = Fail(ref.status());
+    if (auto s = FillJobOrBatch(*job, *batch, "retry", req); !s.ok()) {
+      exit_code = Fail(s);
+      return;
+    }
+    if (job->empty() && !cls->empty()) {
+      v1::FailureClass c;
+      if (!v1::FailureClass_Parse("FAILURE_CLASS_" + absl::AsciiStrToUpper(*cls), &c)) {
+        exit_code = Fail(absl::InvalidArgumentError(absl::StrCat("unknown class '", *cls, "'")));
         return;
       }
-      *req.mutable_job() = *ref;
-    } else if (!batch->empty()) {
-      req.set_batch(*batch);
-      if (!cls->empty()) {
-        v1::FailureClass c;
-        if (!v1::FailureClass_Parse("FAILURE_CLASS_" + absl::AsciiStrToUpper(*cls), &c)) {
-          exit_code = Fail(absl::InvalidArgumentError(absl::StrCat("unknown class '", *cls, "'")));
-          return;
-        }
-        req.set_failure_class(c);
-      }
-    } else {
-      exit_code = Fail(absl::InvalidArgumentError("retry needs a JOB or --batch"));
-      return;
+      req.set_failure_class(c);
     }
     if (auto s = ctx.Connect(); !s.ok()) {
       exit_code = Fail(s);
