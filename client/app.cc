@@ -6,6 +6,8 @@
 
 namespace assessq::cli {
 
+void RegisterReport(CLI::App&, Context&, int&);  // client/verbs/report.cc
+
 int AssessctlMain(int argc, char** argv) {
   CLI::App app{"assessctl: submit, watch and steer assessq batches"};
   app.require_subcommand(1);
@@ -25,7 +27,8 @@ int AssessctlMain(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
   for (VerbRegistrar reg : {RegisterSubmit, RegisterStatus, RegisterList, RegisterShow,
                             RegisterResult, RegisterRetry, RegisterCancel, RegisterExport,
-                            RegisterWorkers, RegisterPause, RegisterWait, RegisterLogs})
+                            RegisterWorkers, RegisterPause, RegisterWait, RegisterLogs,
+                            RegisterReport, RegisterLimits})
     reg(app, ctx, exit_code);
   try {
     app.parse(argc, argv);

@@ -149,4 +149,22 @@ absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string
   return ref;
 }
 
+nlohmann::json LimitJson(const v1::LimitStatus& l) {
+  return {{"scope", l.scope()},
+          {"name", l.name()},
+          {"provider", l.provider()},
+          {"max_running", l.max_running()},
+          {"start_rate_per_min", l.start_rate_per_min()},
+          {"running", l.running()},
+          {"current_limit", l.current_limit()},
+          {"hold_until", l.hold_until_ms() > 0 ? FormatTime(l.hold_until_ms()) : ""},
+          {"reason", l.reason()}};
+}
+
+std::string DescribeLimit(const v1::LimitStatus& l) {
+  std::string limit = l.current_limit() > 0 ? absl::StrCat(l.current_limit()) : "none";
+  return absl::StrCat(l.scope(), " ", l.name(), ": running ", l.running(), ", limit ", limit,
+                      " (", l.reason(), ")");
+}
+
 }  // namespace assessq::cli

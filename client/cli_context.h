@@ -58,6 +58,9 @@ std::string FormatDuration(int64_t ms);   // 1h02m, 3m04s, 5.2s
 std::string StateName(v1::JobState s);
 std::string ClassName(v1::FailureClass c);
 nlohmann::json JobJson(const v1::JobSummary& j);
+// A fleet-wide limit (status, limits): JSON, and one human line.
+nlohmann::json LimitJson(const v1::LimitStatus& l);
+std::string DescribeLimit(const v1::LimitStatus& l);
 // A job argument: a numeric id, or with --batch a dataset key.
 absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string& batch);
 
@@ -93,6 +96,7 @@ void RegisterWorkers(CLI::App&, Context&, int&);
 void RegisterPause(CLI::App&, Context&, int&);
 void RegisterWait(CLI::App&, Context&, int&);
 void RegisterLogs(CLI::App&, Context&, int&);
+void RegisterLimits(CLI::App&, Context&, int&);
 
 int AssessctlMain(int argc, char** argv);
 

@@ -13,6 +13,13 @@ PKGS=(
   # run time and tests: the container engine, the test image's static
   # busybox, the benchmark's baseline queue, the certificate tool
   docker.io busybox-static beanstalkd openssl sqlite3 iproute2 curl python3 bc
+  # the real-agent test's image: a minimal Debian root filesystem
+  debootstrap
+  # the report test opens `assessctl report`'s page in headless Chromium;
+  # Noto gives its Arabic text proper Naskh/Sans Arabic glyphs
+  chromium fonts-noto-core
+  # the deploy test's `systemd-analyze verify` of deploy/systemd/*.service
+  systemd
 )
 missing=()
 for p in "${PKGS[@]}"; do

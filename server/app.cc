@@ -37,6 +37,15 @@ int CoordinatordMain(int argc, char** argv) {
   app.add_flag("--insecure-tcp", so.insecure_tcp, "TCP without TLS (loopback testing only)");
   app.add_option("--log-format", log_format, "text or json");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--metrics-listen", so.metrics_listen,
+                 "serve Prometheus metrics on HOST:PORT (GET /metrics); empty: off");
+  app.add_option("--health-probe-ms", so.health_probe_ms,
+                 "how often the database probe behind the gRPC health service runs")
+      ->check(CLI::Range(int64_t{50}, int64_t{600000}));
+  // Every long option above is also a key of the TOML config file; flags
+  // given on the command line win over it; unknown keys are errors.
+  app.set_config("--config", "", "TOML config file (keys: the long options without --)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
 
   auto* token = app.add_subcommand("token", "manage API tokens");
   token->require_subcommand(1);

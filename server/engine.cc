@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -68,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions opt) {
   RETURN_IF_ERROR(Migrate(*e->db_));
   RETURN_IF_ERROR(e->Load());
   RETURN_IF_ERROR(e->db_->Exec("PRAGMA wal_autocheckpoint=0"));
+  e->effects_thread_ = std::thread([p = e.get()] { p->EffectsLoop(); });
   e->thread_ = std::thread([p = e.get()] { p->Loop(); });
   e->checkpointer_ = std::thread([p = e.get()] { p->CheckpointLoop(); });
   return e;
@@ -82,6 +84,26 @@ Engine::~Engine() {
   checkpoint_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (checkpointer_.joinable()) checkpointer_.join();
+  {
+    std::lock_guard<std::mutex> l(effects_mu_);
+    effects_stop_ = true;
+  }
+  effects_cv_.notify_all();
+  if (effects_thread_.joinable()) effects_thread_.join();
+}
+
+void Engine::EffectsLoop() {
+  while (true) {
+    std::vector<std::function<void()>> batch;
+    {
+      std::unique_lock<std::mutex> l(effects_mu_);
+      effects_cv_.wait(l, [&] { return effects_stop_ || !effects_q_.empty(); });
+      if (effects_q_.empty()) return;  // stopping, and everything ran
+      batch = std::move(effects_q_.front());
+      effects_q_.pop_front();
+    }
+    for (auto& fn : batch) fn();
+  }
 }
 
 void Engine::CheckpointLoop() {
@@ -104,26 +126,42 @@ void Engine::CheckpointLoop() {
 
 absl::Status Engine::Load() {
   ASSIGN_OR_RETURN(bs, db_->Prepare(
-                           "SELECT id, name, profile_json, retry_policy_json, paused FROM batches"));
+                           "SELECT id, name, profile_json, retry_policy_json, paused, "
+                           "max_running, start_rate_per_min FROM batches"));
   while (true) {
     ASSIGN_OR_RETURN(row, bs->Step());
     if (!row) break;
     auto pol = RetryPolicy::FromJson(bs->Text(3));
     if (!pol.ok()) return pol.status();
-    BatchInfo b{bs->Int(0), bs->Text(1), bs->Text(2), *pol, bs->Int(4) != 0};
+    BatchInfo b{bs->Int(0), bs->Text(1), bs->Text(2), *pol, bs->Int(4) != 0,
+                LimitConfig{static_cast<int>(bs->Int(5)), bs->Double(6)}};
+    limits_.ConfigureBatch(b.id, b.name, FleetLimits::ProviderOf(b.profile_json), b.limits);
     batches_.emplace(b.id, std::move(b));
   }
+  ASSIGN_OR_RETURN(pl, db_->Prepare(
+                           "SELECT name, max_running, start_rate_per_min FROM provider_limits"));
+  while (true) {
+    ASSIGN_OR_RETURN(row, pl->Step());
+    if (!row) break;
+    limits_.ConfigureProvider(pl->Text(0),
+                              LimitConfig{static_cast<int>(pl->Int(1)), pl->Double(2)});
+  }
+  for (const auto& v : limits_.View(Now()))
+    if (v.scope == "provider") ReportProviderLimit(v.name);
   // Leases survive a restart with a fresh period, so connected workers can
   // heartbeat them again; ones nobody renews expire one period from now.
   int64_t now = Now();
   ASSIGN_OR_RETURN(ls, db_->Prepare(
-                           "SELECT id, current_attempt, coalesce(worker,''), state FROM jobs "
+                           "SELECT id, current_attempt, coalesce(worker,''), state, batch_id "
+                           "FROM jobs "
                            "WHERE state IN ('leased','running')"));
   while (true) {
     ASSIGN_OR_RETURN(row, ls->Step());
     if (!row) break;
     int64_t job = ls->Int(0);
-    LeaseInfo li{ls->Int(1), ls->Text(2), now + opt_.lease_period_ms, ls->Text(3) == "running"};
+    LeaseInfo li{ls->Int(1), ls->Text(2), now + opt_.lease_period_ms, ls->Text(3) == "running",
+                 ls->Int(4), 0};
+    limits_.OnStart(li.batch_id, now, /*recovered=*/true);
     expiries_.insert({li.expires_at, job});
     leases_.emplace(job, std::move(li));
   }
@@ -196,7 +234,7 @@ void Engine::Loop() {
       int64_t wake = now + 1000;
       if (!expiries_.empty()) wake = std::min(wake, expiries_.begin()->first);
       if (next_ready_at_ > 0) wake = std::min(wake, next_ready_at_);
-      if (pending_.empty() && !stop_ && wake > now)
+      if (pending_.empty() && !stop_ && wake > now && !dispatch_dirty_)
         cv_.wait_for(l, std::chrono::milliseconds(wake - now),
                      [&] { return stop_ || !pending_.empty(); });
       if (stop_ && pending_.empty()) break;
@@ -228,11 +266,25 @@ void Engine::Loop() {
       std::abort();
     }
     undo_.clear();
-    std::vector<std::function<void()>> effects;
-    effects.swap(after_commit_);
-    for (auto& fn : effects) fn();
+    if (!after_commit_.empty()) {
+      std::vector<std::function<void()>> effects;
+      effects.swap(after_commit_);
+      {
+        std::lock_guard<std::mutex> l(effects_mu_);
+        effects_q_.push_back(std::move(effects));
+      }
+      effects_cv_.notify_one();
+    }
   }
-  for (auto& [id, s] : sessions_) s.sink->Close("coordinator shutting down");
+  // After every reply and push already queued.
+  std::vector<std::function<void()>> closes;
+  for (auto& [id, s] : sessions_)
+    closes.push_back([sink = s.sink] { sink->Close("coordinator shutting down"); });
+  {
+    std::lock_guard<std::mutex> l(effects_mu_);
+    effects_q_.push_back(std::move(closes));
+  }
+  effects_cv_.notify_one();
 }
 
 // ------------------------------------------------------------------ helpers
@@ -297,7 +349,9 @@ void Engine::DropLease(int64_t job_id) {
   OnRollback([this, job_id, l = it->second] {
     leases_[job_id] = l;
     expiries_.insert({l.expires_at, job_id});
+    limits_.OnStart(l.batch_id, 0, /*recovered=*/true);
   });
+  limits_.OnEnd(it->second.batch_id);
   expiries_.erase({it->second.expires_at, job_id});
   leases_.erase(it);
   dispatch_dirty_ = true;  // a slot came free
@@ -322,7 +376,9 @@ absl::Status Engine::FinishAttempt(int64_t attempt_id, absl::string_view outcome
     st->BindNull(5).BindNull(6).BindNull(7).BindNull(8).BindNull(9);
   }
   st->Bind(10, attempt_id);
-  return st->Run();
+  RETURN_IF_ERROR(st->Run());
+  if (auto* o = opt_.observer) AfterCommit([o, out = std::string(outcome), cls] { o->OnAttemptFinished(out, cls); });
+  return absl::OkStatus();
 }
 
 absl::Status Engine::RequeueJob(int64_t job_id, int64_t batch_id, bool new_epoch,
@@ -352,6 +408,22 @@ absl::StatusOr<v1::JobState> Engine::FailJob(const JobRow& job, int64_t attempt_
   cnt->Reset();
   RetryDecision d = DecideRetry(policy, cls, failures, retry_after_ms, rng_);
   int64_t now = Now();
+  if (cls == v1::FAILURE_CLASS_MODEL_API) {
+    // The whole fleet slows down for this provider (AIMD), not just this job.
+    auto lease = leases_.find(job.id);
+    int64_t leased_at = lease == leases_.end() ? 0 : lease->second.leased_at;
+    OnRollback([this, m = limits_.Save(job.batch_id)] { limits_.Restore(m); });
+    int before = limits_.ProviderLimit(FleetLimits::ProviderOf(b ? b->profile_json : "{}"));
+    limits_.OnModelApiFailure(job.batch_id, leased_at, retry_after_ms, now,
+                              absl::StrCat("job ", job.id, ": ", TruncateUtf8(error, 120)));
+    int after = limits_.ProviderLimit(FleetLimits::ProviderOf(b ? b->profile_json : "{}"));
+    if (after != before) ReportProviderLimit(job.batch_id);
+    if (after != before)
+      spdlog::warn("[job={}] model API pushed back; fleet limit for its provider {} -> {}, "
+                   "retry-after {} ms", job.id, before == 0 ? std::string("none")
+                   : absl::StrCat(before), after, retry_after_ms);
+    dispatch_dirty_ = true;
+  }
   ASSIGN_OR_RETURN(up, db_->Prepare(
                            "UPDATE jobs SET state=?, ready_at=?, current_attempt=NULL, "
                            "last_failure_class=?, last_error=?, updated_at=? WHERE id=?"));
@@ -424,13 +496,16 @@ absl::StatusOr<Engine::BatchInfo*> Engine::EnsureBatch(const SubmitArgs& a) {
       st->Bind(1, profile).Bind(2, pol.ToJson()).Bind(3, id);
       RETURN_IF_ERROR(st->Run());
       RETURN_IF_ERROR(Event(id, std::nullopt, "batch_updated", "profile or retry policy"));
-      OnRollback([&b, old_profile = b.profile_json, old_policy = b.policy] {
+      OnRollback([this, &b, old_profile = b.profile_json, old_policy = b.policy] {
         b.profile_json = old_profile;
         b.policy = old_policy;
+        limits_.ConfigureBatch(b.id, b.name, FleetLimits::ProviderOf(b.profile_json), b.limits);
       });
+      limits_.ConfigureBatch(b.id, b.name, FleetLimits::ProviderOf(profile), b.limits);
       b.profile_json = profile;
       b.policy = pol;
     }
+    RETURN_IF_ERROR(ApplyBatchLimits(b, a.max_running, a.start_rate_per_min));
     return &b;
   }
   ASSIGN_OR_RETURN(st, db_->Prepare(
@@ -442,8 +517,10 @@ absl::StatusOr<Engine::BatchInfo*> Engine::EnsureBatch(const SubmitArgs& a) {
   RETURN_IF_ERROR(st->Run());
   int64_t id = db_->LastInsertId();
   RETURN_IF_ERROR(Event(id, std::nullopt, "batch_created", a.batch));
-  auto [it, _] = batches_.emplace(id, BatchInfo{id, a.batch, profile, pol, false});
+  auto [it, _] = batches_.emplace(id, BatchInfo{id, a.batch, profile, pol, false, {}});
   OnRollback([this, id] { batches_.erase(id); });
+  limits_.ConfigureBatch(id, a.batch, FleetLimits::ProviderOf(profile), {});
+  RETURN_IF_ERROR(ApplyBatchLimits(it->second, a.max_running, a.start_rate_per_min));
   return &it->second;
 }
 
@@ -641,13 +718,120 @@ void Engine::DrainWorker(std::string worker, bool drain, Done<bool> done) {
         it->second.draining = drain;
         dispatch_dirty_ = true;
         auto s = sessions_.find(it->second.session_id);
-        if (drain && it->second.connected && s != sessions_.end()) {
+        if (it->second.connected && s != sessions_.end()) {
           v1::CoordinatorMessage m;
-          m.mutable_drain()->set_reason("drained by operator");
+          m.mutable_drain()->set_reason(drain ? "drained by operator" : "undrained by operator");
+          m.mutable_drain()->set_undrain(!drain);
           auto sink = s->second.sink;
           AfterCommit([sink, m] { sink->Push(m); });
         }
         return true;
+      },
+      std::move(done));
+}
+
+absl::Status Engine::ApplyBatchLimits(BatchInfo& b, std::optional<int> max_running,
+                                      std::optional<double> start_rate_per_min) {
+  LimitConfig next = b.limits;
+  if (max_running) next.max_running = *max_running;
+  if (start_rate_per_min) next.start_rate_per_min = *start_rate_per_min;
+  if (next.max_running < 0 || next.start_rate_per_min < 0 ||
+      !std::isfinite(next.start_rate_per_min))
+    return absl::InvalidArgumentError("limits must be 0 (none) or positive");
+  if (next == b.limits) return absl::OkStatus();
+  ASSIGN_OR_RETURN(st, db_->Prepare(
+                           "UPDATE batches SET max_running=?, start_rate_per_min=? WHERE id=?"));
+  st->Bind(1, static_cast<int64_t>(next.max_running)).Bind(2, next.start_rate_per_min)
+      .Bind(3, b.id);
+  RETURN_IF_ERROR(st->Run());
+  RETURN_IF_ERROR(Event(b.id, std::nullopt, "limits",
+                        absl::StrCat("max_running=", next.max_running,
+                                     " start_rate_per_min=", next.start_rate_per_min)));
+  OnRollback([this, &b, old = b.limits] {
+    b.limits = old;
+    limits_.ConfigureBatch(b.id, b.name, FleetLimits::ProviderOf(b.profile_json), old);
+  });
+  b.limits = next;
+  limits_.ConfigureBatch(b.id, b.name, FleetLimits::ProviderOf(b.profile_json), next);
+  dispatch_dirty_ = true;
+  return absl::OkStatus();
+}
+
+namespace {
+v1::LimitStatus ToProto(const LimitView& v) {
+  v1::LimitStatus l;
+  l.set_scope(v.scope);
+  l.set_name(v.name);
+  l.set_provider(v.provider);
+  l.set_max_running(v.config.max_running);
+  l.set_start_rate_per_min(v.config.start_rate_per_min);
+  l.set_running(v.running);
+  l.set_current_limit(v.effective_limit);
+  l.set_hold_until_ms(v.hold_until_ms);
+  l.set_reason(v.reason);
+  return l;
+}
+}  // namespace
+
+void Engine::ReportProviderLimit(int64_t batch_id) {
+  BatchInfo* b = BatchById(batch_id);
+  ReportProviderLimit(FleetLimits::ProviderOf(b ? b->profile_json : "{}"));
+}
+
+void Engine::ReportProviderLimit(const std::string& provider) {
+  if (!opt_.observer) return;
+  int limit = limits_.ProviderLimit(provider);
+  auto it = reported_limits_.find(provider);
+  if (it != reported_limits_.end() && it->second == limit) return;
+  reported_limits_[provider] = limit;
+  // (Not undone on rollback: the next change reports the value in force.)
+  AfterCommit([o = opt_.observer, provider, limit] { o->OnModelApiLimit(provider, limit); });
+}
+
+void Engine::SetLimits(v1::LimitsRequest req, Done<v1::LimitsResponse> done) {
+  Post<v1::LimitsResponse>(
+      [this, req]() -> absl::StatusOr<v1::LimitsResponse> {
+        std::optional<int> max_running;
+        std::optional<double> rate;
+        if (req.has_max_running()) max_running = req.max_running();
+        if (req.has_start_rate_per_min()) rate = req.start_rate_per_min();
+        if (!req.batch().empty() && !req.provider().empty())
+          return absl::InvalidArgumentError("limits: give a batch or a provider, not both");
+        if (!req.batch().empty()) {
+          BatchInfo* found = nullptr;
+          for (auto& [id, b] : batches_)
+            if (b.name == req.batch()) found = &b;
+          if (!found) return absl::NotFoundError(absl::StrCat("no batch named ", req.batch()));
+          RETURN_IF_ERROR(ApplyBatchLimits(*found, max_running, rate));
+        } else if (!req.provider().empty()) {
+          LimitConfig old = limits_.ProviderConfig(req.provider());
+          LimitConfig next = old;
+          if (max_running) next.max_running = *max_running;
+          if (rate) next.start_rate_per_min = *rate;
+          if (next.max_running < 0 || next.start_rate_per_min < 0 ||
+              !std::isfinite(next.start_rate_per_min))
+            return absl::InvalidArgumentError("limits must be 0 (none) or positive");
+          ASSIGN_OR_RETURN(st, db_->Prepare(
+                                   "INSERT INTO provider_limits(name, max_running, "
+                                   "start_rate_per_min) VALUES(?,?,?) ON CONFLICT(name) DO "
+                                   "UPDATE SET max_running=excluded.max_running, "
+                                   "start_rate_per_min=excluded.start_rate_per_min"));
+          st->Bind(1, req.provider()).Bind(2, static_cast<int64_t>(next.max_running))
+              .Bind(3, next.start_rate_per_min);
+          RETURN_IF_ERROR(st->Run());
+          RETURN_IF_ERROR(Event(std::nullopt, std::nullopt, "provider_limits",
+                                absl::StrCat(req.provider(), " max_running=", next.max_running,
+                                             " start_rate_per_min=", next.start_rate_per_min)));
+          OnRollback([this, m = limits_.ProviderState(req.provider())] {
+            limits_.Restore(m);
+          });
+          limits_.ConfigureProvider(req.provider(), next);
+          ReportProviderLimit(req.provider());
+          dispatch_dirty_ = true;
+        }
+        v1::LimitsResponse resp;
+        for (const auto& v : limits_.View(Now())) *resp.add_limits() = ToProto(v);
+        return resp;
       },
       std::move(done));
 }
@@ -699,6 +883,12 @@ void Engine::OpenSession(std::string worker, int slots, std::shared_ptr<SessionS
         w.connected = true;  // a drained worker stays drained until undrained
         w.last_seen = Now();
         w.session_id = id;
+        if (w.draining) {
+          // Tell it again: it may have restarted since.
+          v1::CoordinatorMessage m;
+          m.mutable_drain()->set_reason("drained by operator");
+          AfterCommit([sink, m] { sink->Push(m); });
+        }
         dispatch_dirty_ = true;
         spdlog::info("worker {} connected with {} slots ({} leases held)", worker, slots,
                      InUse(worker));
@@ -856,6 +1046,9 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
           up->Bind(1, now).Bind(2, job.id);
           RETURN_IF_ERROR(up->Run());
           RETURN_IF_ERROR(Event(job.batch_id, job.id, "succeeded", worker));
+          OnRollback([this, m = limits_.Save(job.batch_id)] { limits_.Restore(m); });
+          limits_.OnSuccess(job.batch_id);
+          ReportProviderLimit(job.batch_id);
           DropLease(job.id);
           resp.set_job_state(v1::JOB_STATE_SUCCEEDED);
           return resp;
@@ -929,16 +1122,29 @@ absl::Status Engine::Dispatch() {
   }
   if (total == 0) return absl::OkStatus();
   int64_t now = Now();
+  // Batches that may not start anything now: paused, or held by a fleet
+  // limit (then ask again when its start-rate token or retry-after is due).
+  nlohmann::json blocked = nlohmann::json::array();
+  for (auto& [id, b] : batches_) {
+    if (b.paused) {
+      blocked.push_back(id);
+      continue;
+    }
+    FleetLimits::Allowance a = limits_.Allow(id, now);
+    if (a.starts > 0) continue;
+    blocked.push_back(id);
+    if (a.retry_at_ms > 0) NoteReady(a.retry_at_ms);
+  }
   ASSIGN_OR_RETURN(q, db_->Prepare(
-                          "SELECT id FROM jobs WHERE state='queued' AND ready_at<=? AND "
-                          "batch_id NOT IN (SELECT id FROM batches WHERE paused=1) "
+                          "SELECT id, batch_id FROM jobs WHERE state='queued' AND ready_at<=? "
+                          "AND batch_id NOT IN (SELECT value FROM json_each(?)) "
                           "ORDER BY ready_at, id LIMIT ?"));
-  q->Bind(1, now).Bind(2, total);
-  std::vector<int64_t> ids;
+  q->Bind(1, now).Bind(2, blocked.dump()).Bind(3, total);
+  std::vector<std::pair<int64_t, int64_t>> ids;  // (job, batch)
   while (true) {
     ASSIGN_OR_RETURN(row, q->Step());
     if (!row) break;
-    ids.push_back(q->Int(0));
+    ids.push_back({q->Int(0), q->Int(1)});
   }
   q->Reset();
   // The earliest job not yet ready sets the next wake-up.
@@ -950,7 +1156,16 @@ absl::Status Engine::Dispatch() {
   nx->Reset();
 
   size_t next_worker = 0;
-  for (int64_t job_id : ids) {
+  bool held_back = false;
+  for (auto [job_id, batch_id] : ids) {
+    FleetLimits::Allowance a = limits_.Allow(batch_id, now);
+    if (a.starts <= 0) {
+      // Its batch reached a limit within this round; the next round leaves
+      // that batch out in SQL and fills the slot from another one.
+      held_back = true;
+      if (a.retry_at_ms > 0) NoteReady(a.retry_at_ms);
+      continue;
+    }
     // Round-robin over workers with free slots.
     while (free[next_worker % free.size()].second == 0) ++next_worker;
     auto& [session, slots_left] = free[next_worker % free.size()];
@@ -959,6 +1174,7 @@ absl::Status Engine::Dispatch() {
     auto s = Atomically([&] { return LeaseTo(job_id, *session, now); });
     if (!s.ok()) spdlog::error("[job={}] lease failed: {}", job_id, s.ToString());
   }
+  if (held_back) NoteReady(now);
   return absl::OkStatus();
 }
 
@@ -967,10 +1183,11 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
   {
     ASSIGN_OR_RETURN(job, LoadJob(job_id));
     BatchInfo* b = BatchById(job->batch_id);
-    ASSIGN_OR_RETURN(cnt, db_->Prepare("SELECT attempts FROM jobs WHERE id=?"));
+    ASSIGN_OR_RETURN(cnt, db_->Prepare("SELECT attempts, ready_at FROM jobs WHERE id=?"));
     cnt->Bind(1, job_id);
     ASSIGN_OR_RETURN(crow, cnt->Step());
     int number = crow ? static_cast<int>(cnt->Int(0)) + 1 : 1;
+    int64_t ready_at = crow ? cnt->Int(1) : now;
     cnt->Reset();
     ASSIGN_OR_RETURN(ins, db_->Prepare(
                               "INSERT INTO attempts(job_id, number, retry_epoch, worker, "
@@ -986,6 +1203,7 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
     RETURN_IF_ERROR(up->Run());
     RETURN_IF_ERROR(Event(job->batch_id, job_id, "leased",
                           absl::StrCat(session->worker, " token ", token)));
+    if (auto* o = opt_.observer) AfterCommit([o, job_id, ready_at, now] { o->OnLeased(job_id, ready_at, now); });
 
     v1::CoordinatorMessage m;
     v1::Lease* l = m.mutable_lease();
@@ -1014,12 +1232,14 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
         l->add_previous_errors(std::string(e));
     pe->Reset();
 
-    LeaseInfo li{token, session->worker, now + opt_.lease_period_ms, false};
+    LeaseInfo li{token, session->worker, now + opt_.lease_period_ms, false, job->batch_id, now};
     expiries_.insert({li.expires_at, job_id});
     leases_[job_id] = li;
+    limits_.OnStart(li.batch_id, now);
     OnRollback([this, job_id, li] {
       leases_.erase(job_id);
       expiries_.erase({li.expires_at, job_id});
+      limits_.UndoStart(li.batch_id);
     });
     auto sink = session->sink;
     AfterCommit([sink, m = std::move(m)] { sink->Push(m); });

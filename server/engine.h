@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +27,9 @@
 #include "absl/status/statusor.h"
 #include "assessq/v1/assessq.pb.h"
 #include "server/db.h"
+#include "server/engine_observer.h"
+#include "server/fleet_limits.h"
+#include "server/live_logs.h"
 #include "server/retry_policy.h"
 
 namespace assessq {
@@ -70,6 +74,8 @@ struct SubmitArgs {
   std::string profile_json;           // empty: keep existing / default
   std::optional<RetryPolicy> policy;  // unset: keep existing / default
   bool rerun = false;
+  std::optional<int> max_running;            // unset: keep existing / none
+  std::optional<double> start_rate_per_min;  // unset: keep existing / none
   std::vector<SubmitFile> files;
 };
 
@@ -80,6 +86,7 @@ struct EngineOptions {
   Clock clock;        // unset: system clock
   ResultValidator validator;  // unset: DefaultValidator
   ResultFlagger flagger;      // unset: no flags
+  EngineObserver* observer = nullptr;  // unset: nobody watches (metrics)
 };
 
 class Engine {
@@ -97,6 +104,9 @@ class Engine {
   void SetPaused(std::string batch, bool paused, Done<bool> done);
   void DrainWorker(std::string worker, bool drain, Done<bool> done);
   void ListWorkers(Done<v1::WorkersResponse> done);
+  // Fleet-wide limits: set a batch's or a provider's (unset fields keep
+  // theirs), or with neither field set just read them all.
+  void SetLimits(v1::LimitsRequest req, Done<v1::LimitsResponse> done);
 
   // Workers.
   void OpenSession(std::string worker, int slots, std::shared_ptr<SessionSink> sink,
@@ -131,6 +141,8 @@ class Engine {
   }
 
   int64_t lease_period_ms() const { return opt_.lease_period_ms; }
+  // Running attempts' output for `logs -f` (thread-safe, memory only).
+  LiveLogs& live_logs() { return live_logs_; }
   const std::string& db_path() const { return opt_.db_path; }
 
  private:
@@ -140,12 +152,15 @@ class Engine {
     std::string profile_json;
     RetryPolicy policy;
     bool paused;
+    LimitConfig limits;
   };
   struct LeaseInfo {
     int64_t token;
     std::string worker;
     int64_t expires_at;
     bool running;
+    int64_t batch_id = 0;
+    int64_t leased_at = 0;  // 0: recovered at start-up
   };
   struct Session {
     int64_t id;
@@ -193,6 +208,11 @@ class Engine {
   absl::Status Event(std::optional<int64_t> batch_id, std::optional<int64_t> job_id,
                      absl::string_view kind, absl::string_view detail);
   absl::StatusOr<BatchInfo*> EnsureBatch(const SubmitArgs& args);
+  // Tells the observer a provider's limit in force, when it changed.
+  void ReportProviderLimit(int64_t batch_id);
+  void ReportProviderLimit(const std::string& provider);
+  absl::Status ApplyBatchLimits(BatchInfo& b, std::optional<int> max_running,
+                                std::optional<double> start_rate_per_min);
   absl::StatusOr<std::optional<JobRow>> LoadJob(int64_t id);
   absl::StatusOr<std::optional<JobRow>> FindJob(const v1::JobRef& ref);
   absl::StatusOr<int64_t> InsertJob(int64_t batch_id, const SubmitFile& f);
@@ -215,6 +235,7 @@ class Engine {
   int InUse(const std::string& worker) const;
 
   void CheckpointLoop();
+  void EffectsLoop();
 
   EngineOptions opt_;
   std::unique_ptr<Db> db_;
@@ -223,6 +244,13 @@ class Engine {
   // never stalls on one (they used to cost it 2-17 ms about once a second).
   std::thread checkpointer_;
   std::condition_variable checkpoint_cv_;  // its own, so it never takes the loop's wake-up
+  // After-commit effects (gRPC replies, pushes to workers) run here, in commit
+  // order, so the engine thread goes straight on to the next group commit.
+  std::thread effects_thread_;
+  std::mutex effects_mu_;
+  std::condition_variable effects_cv_;
+  std::deque<std::vector<std::function<void()>>> effects_q_;  // guarded by effects_mu_
+  bool effects_stop_ = false;                                  // guarded by effects_mu_
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -234,6 +262,9 @@ class Engine {
   std::vector<std::function<void()>> undo_;
   std::mt19937_64 rng_;
   std::map<int64_t, BatchInfo> batches_;
+  FleetLimits limits_;
+  std::map<std::string, int> reported_limits_;  // provider -> limit last reported
+  LiveLogs live_logs_;
   std::unordered_map<int64_t, LeaseInfo> leases_;   // job id -> lease
   std::set<std::pair<int64_t, int64_t>> expiries_;  // (expires_at, job id)
   std::map<int64_t, Session> sessions_;

@@ -95,6 +95,15 @@ CREATE INDEX events_batch_kind_ts ON events(batch_id, kind, ts);
       R"sql(
 ALTER TABLE results ADD COLUMN flags_json TEXT NOT NULL DEFAULT '[]';
 )sql",
+      // v3: fleet-wide start limits per batch and per model provider.
+      R"sql(
+ALTER TABLE batches ADD COLUMN max_running INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE batches ADD COLUMN start_rate_per_min REAL NOT NULL DEFAULT 0;
+CREATE TABLE provider_limits(
+  name TEXT PRIMARY KEY,
+  max_running INTEGER NOT NULL DEFAULT 0,
+  start_rate_per_min REAL NOT NULL DEFAULT 0);
+)sql",
   };
   return steps;
 }

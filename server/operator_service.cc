@@ -75,6 +75,8 @@ grpc::ServerUnaryReactor* OperatorService::Submit(grpc::CallbackServerContext* c
     if (!pol.ok()) return Reply(ctx, pol.status());
     args.policy = *pol;
   }
+  if (req->has_max_running()) args.max_running = req->max_running();
+  if (req->has_start_rate_per_min()) args.start_rate_per_min = req->start_rate_per_min();
   // Intake: every file is checked here; bad ones are answered as rejected and
   // the good ones still go in. Answers keep the request's order.
   std::vector<v1::SubmitItem> rejected;
@@ -125,7 +127,25 @@ grpc::ServerUnaryReactor* OperatorService::Status(grpc::CallbackServerContext* c
                                                   const v1::StatusRequest* req,
                                                   v1::StatusResponse* resp) {
   AUTH_OPERATOR(ctx);
-  return ReplyWith(ctx, queries_->Status(req->batch()), [&](auto v) { resp->Swap(&v); });
+  auto status = queries_->Status(req->batch());
+  if (!status.ok()) return Reply(ctx, status.status());
+  resp->Swap(&*status);
+  // The limits live in the engine's memory (AIMD state): ask it, then merge.
+  auto* r = ctx->DefaultReactor();
+  engine_->SetLimits(v1::LimitsRequest{}, [r, resp](absl::StatusOr<v1::LimitsResponse> v) {
+    if (v.ok()) {
+      for (const auto& l : v->limits()) {
+        if (l.scope() == "provider") {
+          *resp->add_providers() = l;
+          continue;
+        }
+        for (auto& b : *resp->mutable_batches())
+          if (b.name() == l.name()) *b.mutable_limit() = l;
+      }
+    }
+    r->Finish(ToGrpc(v.status()));
+  });
+  return r;
 }
 
 grpc::ServerUnaryReactor* OperatorService::ListJobs(grpc::CallbackServerContext* ctx,
@@ -190,6 +210,64 @@ grpc::ServerUnaryReactor* OperatorService::ResumeBatch(grpc::CallbackServerConte
   auto* r = ctx->DefaultReactor();
   engine_->SetPaused(req->batch(), false, Later<bool>(r, [](bool) {}));
   return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::SetLimits(grpc::CallbackServerContext* ctx,
+                                                     const v1::LimitsRequest* req,
+                                                     v1::LimitsResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  engine_->SetLimits(*req, Later<v1::LimitsResponse>(
+                               r, [resp](v1::LimitsResponse v) { resp->Swap(&v); }));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::ReadLog(grpc::CallbackServerContext* ctx,
+                                                   const v1::LogReadRequest* req,
+                                                   v1::LogReadResponse* resp) {
+  AUTH_OPERATOR(ctx);
+  auto d = queries_->ShowJob(req->job());
+  if (!d.ok()) return Reply(ctx, d.status());
+  resp->set_job_state(d->job().state());
+  const v1::Attempt* a = nullptr;
+  for (const auto& at : d->attempts())
+    if (req->attempt_id() == 0 ? (!a || at.attempt_id() > a->attempt_id())
+                               : at.attempt_id() == req->attempt_id())
+      a = &at;
+  if (!a) {
+    if (req->attempt_id() != 0)
+      return Reply(ctx, absl::NotFoundError(absl::StrCat("job ", d->job().job_id(),
+                                                         " has no attempt ", req->attempt_id())));
+    // Not started yet: nothing to show, not ended either (unless the job is).
+    v1::JobState st = d->job().state();
+    resp->set_ended(st == v1::JOB_STATE_SUCCEEDED || st == v1::JOB_STATE_NEEDS_ATTENTION ||
+                    st == v1::JOB_STATE_CANCELLED);
+    resp->set_next_offset(req->offset());
+    return Reply(ctx, absl::OkStatus());
+  }
+  resp->set_attempt_id(a->attempt_id());
+  resp->set_outcome(a->outcome());
+  bool ended = a->outcome() != "leased" && a->outcome() != "running";
+  if (auto c = engine_->live_logs().Read(a->attempt_id(), req->offset())) {
+    resp->set_data(std::move(c->data));
+    resp->set_next_offset(c->next_offset);
+    resp->set_skipped(c->skipped);
+    // Ended, and the follower has everything the worker streamed.
+    resp->set_ended(ended && resp->data().empty());
+    return Reply(ctx, absl::OkStatus());
+  }
+  if (ended) {
+    // Nothing was streamed (or the coordinator restarted): the stored tail.
+    const std::string& tail = a->log_tail();
+    int64_t from = std::min<int64_t>(std::max<int64_t>(req->offset(), 0),
+                                     static_cast<int64_t>(tail.size()));
+    resp->set_data(tail.substr(static_cast<size_t>(from)));
+    resp->set_next_offset(static_cast<int64_t>(tail.size()));
+    resp->set_ended(true);
+    return Reply(ctx, absl::OkStatus());
+  }
+  resp->set_next_offset(req->offset());
+  return Reply(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* OperatorService::DrainWorker(grpc::CallbackServerContext* ctx,

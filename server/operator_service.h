@@ -45,6 +45,12 @@ class OperatorService final : public v1::OperatorService::CallbackService {
                                         const v1::BatchRequest* req, v1::Empty* resp) override;
   grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx,
                                         const v1::DrainRequest* req, v1::Empty* resp) override;
+  grpc::ServerUnaryReactor* SetLimits(grpc::CallbackServerContext* ctx,
+                                      const v1::LimitsRequest* req,
+                                      v1::LimitsResponse* resp) override;
+  grpc::ServerUnaryReactor* ReadLog(grpc::CallbackServerContext* ctx,
+                                    const v1::LogReadRequest* req,
+                                    v1::LogReadResponse* resp) override;
 
  private:
   Engine* engine_;

@@ -352,4 +352,44 @@ absl::Status Queries::Export(const v1::ExportRequest& req,
   return absl::OkStatus();
 }
 
+absl::StatusOr<FleetSnapshot> Queries::Fleet() {
+  Lease l(this);
+  RETURN_IF_ERROR(l.Open());
+  Db& db = l.db();
+  FleetSnapshot f;
+  for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s)
+    f.jobs_by_state[std::string(StateName(static_cast<v1::JobState>(s)))] = 0;
+  ASSIGN_OR_RETURN(c, db.Prepare("SELECT state, count(*) FROM jobs WHERE superseded_by IS NULL "
+                                 "GROUP BY state"));
+  while (true) {
+    ASSIGN_OR_RETURN(row, c->Step());
+    if (!row) break;
+    f.jobs_by_state[c->Text(0)] = c->Int(1);
+  }
+  ASSIGN_OR_RETURN(q, db.Prepare("SELECT count(*), coalesce(min(ready_at),0) FROM jobs "
+                                 "WHERE state='queued' AND ready_at<=? AND superseded_by IS NULL"));
+  q->Bind(1, clock_());
+  ASSIGN_OR_RETURN(qrow, q->Step());
+  if (qrow) {
+    f.queued_ready = q->Int(0);
+    f.oldest_ready_at_ms = q->Int(1);
+  }
+  q->Reset();
+  ASSIGN_OR_RETURN(a, db.Prepare("SELECT coalesce(min(a.leased_at),0) FROM jobs j JOIN attempts a "
+                                 "ON a.id=j.current_attempt WHERE j.state IN ('leased','running')"));
+  ASSIGN_OR_RETURN(arow, a->Step());
+  if (arow) f.oldest_lease_at_ms = a->Int(0);
+  a->Reset();
+  ASSIGN_OR_RETURN(w, db.Prepare("SELECT count(*), coalesce(sum(draining),0), coalesce(sum(slots),0) "
+                                 "FROM workers WHERE connected=1"));
+  ASSIGN_OR_RETURN(wrow, w->Step());
+  if (wrow) {
+    f.workers_connected = w->Int(0);
+    f.workers_draining = w->Int(1);
+    f.worker_slots = w->Int(2);
+  }
+  w->Reset();
+  return f;
+}
+
 }  // namespace assessq

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,18 @@
 #include "server/engine.h"
 
 namespace assessq {
+
+// The fleet at one instant, for the coordinator's scrape-time gauges
+// (server/metrics.cc). Superseded jobs are left out.
+struct FleetSnapshot {
+  std::map<std::string, int64_t> jobs_by_state;  // every state, zeros included
+  int64_t queued_ready = 0;        // queued with ready_at <= now
+  int64_t oldest_ready_at_ms = 0;  // earliest ready_at of those; 0: none
+  int64_t oldest_lease_at_ms = 0;  // leased_at of the oldest outstanding lease; 0: none
+  int64_t workers_connected = 0;
+  int64_t workers_draining = 0;    // of the connected ones
+  int64_t worker_slots = 0;        // declared by the connected ones
+};
 
 class Queries {
  public:
@@ -33,6 +46,8 @@ class Queries {
   absl::StatusOr<ResultContext> ResultContextFor(int64_t job_id);
   // Checks the database answers (for health).
   absl::Status Ping();
+  // Job counts by state, leases and workers, in one snapshot.
+  absl::StatusOr<FleetSnapshot> Fleet();
 
  private:
   class Lease;  // a pooled connection

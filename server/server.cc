@@ -21,9 +21,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   auto addr = ParseAddress(opt.listen);
   if (!addr.ok()) return addr.status();
 
+  s->queries_ = std::make_unique<Queries>(opt.db_path, nullptr);
+  s->metrics_ = std::make_unique<CoordinatorMetrics>(s->queries_.get());
   EngineOptions eo;
   eo.db_path = opt.db_path;
   eo.lease_period_ms = opt.lease_period_ms;
+  eo.observer = s->metrics_.get();
   eo.validator = opt.validator;
   if (!eo.validator) {
     auto v = MakeResultValidator();
@@ -34,7 +37,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   auto engine = Engine::Open(eo);
   if (!engine.ok()) return engine.status();
   s->engine_ = std::move(*engine);
-  s->queries_ = std::make_unique<Queries>(opt.db_path, nullptr);
+  // The engine has created the file: the probe remembers which file it is.
+  auto probe = DbProbe::Create(opt.db_path);
+  if (!probe.ok()) return probe.status();
   s->auth_ = std::make_unique<Authenticator>(opt.db_path, nullptr);
   s->operator_service_ =
       std::make_unique<OperatorService>(s->engine_.get(), s->queries_.get(), s->auth_.get());
@@ -75,6 +80,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
         "a TCP listener needs --tls-cert and --tls-key (or --insecure-tcp for loopback tests)");
   }
 
+  // Metrics first: a bad or busy address stops the start before gRPC listens.
+  if (!opt.metrics_listen.empty()) {
+    auto m = MetricsHttp::Start(opt.metrics_listen, s->metrics_->collectables());
+    if (!m.ok()) return m.status();
+    s->metrics_http_ = std::move(*m);
+    spdlog::info("metrics on http://{}/metrics (port {})", opt.metrics_listen,
+                 s->metrics_http_->port());
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder b;
@@ -92,17 +106,29 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     return absl::UnavailableError(absl::StrCat("cannot listen on ", opt.listen));
   if (addr->is_unix) chmod(addr->unix_path.c_str(), 0660);
 
-  // Health: NOT_SERVING while the database does not answer.
+  // Health: NOT_SERVING while the database is not there, not readable or
+  // not the file we opened (a fresh connection each time; see db_probe.h).
   auto* health = s->server_->GetHealthCheckService();
-  s->health_ = std::thread([p = s.get(), health] {
+  // Named too, so a probe may ask about one service; all follow the database.
+  for (const char* svc :
+       {v1::OperatorService::service_full_name(), v1::WorkerService::service_full_name()})
+    health->SetServingStatus(svc, true);
+  s->health_ = std::thread([p = s.get(), health, probe = *probe] {
     bool last = true;
     while (!p->stopping_) {
-      bool ok = p->queries_->Ping().ok();
-      if (ok != last) spdlog::warn("database {}", ok ? "answers again" : "does not answer");
+      absl::Status st = probe.Check();
+      bool ok = st.ok();
+      if (ok != last) {
+        if (ok)
+          spdlog::info("database answers again: health SERVING");
+        else
+          spdlog::error("database unavailable, health NOT_SERVING: {}", st.ToString());
+      }
       last = ok;
       health->SetServingStatus(ok);
-      for (int i = 0; i < 20 && !p->stopping_; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      p->metrics_->SetDatabaseUp(ok);
+      for (int64_t waited = 0; waited < p->opt_.health_probe_ms && !p->stopping_; waited += 50)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   spdlog::info("coordinatord listening on {} (db {}, lease {} ms)", opt.listen, opt.db_path,
@@ -119,12 +145,15 @@ void CoordinatorServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (health_.joinable()) health_.join();
+  metrics_http_.reset();  // no scrape may run past this point
 }
 
 CoordinatorServer::~CoordinatorServer() {
   Shutdown();
   server_.reset();
   engine_.reset();
+  metrics_.reset();
+  queries_.reset();
 }
 
 }  // namespace assessq

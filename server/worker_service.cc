@@ -176,6 +176,24 @@ grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerServic
   return new SessionReactor(engine_, auth_, ctx);
 }
 
+grpc::ServerUnaryReactor* WorkerService::AppendLog(grpc::CallbackServerContext* ctx,
+                                                   const v1::LogAppendRequest* req, v1::Empty*) {
+  auto* r = ctx->DefaultReactor();
+  auto who = auth_->Check(ctx, Role::kWorker);
+  if (!who.ok()) {
+    r->Finish(ToGrpc(who.status()));
+    return r;
+  }
+  if (req->data().size() > (1u << 20)) {
+    r->Finish(ToGrpc(absl::InvalidArgumentError("log append: data over 1 MiB")));
+    return r;
+  }
+  engine_->live_logs().Append(req->job_id(), req->token(), req->offset(), req->data(),
+                              SystemNowMs());
+  r->Finish(grpc::Status::OK);
+  return r;
+}
+
 grpc::ServerUnaryReactor* WorkerService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                    const v1::HeartbeatRequest* req,
                                                    v1::HeartbeatResponse* resp) {

@@ -25,6 +25,9 @@ class WorkerService final : public v1::WorkerService::CallbackService {
   grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* ctx,
                                      const v1::CompleteRequest* req,
                                      v1::CompleteResponse* resp) override;
+  grpc::ServerUnaryReactor* AppendLog(grpc::CallbackServerContext* ctx,
+                                      const v1::LogAppendRequest* req,
+                                      v1::Empty* resp) override;
 
  private:
   Engine* engine_;

@@ -105,6 +105,16 @@ absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRe
   return resp;
 }
 
+absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_ms) {
+  grpc::ClientContext ctx;
+  AddAuth(ctx, opt_.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  v1::Empty resp;
+  auto s = stub_->AppendLog(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc(s);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteRequest& req,
                                                          int timeout_ms) {
   grpc::ClientContext ctx;

@@ -48,6 +48,8 @@ class ApiClient {
                                                   int timeout_ms = 10000);
   absl::StatusOr<v1::CompleteResponse> Complete(const v1::CompleteRequest& req,
                                                 int timeout_ms = 30000);
+  // A running attempt's new output (for `assessctl logs -f`); best effort.
+  absl::Status AppendLog(const v1::LogAppendRequest& req, int timeout_ms = 3000);
 
  private:
   explicit ApiClient(ApiClientOptions opt) : opt_(std::move(opt)) {}

@@ -13,8 +13,12 @@
 #include "common/address.h"
 #include "common/channel.h"
 #include "common/logging.h"
+#include "common/metrics_http.h"
 #include "common/sha256.h"
+#include "worker/docker/docker_client.h"
 #include "worker/docker_executor.h"
+#include "worker/health_server.h"
+#include "worker/metrics.h"
 #include "worker/worker_loop.h"
 
 namespace assessq {
@@ -63,6 +67,16 @@ int WorkerdMain(int argc, char** argv) {
   app.add_option("--tls-key", wo.api.tls.key_file, "client key (PEM)");
   app.add_option("--log-format", log_format, "text or json");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  std::string metrics_listen, health_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus metrics on HOST:PORT (GET /metrics); empty: off");
+  app.add_option("--health-listen", health_listen,
+                 "serve the gRPC health service on unix:PATH or HOST:PORT (plaintext; "
+                 "NOT_SERVING while draining); empty: off");
+  // Every long option above is also a key of the TOML config file; flags
+  // given on the command line win over it; unknown keys are errors.
+  app.set_config("--config", "", "TOML config file (keys: the long options without --)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
   CLI11_PARSE(app, argc, argv);
   if (auto s = SetupLogging(log_format, log_level); !s.ok()) {
     std::cerr << "workerd: " << s.message() << "\n";
@@ -105,11 +119,40 @@ int WorkerdMain(int argc, char** argv) {
       wo.policy.netbridge_path = dir.substr(0, dir.rfind('/')) + "/assessq-netbridge";
     }
   }
+  auto metrics = std::make_unique<WorkerMetrics>();
+  wo.observer = metrics.get();
   auto exec = DockerExecutor::Create({wo.api.worker_name, wo.state_dir + "/jobs", docker_socket,
                                       wo.policy.netbridge_path, wo.policy.egress});
   if (!exec.ok()) return die(exec.status());
   Worker worker(wo, std::move(*exec));
+  // The container count has its own Docker client: scrapes never share the
+  // executor's.
+  auto metrics_docker = docker::DockerClient::Create(docker_socket);
+  if (!metrics_docker.ok()) return die(metrics_docker.status());
+  WorkerMetrics::Sources sources;
+  sources.state = [&worker] { return worker.state(); };
+  sources.containers_running = [d = std::shared_ptr<docker::DockerClient>(std::move(*metrics_docker)),
+                                filter = absl::StrCat("assessq.worker=", wo.api.worker_name)]()
+      -> absl::StatusOr<int64_t> {
+    auto list = d->ListContainers({filter}, /*all=*/false);
+    if (!list.ok()) return list.status();
+    return static_cast<int64_t>(list->size());
+  };
+  metrics->SetSources(std::move(sources));
   if (auto s = worker.Start(); !s.ok()) return die(s);
+  std::unique_ptr<MetricsHttp> metrics_http;
+  if (!metrics_listen.empty()) {
+    auto m = MetricsHttp::Start(metrics_listen, metrics->collectables());
+    if (!m.ok()) return die(m.status());
+    metrics_http = std::move(*m);
+    spdlog::info("metrics on http://{}/metrics (port {})", metrics_listen, metrics_http->port());
+  }
+  std::unique_ptr<HealthServer> health;
+  if (!health_listen.empty()) {
+    auto h = HealthServer::Start(health_listen);
+    if (!h.ok()) return die(h.status());
+    health = std::move(*h);
+  }
 
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
@@ -117,6 +160,7 @@ int WorkerdMain(int argc, char** argv) {
   std::thread waiter;
   int handled = 0;
   while (!done) {
+    if (health) health->SetServing(WorkerServes(worker.state()));
     int n = g_signals.load();
     if (n > handled) {
       handled = n;

@@ -24,6 +24,40 @@ namespace {
 
 using nlohmann::json;
 
+// Follows a running container's output for JobRequest::on_output by polling
+// the logs endpoint for a bounded tail and handing on what is new since the
+// last poll (by the daemon's running byte counts; stdout, then stderr).
+class OutputFollower {
+ public:
+  static constexpr size_t kPollTail = 64 * 1024;
+  OutputFollower(docker::DockerClient* d, std::string id, const JobRequest& req)
+      : d_(d), id_(std::move(id)), req_(req) {}
+  void Poll() {
+    if (!req_.on_output) return;
+    auto logs = d_->Logs(id_, kPollTail);
+    if (!logs.ok()) return;
+    Deliver(logs->out, logs->out_total_bytes, out_total_);
+    Deliver(logs->err, logs->err_total_bytes, err_total_);
+  }
+
+ private:
+  void Deliver(const std::string& tail, uint64_t total, uint64_t& seen) {
+    if (total == seen) return;
+    if (total < seen) seen = 0;  // the log file was rotated: start over
+    uint64_t fresh = total - seen;
+    seen = total;
+    if (fresh <= tail.size()) {
+      req_.on_output(tail.substr(tail.size() - fresh), 0);
+    } else {
+      req_.on_output(tail, static_cast<int64_t>(fresh - tail.size()));
+    }
+  }
+  docker::DockerClient* d_;
+  std::string id_;
+  const JobRequest& req_;
+  uint64_t out_total_ = 0, err_total_ = 0;
+};
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -187,11 +221,17 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   const int64_t hard_at = out.started_at_ms + spec.limits.timeout_s * 1000;
   bool termed = false, timed_out = false, cancelled = false;
   int64_t exit_code = -1;
+  OutputFollower follower(docker_.get(), *id, req);
+  int64_t next_poll = out.started_at_ms + 1000;
   while (true) {
     auto w = docker_->WaitContainer(*id, absl::Milliseconds(500));
     if (w.ok()) {
       exit_code = *w;
       break;
+    }
+    if (NowMs() >= next_poll) {
+      follower.Poll();
+      next_poll = NowMs() + 1000;
     }
     if (!absl::IsDeadlineExceeded(w.status())) {
       // The daemon went away or the container vanished: infra.
@@ -214,6 +254,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     }
   }
   out.ended_at_ms = NowMs();
+  follower.Poll();  // the last of it, before the outcome is reported
   out.exit_code = static_cast<int>(exit_code);
   details["duration_ms"] = out.ended_at_ms - out.started_at_ms;
   bool oom = false;

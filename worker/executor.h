@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -24,6 +25,10 @@ struct JobRequest {
   std::string dataset_name;
   std::string metadata;
   JobSpec spec;
+  // Called (on the executor's thread) with output as the job writes it, in
+  // order, about once a second; `skipped` counts bytes not delivered (more
+  // than one poll could carry). Unset: nobody follows.
+  std::function<void(const std::string& chunk, int64_t skipped)> on_output;
 };
 
 struct JobOutcome {

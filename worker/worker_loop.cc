@@ -88,6 +88,18 @@ int Worker::running() const {
   return static_cast<int>(running_.size());
 }
 
+WorkerState Worker::state() const {
+  WorkerState s;
+  s.slots = opt_.api.slots;
+  s.draining = draining_;
+  s.drained_by_coordinator = drained_by_coordinator_;
+  absl::MutexLock l(&mu_);
+  s.running = static_cast<int>(running_.size());
+  s.host_healthy = healthy_;
+  s.capacity = s.draining || !healthy_ ? 0 : opt_.api.slots;
+  return s;
+}
+
 void Worker::OnMessage(const v1::CoordinatorMessage& m) {
   if (m.has_welcome()) {
     absl::MutexLock l(&mu_);
@@ -96,6 +108,7 @@ void Worker::OnMessage(const v1::CoordinatorMessage& m) {
     return;
   }
   if (m.has_lease()) {
+    drained_by_coordinator_ = false;  // it leases to us: undrained
     if (draining_) {
       // Raced with our capacity drop: hand it straight back.
       v1::CompleteRequest r;
@@ -121,9 +134,15 @@ void Worker::OnMessage(const v1::CoordinatorMessage& m) {
     }
     return;
   }
+  if (m.has_drain() && m.drain().undrain()) {
+    drained_by_coordinator_ = false;
+    spdlog::info("coordinator undrained this worker: leases resume");
+    return;
+  }
   if (m.has_drain()) {
     // The coordinator stops leasing to us itself; undrain resumes it. Running
     // jobs carry on either way.
+    drained_by_coordinator_ = true;
     spdlog::info("coordinator asks this worker to drain: {} (no new leases until undrained; "
                  "running jobs carry on)",
                  m.drain().reason());
@@ -137,6 +156,7 @@ void Worker::RunJob(v1::Lease lease) {
     absl::MutexLock l(&mu_);
     stop = running_[lease.token()].stop;
   }
+  if (opt_.observer) opt_.observer->OnJobStarted(job);
   // Tell the coordinator at once that the job is running.
   v1::HeartbeatRequest hb;
   hb.set_job_id(job);
@@ -159,6 +179,20 @@ void Worker::RunJob(v1::Lease lease) {
   req.dataset_key = lease.dataset_key();
   req.dataset_name = lease.dataset_name();
   req.metadata = lease.metadata();
+  // Output as it is written, for `assessctl logs -f` (best effort).
+  auto offset = std::make_shared<int64_t>(0);
+  req.on_output = [this, job, token = lease.token(), offset](const std::string& chunk,
+                                                              int64_t skipped) {
+    *offset += skipped;
+    v1::LogAppendRequest a;
+    a.set_job_id(job);
+    a.set_token(token);
+    a.set_offset(*offset);
+    a.set_data(chunk);
+    *offset += static_cast<int64_t>(chunk.size());
+    if (auto s = api_->AppendLog(a); !s.ok())
+      spdlog::debug("[job={}] log append: {}", job, s.ToString());
+  };
   absl::StatusOr<Profile> profile =
       lease.profile_json().empty() || lease.profile_json() == "{}"
           ? absl::StatusOr<Profile>(opt_.default_profile)
@@ -217,6 +251,7 @@ void Worker::RunJob(v1::Lease lease) {
     r.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_INVALID_OUTPUT);
     r.mutable_failure()->set_reason("/: the output file is not valid UTF-8");
   }
+  if (opt_.observer) opt_.observer->OnJobFinished(r, report);
   if (report) Report(r);
   absl::MutexLock l(&mu_);
   running_.erase(lease.token());

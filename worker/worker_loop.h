@@ -20,6 +20,7 @@
 #include "worker/executor.h"
 #include "worker/job_spec.h"
 #include "worker/outbox.h"
+#include "worker/worker_observer.h"
 
 namespace assessq {
 
@@ -30,6 +31,19 @@ struct WorkerOptions {
   Profile default_profile;  // used when a batch's profile is "{}"
   int64_t reap_interval_ms = 60000;
   int64_t health_interval_ms = 5000;
+  WorkerObserver* observer = nullptr;  // unset: nobody watches (metrics)
+};
+
+// The worker's state at one instant, for health and scrape-time metrics.
+struct WorkerState {
+  int slots = 0;          // configured
+  int running = 0;        // jobs being run (slots in use)
+  int capacity = 0;       // slots offered to the coordinator now
+  bool draining = false;  // SIGTERM drain: no new leases, never undone
+  // The coordinator drained this worker (`assessctl workers drain`); cleared
+  // when it leases to it again (it only does once undrained).
+  bool drained_by_coordinator = false;
+  bool host_healthy = true;  // enough free disk and memory
 };
 
 class Worker {
@@ -43,6 +57,7 @@ class Worker {
   // `outbox_grace_ms` has passed.
   void Wait(int64_t outbox_grace_ms = 10000);
   int running() const;
+  WorkerState state() const;
 
  private:
   // Keyed by lease token: a job cancelled and leased again on this worker
@@ -73,6 +88,7 @@ class Worker {
   int capacity_sent_ ABSL_GUARDED_BY(mu_) = -1;
 
   std::atomic<bool> draining_{false};
+  std::atomic<bool> drained_by_coordinator_{false};
   std::atomic<bool> stop_threads_{false};
   std::thread heartbeat_, delivery_, housekeeping_;
 };

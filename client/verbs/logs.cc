@@ -2,7 +2,9 @@
 // job's attempt (the latest by default). `assessctl netlog JOB`: every
 // request the job's gateway saw (time, method, host, port, address, decision,
 // rule or reason, bytes each way, duration), as a table or `-o json`.
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "client/cli_context.h"
@@ -39,6 +41,70 @@ bool LoadAttempt(Context& ctx, const std::string& job, const std::string& batch,
   return true;
 }
 
+bool Terminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_NEEDS_ATTENTION ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+// `logs -f`: prints the latest attempt's output as the worker streams it in,
+// moves on to the next attempt if the job is retried, and returns once the
+// job has finished and everything is printed.
+int Follow(Context& ctx, const std::string& job, const std::string& batch) {
+  auto ref = ParseJobRef(job, batch);
+  if (!ref.ok()) return Fail(ref.status());
+  if (auto s = ctx.Connect(); !s.ok()) return Fail(s);
+  int64_t attempt = 0, offset = 0;
+  while (true) {
+    v1::LogReadRequest req;
+    *req.mutable_job() = *ref;
+    req.set_attempt_id(attempt);
+    req.set_offset(offset);
+    v1::LogReadResponse r;
+    auto call = ctx.Call(30);
+    auto st = ctx.stub->ReadLog(call.get(), req, &r);
+    if (!st.ok()) return Fail(st);
+    if (attempt == 0 && r.attempt_id() != 0) attempt = r.attempt_id();
+    if (r.skipped() > 0 && !ctx.json())
+      std::cout << "\n[... " << r.skipped() << " bytes not kept ...]\n";
+    if (!r.data().empty()) {
+      if (ctx.json())
+        std::cout << nlohmann::json{{"attempt_id", r.attempt_id()}, {"offset", offset},
+                                    {"skipped", r.skipped()}, {"data", r.data()}}
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
+      else
+        std::cout << r.data();
+      std::cout.flush();
+    }
+    offset = r.next_offset();
+    if (r.ended() && r.data().empty()) {
+      if (Terminal(r.job_state())) return kExitOk;
+      if (attempt != 0) {
+        if (!ctx.json())
+          std::cout << "\n[attempt " << attempt << " " << r.outcome()
+                    << "; waiting for the next one]\n";
+        // Follow the next attempt once there is one.
+        attempt = 0;
+        offset = 0;
+        v1::LogReadRequest peek = req;
+        while (true) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+          peek.set_attempt_id(0);
+          peek.set_offset(0);
+          v1::LogReadResponse p;
+          auto c2 = ctx.Call(30);
+          auto s2 = ctx.stub->ReadLog(c2.get(), peek, &p);
+          if (!s2.ok()) return Fail(s2);
+          if (Terminal(p.job_state()) && p.attempt_id() == r.attempt_id()) return kExitOk;
+          if (p.attempt_id() != r.attempt_id()) break;
+        }
+        continue;
+      }
+    }
+    if (r.data().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 }  // namespace
 
 void RegisterLogs(CLI::App& app, Context& ctx, int& exit_code) {
@@ -49,10 +115,18 @@ void RegisterLogs(CLI::App& app, Context& ctx, int& exit_code) {
     auto job = std::make_shared<std::string>();
     auto batch = std::make_shared<std::string>();
     auto attempt = std::make_shared<int>(0);
+    auto follow = std::make_shared<bool>(false);
     cmd->add_option("job", *job, "job id, or dataset key with --batch")->required();
+    if (!net)
+      cmd->add_flag("-f,--follow", *follow,
+                    "print the running attempt's output as it is written, until the job ends");
     cmd->add_option("--batch", *batch, "look the dataset key up in this batch");
     cmd->add_option("--attempt", *attempt, "attempt number (default: the latest)");
-    cmd->callback([&ctx, &exit_code, job, batch, attempt, net] {
+    cmd->callback([&ctx, &exit_code, job, batch, attempt, net, follow] {
+      if (*follow) {
+        exit_code = Follow(ctx, *job, *batch);
+        return;
+      }
       v1::JobDetail d;
       const v1::Attempt* a;
       if (!LoadAttempt(ctx, *job, *batch, *attempt, d, a, exit_code)) return;

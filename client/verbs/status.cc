@@ -28,7 +28,14 @@ nlohmann::json BatchJson(const v1::BatchStatus& b) {
           {"eta_seconds", b.eta_seconds()},
           {"paused", b.paused()},
           {"denied_requests", b.denied_requests()},
-          {"created_at", FormatTime(b.created_at_ms())}};
+          {"created_at", FormatTime(b.created_at_ms())},
+          {"limit", LimitJson(b.limit())}};
+}
+
+const v1::LimitStatus* ProviderOf(const v1::StatusResponse& r, const v1::BatchStatus& b) {
+  for (const auto& p : r.providers())
+    if (p.name() == b.limit().provider()) return &p;
+  return nullptr;
 }
 
 int64_t Count(const v1::BatchStatus& b, const char* state) {
@@ -36,7 +43,7 @@ int64_t Count(const v1::BatchStatus& b, const char* state) {
   return it == b.counts().end() ? 0 : it->second;
 }
 
-void PrintHuman(const v1::StatusResponse& r) {
+void PrintHuman(const v1::StatusResponse& r, const v1::WorkersResponse* workers) {
   if (r.batches().empty()) {
     std::cout << "no batches\n";
     return;
@@ -61,6 +68,28 @@ void PrintHuman(const v1::StatusResponse& r) {
     if (!b.failure_counts().empty()) {
       std::cout << "  failed attempts:";
       for (const auto& [k, v] : b.failure_counts()) std::cout << " " << k << "=" << v;
+    }
+    std::cout << "\n";
+    if (b.limit().current_limit() > 0 || b.limit().start_rate_per_min() > 0)
+      std::cout << "  " << DescribeLimit(b.limit()) << "\n";
+  }
+  // Model providers the batches use: the fleet-wide limit and why.
+  for (const auto& p : r.providers())
+    if (p.current_limit() > 0 || p.hold_until_ms() > 0 || p.start_rate_per_min() > 0 ||
+        p.running() > 0)
+      std::cout << DescribeLimit(p) << "\n";
+  if (workers) {
+    int slots = 0, in_use = 0;
+    for (const auto& w : workers->workers())
+      if (w.connected()) {
+        slots += w.slots();
+        in_use += w.in_use();
+      }
+    std::cout << "workers: " << in_use << "/" << slots << " slots in use";
+    for (const auto& w : workers->workers()) {
+      if (!w.connected()) continue;
+      std::cout << "  " << w.name() << " " << w.in_use() << "/" << w.slots()
+                << (w.draining() ? " (draining)" : "");
     }
     std::cout << "\n";
   }
@@ -93,16 +122,27 @@ void RegisterStatus(CLI::App& app, Context& ctx, int& exit_code) {
         return;
       }
       if (ctx.json()) {
+        nlohmann::json providers = nlohmann::json::array();
+        for (const auto& p : resp.providers()) providers.push_back(LimitJson(p));
         if (!batch->empty() && resp.batches_size() == 1) {
-          PrintJson(BatchJson(resp.batches(0)));
+          nlohmann::json b = BatchJson(resp.batches(0));
+          if (auto* p = ProviderOf(resp, resp.batches(0))) b["provider_limit"] = LimitJson(*p);
+          PrintJson(b);
         } else {
           nlohmann::json arr = nlohmann::json::array();
           for (const auto& b : resp.batches()) arr.push_back(BatchJson(b));
-          PrintJson({{"batches", arr}});
+          PrintJson({{"batches", arr}, {"providers", providers}});
         }
       } else {
+        // Workers and their slots: shown with --watch (one more call).
+        v1::WorkersResponse workers;
+        bool have_workers = false;
+        if (*watch) {
+          auto wcall = ctx.Call(30);
+          have_workers = ctx.stub->ListWorkers(wcall.get(), v1::WorkersRequest{}, &workers).ok();
+        }
         if (*watch && tty) std::cout << "\033[H\033[2J";
-        PrintHuman(resp);
+        PrintHuman(resp, have_workers ? &workers : nullptr);
       }
       std::cout.flush();
       bool active = false;

@@ -64,6 +64,8 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
     std::string batch, profile;
     bool rerun = false;
     std::vector<std::string> max_attempts;
+    std::optional<int> max_running;
+    std::optional<double> start_rate;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("paths", o->paths, "metadata JSON files and folders")->required();
@@ -72,6 +74,12 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_flag("--rerun", o->rerun, "run again even datasets already succeeded or in flight");
   cmd->add_option("--max-attempts", o->max_attempts,
                   "per-class attempt limit, CLASS=N (e.g. agent=5)");
+  cmd->add_option("--max-running", o->max_running,
+                  "fleet-wide: the batch's jobs running at once; 0 = no limit")
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--start-rate", o->start_rate,
+                  "fleet-wide: the batch's job starts per minute; 0 = no limit")
+      ->check(CLI::Range(0.0, 1e6));
   cmd->callback([&ctx, &exit_code, o] {
     std::vector<std::string> files;
     std::vector<Rejection> rejected;
@@ -80,6 +88,8 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
     v1::SubmitRequest base;
     base.set_batch(o->batch);
     base.set_rerun(o->rerun);
+    if (o->max_running) base.set_max_running(*o->max_running);
+    if (o->start_rate) base.set_start_rate_per_min(*o->start_rate);
     if (!o->profile.empty()) {
       auto p = ReadFileToString(o->profile, 1 << 20);
       if (!p.ok()) {

@@ -102,6 +102,16 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(b.c_str() + 9)));
     return WriteFile(output, ValidAssessment(md, key)) ? 0 : 1;
   }
+  if (b.rfind("ticks:", 0) == 0) {
+    // Output over time, for `assessctl logs -f`: "tick I" every 300 ms.
+    int n = std::atoi(b.c_str() + 6);
+    for (int i = 0; i < n; ++i) {
+      std::printf("tick %d\n", i);
+      if (i == n / 2) std::fprintf(stderr, "halfway on stderr\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    return WriteFile(output, ValidAssessment(md, key)) ? 0 : 1;
+  }
   if (b == "exit1") return 1;
   if (b == "no_output") return 0;
   if (b == "hang") {

@@ -93,14 +93,14 @@ TEST(NormalizeHost, IpLiteralsBecomeCanonical) {
   EXPECT_EQ(*NormalizeHost("::FFFF:7F00:1"), "::ffff:127.0.0.1");
 }
 
-// A literal spelled with a trailing dot is not a literal to inet_aton; it
-// must never become something a name rule allows, and never reach an
-// address other than the one it spells.
+// A literal spelled with a trailing dot (the DNS root) is the same literal:
+// the dot goes first, so it is never a name a name rule could allow.
 TEST(NormalizeHost, TrailingDotLiteralsAreNeverAllowedByNameRules) {
   EgressPolicy p = Policy({"*.example.com", "example.com", "*.7f.1", "localhost"});
   for (const char* h : {"127.0.0.1.", "0x7f.1.", "2130706433.", "0177.0.0.1."}) {
     auto n = NormalizeHost(h);
-    if (!n.ok()) continue;
+    ASSERT_TRUE(n.ok()) << h;
+    EXPECT_EQ(*n, "127.0.0.1") << h;
     EXPECT_FALSE(DecideHost(p, *n, 80).allowed) << h << " -> " << *n;
     // Whatever it became, the gateway's resolver sees a literal of 127.0.0.1
     // (or nothing): never a different address.
@@ -342,18 +342,25 @@ TEST(ClassifyAddress, EveryBlockedRangeAndItsEdges) {
       {"198.20.0.0", false},
       {"223.255.255.255", false}, {"224.0.0.1", true}, {"239.255.255.255", true},
       {"240.0.0.0", true}, {"255.255.255.255", true},
+      // 6to4 relay anycast.
+      {"192.88.98.255", false}, {"192.88.99.0", true}, {"192.88.99.255", true},
+      {"192.88.100.0", false},
       // Public (and documentation) addresses are usable.
       {"8.8.8.8", false}, {"1.1.1.1", false}, {"203.0.113.7", false}, {"198.51.100.7", false},
       // IPv6.
       {"::", true}, {"::1", true}, {"::2", true},
       {"fc00::", true}, {"fd12:3456::1", true}, {"fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
       {"fe00::", false}, {"fe80::1", true}, {"febf:ffff::1", true},
+      // Site-local (deprecated, still routed by some stacks).
+      {"fec0::1", true}, {"feff:ffff::1", true},
       {"ff02::1", true}, {"ff0e::1", true},
       {"100::", true}, {"100::ffff:ffff:ffff:ffff", true}, {"100:0:0:1::", false},
       {"2606:4700:4700::1111", false}, {"2001:4860:4860::8888", false},
       // IPv6 forms that embed IPv4: mapped (even of a public address),
       // compatible, NAT64 (well-known and local-use), 6to4, Teredo.
       {"::ffff:127.0.0.1", true}, {"::ffff:8.8.8.8", true}, {"::ffff:169.254.169.254", true},
+      // IPv4-translated (::ffff:0:a.b.c.d, SIIT).
+      {"::ffff:0:127.0.0.1", true}, {"::ffff:0:8.8.8.8", true}, {"::fffe:0:8.8.8.8", false},
       {"::127.0.0.1", true}, {"::8.8.8.8", true}, {"::a9fe:a9fe", true},
       {"64:ff9b::7f00:1", true}, {"64:ff9b::a9fe:a9fe", true}, {"64:ff9b::8.8.8.8", true},
       {"64:ff9b:1::a00:1", true}, {"64:ff9b:1:ffff::1", true}, {"64:ff9b:2::1", false},

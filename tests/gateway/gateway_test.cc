@@ -548,6 +548,55 @@ TEST_F(GatewayTest, ModelRouteInjectsTheRealKeyAndStripsTheAgents) {
   EXPECT_FALSE(absl::StrContains(log.dump(), kSecret)) << "the key is in the netlog";
 }
 
+TEST_F(GatewayTest, ModelRouteForwardsABodyFarLargerThanTheFirstRead) {
+  // A real agent's request (system prompt, tools, history) is hundreds of
+  // KiB; the provider answers only after the whole body, so the body must
+  // keep flowing while the gateway waits for the answer's head.
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(443);
+  Start(c);
+  std::string body = "{\"pad\":\"" + std::string(300 * 1024, 'x') + "\"}";
+  gwtest::UnixClient cl(sock(), 10000);
+  ASSERT_TRUE(cl.ok());
+  ASSERT_TRUE(cl.Send(absl::StrCat("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3128\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: ",
+                                   body.size(), "\r\n\r\n")));
+  for (size_t off = 0; off < body.size(); off += 64 * 1024) ASSERT_TRUE(cl.Send(body.substr(off, 64 * 1024)));
+  std::string resp = cl.ReadAll();
+  EXPECT_EQ(StatusOf(resp), 200) << resp.substr(0, 300);
+  ASSERT_EQ(https443_->connections(), 1);
+  EXPECT_TRUE(absl::EndsWith(https443_->received()[0], body)) << "the provider did not get the whole body";
+  auto log = Netlog(1);
+  EXPECT_GE(log[0].value("bytes_up", int64_t{0}), static_cast<int64_t>(body.size())) << log.dump();
+}
+
+TEST_F(GatewayTest, APipelinedRequestBehindAnAllowedOneGoesNowhere) {
+  // After the first request (and its body), nothing more from the job reaches
+  // that upstream: a second request naming another host cannot ride along.
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  std::string two = Get("allowed.test", "allowed.test") +
+                    "GET /smuggled HTTP/1.1\r\nHost: other.test\r\n\r\n";
+  std::string resp = Exchange(sock(), two);
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  ASSERT_EQ(http80_->connections(), 1);
+  EXPECT_FALSE(absl::StrContains(http80_->all_received(), "smuggled")) << http80_->all_received();
+  // The same with a body: exactly Content-Length bytes go up.
+  std::string post = "POST http://allowed.test/p HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5\r\n\r\n"
+                     "hello"
+                     "GET /smuggled2 HTTP/1.1\r\nHost: other.test\r\n\r\n";
+  resp = Exchange(sock(), post);
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  std::string got = http80_->received().back();
+  EXPECT_TRUE(absl::EndsWith(got, "\r\n\r\nhello")) << got;
+  EXPECT_FALSE(absl::StrContains(http80_->all_received(), "smuggled2"));
+  // A Content-Length that is not a number is refused before any upstream byte.
+  int before = http80_->connections();
+  resp = Exchange(sock(), "POST http://allowed.test/p HTTP/1.1\r\nHost: allowed.test\r\n"
+                          "Content-Length: +5\r\n\r\nhello");
+  EXPECT_EQ(StatusOf(resp), 400) << resp;
+  EXPECT_EQ(http80_->connections(), before);
+}
+
 TEST_F(GatewayTest, ModelRouteBearerMode) {
   JobConfig c = Config({}, {kFarOpen});
   c.model = Route(443, "authorization");

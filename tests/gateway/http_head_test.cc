@@ -135,11 +135,30 @@ TEST(ParseRequestHead, BadRequestLines) {
            "GET /\r\n\r\n", "GET\r\n\r\n", " GET / HTTP/1.1\r\n\r\n", "\r\nGET / HTTP/1.1\r\n\r\n",
            "GET / HTTP/1.1 extra\r\n\r\n", "G(T / HTTP/1.1\r\n\r\n", "G\xc3\x89T / HTTP/1.1\r\n\r\n",
            "GET /a\x01 HTTP/1.1\r\n\r\n", "GET /a\x7f HTTP/1.1\r\n\r\n",
-           "GET\t/ HTTP/1.1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"}) {
+           "GET\t/ HTTP/1.1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+           // Bytes >= 0x80 must be percent-encoded (RFC 3986).
+           "GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", "GET http://\xd9\x85.test/ HTTP/1.1\r\n\r\n",
+           "GET /\x80 HTTP/1.1\r\n\r\n", "GET /\xff HTTP/1.1\r\n\r\n"}) {
     EXPECT_TRUE(Rejected(bad)) << "'" << bad << "'";
   }
   // TLS bytes where a request line belongs.
   EXPECT_TRUE(Rejected(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15)));
+}
+
+TEST(RequestBodyLength, ContentLengthChunkedOrNone) {
+  auto head = [](const std::string& headers) {
+    auto h = ParseRequestHead("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\n" + headers + "\r\n");
+    EXPECT_TRUE(h.ok() && h->has_value()) << headers;
+    return **h;
+  };
+  EXPECT_EQ(*RequestBodyLength(head("")), 0);
+  EXPECT_EQ(*RequestBodyLength(head("Content-Length: 0\r\n")), 0);
+  EXPECT_EQ(*RequestBodyLength(head("Content-Length: 12345\r\n")), 12345);
+  EXPECT_FALSE(RequestBodyLength(head("Transfer-Encoding: chunked\r\n"))->has_value());
+  for (const char* bad : {"+5", "-1", "5 5", "0x10", "1e3", "99999999999999999999"}) {
+    auto r = RequestBodyLength(head(std::string("Content-Length: ") + bad + "\r\n"));
+    EXPECT_FALSE(r.ok()) << bad;
+  }
 }
 
 // ------------------------------------------------------ target forms

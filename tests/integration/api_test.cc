@@ -254,7 +254,7 @@ TEST(ApiTest, ReflectionListsBothServices) {
       if (svc.name() != "WorkerService") continue;
       std::set<std::string> methods;
       for (const auto& m : svc.method()) methods.insert(m.name());
-      EXPECT_EQ(methods, (std::set<std::string>{"Session", "Heartbeat", "Complete"}));
+      EXPECT_EQ(methods, (std::set<std::string>{"Session", "Heartbeat", "Complete", "AppendLog"}));
       found = true;
     }
   }

@@ -79,8 +79,10 @@ absl::StatusOr<std::string> NormalizeHost(const std::string& host_in) {
   std::string host = host_in;
   if (host.empty()) return absl::InvalidArgumentError("empty host");
   if (host.size() > 253 + 1) return absl::InvalidArgumentError("host name too long");
-  if (auto ip = ParseIpLiteral(host)) return ip->ToString();
+  // "1.2.3.4." is the literal 1.2.3.4: drop the root dot first.
   if (host.back() == '.') host.pop_back();
+  if (host.empty()) return absl::InvalidArgumentError("empty host");
+  if (auto ip = ParseIpLiteral(host)) return ip->ToString();
   char* out = nullptr;
   int rc = idn2_to_ascii_8z(host.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
   if (rc != IDN2_OK) {
@@ -191,10 +193,13 @@ const Range kBlocked[] = {
     {"224.0.0.0/4", "multicast"},          {"240.0.0.0/4", "reserved"},
     {"192.0.0.0/24", "IETF protocol assignments"},
     {"198.18.0.0/15", "benchmarking"},
+    {"192.88.99.0/24", "6to4 relay anycast"},
     {"::/128", "unspecified"},             {"::1/128", "loopback"},
     {"fc00::/7", "unique local"},          {"fe80::/10", "link-local"},
+    {"fec0::/10", "site-local (deprecated)"},
     {"ff00::/8", "multicast"},
     {"::ffff:0:0/96", "IPv4-mapped"},      {"::/96", "IPv4-compatible"},
+    {"::ffff:0:0:0/96", "IPv4-translated"},
     {"64:ff9b::/96", "NAT64"},             {"64:ff9b:1::/48", "local NAT64"},
     {"2002::/16", "6to4"},                 {"2001::/32", "Teredo"},
     {"100::/64", "discard"},

@@ -215,11 +215,20 @@ class JobGatewayImpl final : public JobGateway,
 
   // Copies `from` to `to` until EOF, counting bytes; then half-closes `to`.
   template <typename From, typename To>
-  awaitable<void> Pipe(From& from, To& to, int64_t& counter, std::shared_ptr<std::atomic<int64_t>> activity) {
+  // Copies from -> to until EOF; with `limit` >= 0 only that many bytes, then
+  // stops reading (no half-close: the peer still answers).
+  awaitable<void> Pipe(From& from, To& to, int64_t& counter, std::shared_ptr<std::atomic<int64_t>> activity,
+                       int64_t limit = -1) {
     std::array<char, 16384> buf;
     while (true) {
       std::error_code ec;
-      size_t n = co_await from.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      size_t want = buf.size();
+      if (limit >= 0) {
+        if (limit == 0) co_return;
+        want = static_cast<size_t>(std::min<int64_t>(limit, static_cast<int64_t>(want)));
+      }
+      size_t n = co_await from.async_read_some(asio::buffer(buf.data(), want), asio::redirect_error(use_awaitable, ec));
+      if (limit >= 0 && !ec) limit -= static_cast<int64_t>(n);
       if (ec || n == 0) break;
       *activity = NowMs();
       counter += static_cast<int64_t>(n);
@@ -249,7 +258,11 @@ class JobGatewayImpl final : public JobGateway,
   }
 
   template <typename Up>
-  awaitable<void> Splice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e) {
+  // `up_limit` >= 0: forward only that many more bytes from the job (the
+  // rest of one request's body); anything after it (a pipelined request) is
+  // never read, let alone sent on.
+  awaitable<void> Splice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
+                         int64_t up_limit = -1) {
     int64_t bytes_up = 0, bytes_down = 0;
     // Idle time is per connection: a busy neighbour keeps no stalled one alive.
     auto activity = std::make_shared<std::atomic<int64_t>>(NowMs());
@@ -258,7 +271,7 @@ class JobGatewayImpl final : public JobGateway,
       c->close(ec);
       up->lowest_layer().close(ec);
     };
-    co_await ((Pipe(*c, *up, bytes_up, activity) && Pipe(*up, *c, bytes_down, activity)) ||
+    co_await ((Pipe(*c, *up, bytes_up, activity, up_limit) && Pipe(*up, *c, bytes_down, activity)) ||
               Idle(close_all, activity));
     close_all();
     e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + bytes_up;
@@ -411,6 +424,18 @@ class JobGatewayImpl final : public JobGateway,
     Log(e, true, t->rule);
   }
 
+  // The body bytes still to come after `rest` (what arrived with the head),
+  // which is cut to the body: a pipelined request behind it goes nowhere.
+  // -1: unbounded (a chunked body ends in-stream).
+  static int64_t BodyLeft(std::optional<int64_t> body, std::string& rest) {
+    if (!body) return -1;
+    if (static_cast<int64_t>(rest.size()) >= *body) {
+      rest.resize(static_cast<size_t>(*body));
+      return 0;
+    }
+    return *body - static_cast<int64_t>(rest.size());
+  }
+
   static std::string RewriteHead(const RequestHead& h, const std::string& path,
                                  const std::string& host_header,
                                  const std::vector<std::pair<std::string, std::string>>& add) {
@@ -444,6 +469,8 @@ class JobGatewayImpl final : public JobGateway,
     if (!n1.ok() || !n2.ok() || *n1 != *n2 || ha->port != a.port)
       co_return co_await Deny(c, e, 400, "Bad Request",
                               absl::StrCat("Host header '", *host_hdr, "' does not match the URL (fronting)"));
+    auto body = RequestBodyLength(h);
+    if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(body.status().message()));
     auto t = Decide(a.host, a.port);
     if (!t.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(t.status().message()));
     e.j["rule"] = t->rule;
@@ -452,11 +479,12 @@ class JobGatewayImpl final : public JobGateway,
     auto up = co_await Connect(*addrs, t->port);
     if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
     e.j["address"] = up->second.ToString();
+    int64_t left = BodyLeft(*body, rest);
     std::string out = RewriteHead(h, uri->second, *host_hdr, {}) + rest;
     std::error_code ec;
     co_await asio::async_write(*up->first, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
     e.j["bytes_up"] = static_cast<int64_t>(out.size());
-    if (!ec) co_await Splice(c, up->first, e);
+    if (!ec) co_await Splice(c, up->first, e, left);
     Log(e, true, t->rule);
   }
 
@@ -468,6 +496,9 @@ class JobGatewayImpl final : public JobGateway,
     e.j["host"] = m.host;
     e.j["port"] = m.port;
     e.j["path"] = h.target.substr(0, 200);
+    auto body = RequestBodyLength(h);
+    if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(body.status().message()));
+    int64_t left = BodyLeft(*body, rest);
     auto host = NormalizeHost(m.host);
     if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "bad model host");
     auto addrs = co_await Resolve(*host);
@@ -479,10 +510,11 @@ class JobGatewayImpl final : public JobGateway,
     std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
     std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
     std::string out = RewriteHead(h, h.target, host_header, {{m.header, key_value}}) + rest;
+    e.j["bytes_up"] = static_cast<int64_t>(out.size());
     std::error_code ec;
     if (!m.tls) {
       co_await asio::async_write(*up->first, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-      if (!ec) co_await ModelSplice(c, up->first, e);
+      if (!ec) co_await ModelSplice(c, up->first, e, left);
       Log(e, true, "model provider");
       co_return;
     }
@@ -500,19 +532,42 @@ class JobGatewayImpl final : public JobGateway,
       co_return co_await Deny(c, e, 502, "Bad Gateway",
                               absl::StrCat("TLS to the model provider failed: ", ec.message()));
     co_await asio::async_write(*tls, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    if (!ec) co_await ModelSplice(c, tls, e);
+    if (!ec) co_await ModelSplice(c, tls, e, left);
     Log(e, true, "model provider");
   }
 
-  // Like Splice, but reads the response head first to see rate limits.
+  // Like Splice, but reads the response head first to see rate limits. The
+  // request body keeps flowing up meanwhile (the provider answers only once
+  // it has the whole body, often far more than arrived with the head).
   template <typename Up>
-  awaitable<void> ModelSplice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e) {
+  awaitable<void> ModelSplice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
+                              int64_t up_limit) {
+    int64_t bytes_up = 0, bytes_down = 0;
+    auto activity = std::make_shared<std::atomic<int64_t>>(NowMs());
+    auto close_all = [c, up] {
+      std::error_code ec;
+      c->close(ec);
+      up->lowest_layer().close(ec);
+    };
+    co_await ((Pipe(*c, *up, bytes_up, activity, up_limit) &&
+               ModelDown(c, up, e, bytes_down, activity)) ||
+              Idle(close_all, activity));
+    close_all();
+    e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + bytes_up;
+    e.j["bytes_down"] = e.j.value("bytes_down", int64_t{0}) + bytes_down;
+    if (total_bytes_ > cfg_.limits.max_total_bytes) e.j["limit"] = "total bytes";
+  }
+
+  template <typename Up>
+  awaitable<void> ModelDown(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
+                            int64_t& bytes_down, std::shared_ptr<std::atomic<int64_t>> activity) {
     std::string head;
     std::error_code ec;
     while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
       std::array<char, 8192> tmp;
       size_t n = co_await up->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
       if (ec || n == 0) break;
+      *activity = NowMs();
       head.append(tmp.data(), n);
     }
     int status = 0;
@@ -533,9 +588,11 @@ class JobGatewayImpl final : public JobGateway,
       rate_.retry_after_ms = std::max(rate_.retry_after_ms, retry_ms);
       ++rate_.count;
     }
+    if (head.empty()) co_return;
     co_await asio::async_write(*c, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
-    e.j["bytes_down"] = static_cast<int64_t>(head.size());
-    if (!ec) co_await Splice(c, up, e);
+    bytes_down += static_cast<int64_t>(head.size());
+    total_bytes_ += static_cast<int64_t>(head.size());
+    if (!ec) co_await Pipe(*up, *c, bytes_down, activity);
   }
 
   asio::io_context& io_;

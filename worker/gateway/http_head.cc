@@ -61,6 +61,17 @@ std::optional<std::string> RequestHead::Header(absl::string_view lower_name) con
   return std::nullopt;
 }
 
+absl::StatusOr<std::optional<int64_t>> RequestBodyLength(const RequestHead& h) {
+  if (h.Header("transfer-encoding")) return std::optional<int64_t>();
+  auto cl = h.Header("content-length");
+  if (!cl) return std::optional<int64_t>(0);
+  if (cl->empty() || cl->size() > 18 || cl->find_first_not_of("0123456789") != std::string::npos)
+    return Bad("bad Content-Length");
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(*cl, &n)) return Bad("bad Content-Length");
+  return std::optional<int64_t>(n);
+}
+
 absl::StatusOr<std::optional<RequestHead>> ParseRequestHead(absl::string_view data) {
   auto end = data.find("\r\n\r\n");
   if (end == absl::string_view::npos) {
@@ -87,7 +98,9 @@ absl::StatusOr<std::optional<RequestHead>> ParseRequestHead(absl::string_view da
   if (h.version != "HTTP/1.1" && h.version != "HTTP/1.0") return Bad("unsupported HTTP version");
   if (h.target.empty() || h.target.size() > 8192) return Bad("bad request target");
   for (char c : h.target)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return Bad("bad character in target");
+    // RFC 3986: anything outside printable ASCII must be percent-encoded.
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      return Bad("bad character in target");
   absl::string_view rest =
       line_end == absl::string_view::npos ? absl::string_view() : head.substr(line_end + 2);
   while (!rest.empty()) {

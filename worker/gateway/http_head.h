@@ -39,6 +39,10 @@ struct Authority {
 absl::StatusOr<Authority> ParseConnectTarget(absl::string_view target);
 // "http://host[:port]/path?q" -> authority (default port 80) and origin form.
 absl::StatusOr<std::pair<Authority, std::string>> ParseAbsoluteUri(absl::string_view target);
+// How many body bytes follow a request head: its Content-Length, 0 with no
+// body headers, nullopt for Transfer-Encoding (the body's end is in the
+// stream). An error for a Content-Length that is not a plain decimal number.
+absl::StatusOr<std::optional<int64_t>> RequestBodyLength(const RequestHead& h);
 // A Host header value: "host[:port]".
 absl::StatusOr<Authority> ParseHostHeader(absl::string_view value, int default_port);
 
