@@ -74,6 +74,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
     so.pem_key_cert_pairs.push_back({*key, *cert});
     creds = grpc::SslServerCredentials(so);
   } else if (opt.insecure_tcp) {
+    // Plaintext bearer tokens must never cross a network: loopback only.
+    std::string host = addr->host_port.substr(0, addr->host_port.rfind(':'));
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" &&
+        host.rfind("127.", 0) != 0)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--insecure-tcp listens on loopback only (127.0.0.1, [::1], localhost), not '", host,
+          "'; use --tls-cert/--tls-key for other addresses"));
     creds = grpc::InsecureServerCredentials();
   } else {
     return absl::InvalidArgumentError(
@@ -131,7 +138,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  spdlog::info("coordinatord listening on {} (db {}, lease {} ms)", opt.listen, opt.db_path,
+  std::string where = opt.listen;
+  if (!addr->is_unix)  // the port it really got (port 0 picks a free one)
+    where = absl::StrCat(addr->host_port.substr(0, addr->host_port.rfind(':')), ":", s->port_);
+  spdlog::info("coordinatord listening on {} (db {}, lease {} ms)", where, opt.db_path,
                opt.lease_period_ms);
   return s;
 }

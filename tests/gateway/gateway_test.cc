@@ -597,6 +597,40 @@ TEST_F(GatewayTest, APipelinedRequestBehindAnAllowedOneGoesNowhere) {
   EXPECT_EQ(http80_->connections(), before);
 }
 
+TEST_F(GatewayTest, ATunnelToTheBridgeItselfIsTheModelRoute) {
+  // undici's EnvHttpProxyAgent (Claude Code) tunnels even the plain-http base
+  // URL through HTTPS_PROXY: CONNECT 127.0.0.1:3128, then the request inside.
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(443);
+  Start(c);
+  for (const char* self : {"127.0.0.1:3128", "localhost:3128", "LOCALHOST:3128"}) {
+    std::string req = ModelRequest();
+    std::string resp = Exchange(sock(), absl::StrCat("CONNECT ", self, " HTTP/1.1\r\nHost: ", self,
+                                                     "\r\n\r\n", req));
+    EXPECT_TRUE(absl::StartsWith(resp, "HTTP/1.1 200 Connection Established\r\n\r\n")) << resp;
+    std::string inner = resp.substr(resp.find("\r\n\r\n") + 4);
+    EXPECT_EQ(StatusOf(inner), 200) << self << ": " << resp;
+    std::string got = https443_->received().back();
+    EXPECT_TRUE(absl::StartsWith(got, "POST /v1/messages?beta=true HTTP/1.1\r\n")) << got;
+    EXPECT_TRUE(absl::StrContains(got, absl::StrCat("\r\nx-api-key: ", kSecret, "\r\n"))) << got;
+    EXPECT_FALSE(absl::StrContains(got, kPlaceholder)) << got;
+  }
+  EXPECT_EQ(https443_->connections(), 3);
+  auto log = Netlog(3);
+  EXPECT_EQ(log[0]["kind"], "model");
+  EXPECT_EQ(log[0]["via"], "connect");
+  // The same tunnel cannot carry a request anywhere else.
+  std::string resp = Exchange(sock(), "CONNECT 127.0.0.1:3128 HTTP/1.1\r\nHost: 127.0.0.1:3128\r\n\r\n" +
+                                          Get("allowed.test", "allowed.test"));
+  std::string inner = resp.substr(resp.find("\r\n\r\n") + 4);
+  EXPECT_EQ(StatusOf(inner), 400) << resp;
+  EXPECT_EQ(http80_->connections(), 0);
+  // Another port of loopback is no tunnel to the bridge: denied as ever.
+  resp = Exchange(sock(), "CONNECT 127.0.0.1:3129 HTTP/1.1\r\nHost: 127.0.0.1:3129\r\n\r\n");
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(https443_->connections(), 3);
+}
+
 TEST_F(GatewayTest, ModelRouteBearerMode) {
   JobConfig c = Config({}, {kFarOpen});
   c.model = Route(443, "authorization");

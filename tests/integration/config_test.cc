@@ -90,6 +90,37 @@ TEST(ConfigTest, CoordinatordReadsTheFileAndFlagsWin) {
   }
 }
 
+// Plaintext TCP carries bearer tokens in the clear: only on loopback. And
+// with port 0 the log names the port it really got.
+TEST(ConfigTest, InsecureTcpIsLoopbackOnlyAndPortZeroIsReported) {
+  TempDir dir;
+  RunResult wild = aqtest::Run({BinPath("coordinatord"), "--db", dir.Join("a.db"), "--listen",
+                                "0.0.0.0:0", "--insecure-tcp"},
+                               30000);
+  EXPECT_NE(wild.exit_code, 0) << wild.Describe();
+  EXPECT_NE((wild.out + wild.err).find("loopback only"), std::string::npos) << wild.Describe();
+
+  auto c = Child::Spawn({BinPath("coordinatord"), "--db", dir.Join("b.db"), "--listen",
+                         "127.0.0.1:0", "--insecure-tcp"},
+                        dir.Join("lo.log"));
+  std::string port;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        std::string log = ReadFile(dir.Join("lo.log"));
+        auto p = log.find("listening on 127.0.0.1:");
+        if (p == std::string::npos) return false;
+        p += std::string("listening on 127.0.0.1:").size();
+        port = log.substr(p, log.find_first_not_of("0123456789", p) - p);
+        return true;
+      },
+      30000))
+      << ReadFile(dir.Join("lo.log"));
+  ASSERT_FALSE(port.empty());
+  EXPECT_NE(port, "0");
+  EXPECT_TRUE(PollUntil([&] { return Serving("127.0.0.1:" + port); }, 15000))
+      << "nothing answers on the port the log named: " << port;
+}
+
 TEST(ConfigTest, UnknownKeysAndMissingFilesAreErrors) {
   TempDir dir;
   const std::string config = dir.Join("typo.toml");

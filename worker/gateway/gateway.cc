@@ -290,6 +290,66 @@ class JobGatewayImpl final : public JobGateway,
     return std::nullopt;
   }
 
+  // Reads one request head from the job (idle-timed); nullopt when the
+  // connection ended first or the head was refused (answered 400).
+  awaitable<std::optional<RequestHead>> ReadHead(std::shared_ptr<local::socket> c, std::string& buf,
+                                                 Entry& e) {
+    while (true) {
+      auto parsed = ParseRequestHead(buf);
+      if (!parsed.ok()) {
+        if (!e.j.contains("method")) e.j["method"] = "?";
+        co_await Deny(c, e, 400, "Bad Request", std::string(parsed.status().message()));
+        co_return std::nullopt;
+      }
+      if (*parsed) co_return *parsed;
+      std::array<char, 4096> tmp;
+      std::error_code ec;
+      asio::steady_timer t(io_, std::chrono::milliseconds(cfg_.limits.idle_timeout_ms));
+      t.async_wait([w = std::weak_ptr<local::socket>(c)](std::error_code er) {
+        if (!er)
+          if (auto p = w.lock()) p->close(er);
+      });
+      size_t n = co_await c->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
+      t.cancel();
+      if (ec || n == 0) co_return std::nullopt;
+      buf.append(tmp.data(), n);
+    }
+  }
+
+  // "127.0.0.1:3128" / "localhost:3128": the bridge's own address.
+  static bool IsSelfAuthority(const std::string& target) {
+    auto a = ParseConnectTarget(target);
+    if (!a.ok()) return false;
+    std::string host = absl::AsciiStrToLower(a->host);
+    return (host == "127.0.0.1" || host == "localhost") && a->port == kBridgePort;
+  }
+
+  awaitable<void> HandleSelfConnect(std::shared_ptr<local::socket> c, std::string rest, Entry& e) {
+    e.j["via"] = "connect";
+    std::error_code ec;
+    co_await asio::async_write(*c, asio::buffer(std::string("HTTP/1.1 200 Connection Established\r\n\r\n")),
+                               asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    std::string buf = std::move(rest);
+    std::optional<RequestHead> inner = co_await ReadHead(c, buf, e);
+    if (!inner) co_return;
+    e.j["method"] = inner->method;
+    std::string body = buf.substr(inner->head_bytes);
+    if (!inner->target.empty() && inner->target[0] == '/') {
+      co_await HandleModel(c, *inner, std::move(body), e);
+    } else if (auto self = SelfTarget(inner->target)) {
+      RequestHead h = *inner;
+      h.target = *self;
+      co_await HandleModel(c, h, std::move(body), e);
+    } else {
+      e.j["kind"] = "model";
+      e.j["host"] = "127.0.0.1";
+      e.j["port"] = kBridgePort;
+      co_await Deny(c, e, 400, "Bad Request",
+                    "a tunnel to the bridge carries model requests only (origin form)");
+    }
+  }
+
   struct Target {
     std::string host;  // normalised
     int port;
@@ -329,30 +389,17 @@ class JobGatewayImpl final : public JobGateway,
       co_return;
     }
     std::string buf;
-    std::optional<RequestHead> head;
-    while (!head) {
-      std::array<char, 4096> tmp;
-      std::error_code ec;
-      asio::steady_timer t(io_, std::chrono::milliseconds(cfg_.limits.idle_timeout_ms));
-      t.async_wait([w = std::weak_ptr<local::socket>(c)](std::error_code er) {
-        if (!er)
-          if (auto p = w.lock()) p->close(er);
-      });
-      size_t n = co_await c->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
-      t.cancel();
-      if (ec || n == 0) co_return;
-      buf.append(tmp.data(), n);
-      auto parsed = ParseRequestHead(buf);
-      if (!parsed.ok()) {
-        e.j["method"] = "?";
-        co_await Deny(c, e, 400, "Bad Request", std::string(parsed.status().message()));
-        co_return;
-      }
-      head = *parsed;
-    }
+    std::optional<RequestHead> head = co_await ReadHead(c, buf, e);
+    if (!head) co_return;
     e.j["method"] = head->method;
     std::string rest = buf.substr(head->head_bytes);
-    if (head->method == "CONNECT") {
+    if (head->method == "CONNECT" && IsSelfAuthority(head->target)) {
+      // Clients that tunnel every request through HTTPS_PROXY/HTTP_PROXY
+      // (undici's EnvHttpProxyAgent, as Claude Code uses) CONNECT to the
+      // model base URL, the bridge itself: one plain HTTP request follows
+      // inside the tunnel, and it is the model route too.
+      co_await HandleSelfConnect(c, std::move(rest), e);
+    } else if (head->method == "CONNECT") {
       co_await HandleConnect(c, *head, std::move(rest), e);
     } else if (!head->target.empty() && head->target[0] == '/') {
       co_await HandleModel(c, *head, std::move(rest), e);

@@ -1,0 +1,542 @@
+// The real agent, end to end: a real coordinatord, a real workerd and a real
+// dockerd run one job of the Claude Code profile (deploy/agent/claude: its
+// entrypoint and prompt) with the real `claude -p` (image from
+// scripts/build-claude-image.sh: Debian's nodejs and @anthropic-ai/claude-code
+// from npm) in a hardened container, through the job's egress gateway, on one
+// real Masader metadata file. The model provider is a scripted stand-in for the
+// Messages API (messages_server.py, HTTPS with a certificate from a CA this
+// test makes) in a network namespace the test creates; the worker policy's
+// model provider points at it by name (resolver_overrides) and trusts the test
+// CA, with a real-looking key the gateway adds to every model request.
+//
+// The stand-in scripts the conversation: a Bash tool call printing the
+// agent's environment and that of every process in the container, a Write
+// tool call of a valid assessment to the path the prompt names, then end_turn.
+// It holds its first answer until the test has inspected the running
+// container. The tests then check that the job succeeded with a result that
+// validates, that the stand-in saw the real key (never the placeholder) on
+// every request, that the key was nowhere in the container (its Docker
+// config, its processes' environments as the host sees them and as the agent
+// printed them, its mounts, the job's files, logs and netlog), and that no
+// traffic but the model route left the container (every other attempt is a
+// denial in the netlog; the test prints them).
+//
+// The job runs the deploy command unchanged. (Claude Code's HTTP client,
+// undici's EnvHttpProxyAgent, tunnels even the plain-http base URL through
+// HTTP_PROXY as CONNECT 127.0.0.1:3128; the gateway takes that tunnel as the
+// model route. This test found that the gateway used to deny it.)
+//
+// Network: the profile allows no host at all, the model route only reaches
+// the namespace's address, names resolve only through resolver_overrides:
+// nothing leaves this machine. Fails, never skips, without Docker or the image.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "server/validation.h"
+#include "tests/e2e/e2e_harness.h"
+#include "tests/gateway/gw_test_util.h"
+
+namespace aqe2e {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kRealKey[] = "sk-ant-agent-real-test-REAL-7c1e5a9b3d2f";
+constexpr char kPlaceholder[] = "assessq-placeholder-the-gateway-adds-the-real-key";
+constexpr char kModelHost[] = "model.test";
+// TEST-NET-2: the host side of the veth and the stand-in's address. Not a
+// range the gateway blocks, so the policy needs no open_ranges.
+constexpr char kHostVethAddr[] = "198.51.100.1";
+constexpr char kModelAddr[] = "198.51.100.2";
+constexpr char kDataset[] = "1997_hub5_arabic_transcripts";
+constexpr char kLockFile[] = "/tmp/assessq-agent-real-test.lock";
+constexpr int kJobTimeoutS = 150;
+
+std::string Ip() { return fs::exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"; }
+
+void IpCmd(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {Ip()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunResult r = Run(argv, 20000);
+  if (r.exit_code != 0)
+    throw std::runtime_error(absl::StrCat("ip ", absl::StrJoin(args, " "), ": ", r.Describe()));
+}
+
+// What the host saw of the running container, taken while the stand-in held
+// its first answer.
+struct Running {
+  json inspect;                         // docker inspect of the container
+  json image_inspect;
+  std::map<int, std::string> environs;  // host view: pid -> /proc/PID/environ
+  std::map<int, std::string> cmdlines;
+  std::vector<std::string> job_files;   // files under the job's host dir
+  std::string job_files_with_key;       // those that hold the key
+};
+
+struct World {
+  std::string image, ns, veth_host, veth_ns;
+  bool ns_created = false;
+  int lock_fd = -1;
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<Child> stand_in;
+  std::string stand_in_log, gate_file, metadata_path, metadata;
+  std::unique_ptr<Coordinator> coord;
+  std::unique_ptr<Workerd> worker;
+  std::unique_ptr<Ctl> ctl;
+  int64_t job = 0;
+  Running running;
+  json show, netlog;
+  RunResult result;
+  std::string setup_error;
+  int64_t job_ms = 0;
+
+  ~World() { Teardown(); }
+  void Teardown() {
+    if (worker && worker->child()) worker->child()->Kill();
+    if (worker) RemoveContainersOf(worker->name());
+    worker.reset();
+    coord.reset();
+    if (stand_in) stand_in->Kill();
+    stand_in.reset();
+    if (ns_created) {
+      (void)Run({Ip(), "netns", "del", ns}, 20000);  // the veth pair goes with it
+      (void)Run({Ip(), "link", "del", veth_host}, 20000);
+      ns_created = false;
+    }
+    dir.reset();
+    if (lock_fd >= 0) {
+      close(lock_fd);
+      lock_fd = -1;
+    }
+  }
+};
+World* g_world = nullptr;
+
+void OnFatalSignal(int sig) {
+  if (g_world && g_world->ns_created) {
+    std::string cmd = Ip() + " netns del " + g_world->ns + " >/dev/null 2>&1";
+    (void)!system(cmd.c_str());
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+// Namespaces of killed runs (aqreal-PID with PID gone).
+void RemoveStaleNamespaces() {
+  RunResult r = Run({Ip(), "netns", "list"}, 20000);
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    std::string name(line.substr(0, line.find(' ')));
+    if (!absl::StartsWith(name, "aqreal-")) continue;
+    std::string pid = name.substr(7);
+    if (!fs::exists("/proc/" + pid)) {
+      (void)Run({Ip(), "netns", "del", name}, 20000);
+      (void)Run({Ip(), "link", "del", "aqrh" + pid}, 20000);
+    }
+  }
+}
+
+void BuildNamespace(World& w) {
+  const std::string pid = std::to_string(getpid());
+  w.ns = "aqreal-" + pid;
+  w.veth_host = "aqrh" + pid;
+  w.veth_ns = "aqrn" + pid;
+  IpCmd({"netns", "add", w.ns});
+  w.ns_created = true;
+  IpCmd({"link", "add", w.veth_host, "type", "veth", "peer", "name", w.veth_ns});
+  IpCmd({"link", "set", w.veth_ns, "netns", w.ns});
+  IpCmd({"addr", "add", std::string(kHostVethAddr) + "/24", "dev", w.veth_host});
+  IpCmd({"link", "set", w.veth_host, "up"});
+  IpCmd({"-n", w.ns, "addr", "add", std::string(kModelAddr) + "/24", "dev", w.veth_ns});
+  IpCmd({"-n", w.ns, "link", "set", "lo", "up"});
+  IpCmd({"-n", w.ns, "link", "set", w.veth_ns, "up"});
+  RunResult r = Run({Ip(), "route", "get", kModelAddr}, 20000);
+  if (r.exit_code != 0 || !absl::StrContains(r.out, "dev " + w.veth_host + " "))
+    throw std::runtime_error(absl::StrCat("the route to ", kModelAddr,
+                                          " does not go into the test namespace: ", r.out));
+}
+
+std::vector<json> StandInLog() {
+  std::vector<json> out;
+  for (absl::string_view line : absl::StrSplit(ReadFile(g_world->stand_in_log), '\n', absl::SkipEmpty())) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded()) out.push_back(j);
+  }
+  return out;
+}
+
+std::string ClaudeImageTag() {
+  RunResult r = Run({ASSESSQ_BUILD_CLAUDE_IMAGE, "--print-tag"}, 20000);
+  std::string tag(absl::StripAsciiWhitespace(r.out));
+  if (r.exit_code != 0 || tag.empty())
+    throw std::runtime_error("build-claude-image.sh --print-tag failed: " + r.Describe());
+  return tag;
+}
+
+std::string WritePolicy(World& w, const std::string& ca_pem) {
+  std::string key_file = w.dir->Join("anthropic.key");
+  WriteFile(key_file, std::string(kRealKey) + "\n");
+  chmod(key_file.c_str(), 0600);
+  // deploy/agent/claude/worker-policy.example.json, with the provider moved
+  // to the stand-in and the test's names.
+  json policy = {
+      {"allowed_images", {"assessq-*"}},
+      {"allow_writable_rootfs", false},
+      {"netbridge_path", ASSESSQ_NETBRIDGE},
+      {"credentials", {{"anthropic", key_file}}},
+      {"model_providers",
+       {{"anthropic",
+         {{"host", kModelHost}, {"port", 443}, {"tls", true}, {"ca_file", ca_pem},
+          {"header", "x-api-key"}, {"credential", "anthropic"}}}}},
+      {"egress",
+       {{"forbidden_hosts", json::array()},
+        {"resolver_overrides", {{kModelHost, {kModelAddr}}}},
+        {"max_connections", 64},
+        {"idle_timeout_s", 60}}},
+  };
+  std::string path = w.dir->Join("policy.json");
+  WriteFile(path, policy.dump(2));
+  return path;
+}
+
+std::string WriteProfile(World& w) {
+  // deploy/agent/claude/profile.json with this test's image, no allowed host
+  // (only the model route), a read-only root and limits for one short job.
+  json p = json::parse(ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/profile.json"), nullptr, false);
+  if (p.is_discarded()) throw std::runtime_error("deploy/agent/claude/profile.json does not parse");
+  std::string tmpl = ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/prompt.ar.txt");
+  if (tmpl.empty()) throw std::runtime_error("deploy/agent/claude/prompt.ar.txt is missing");
+  p["image"] = w.image;
+  p["prompt_template"] = tmpl;
+  p["read_only_rootfs"] = true;
+  p["network"]["allow"] = json::array();
+  p["network"]["deny"] = json::array();
+  p["network"]["model"] = "anthropic";
+  p["env"] = {{"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"},
+              {"DISABLE_TELEMETRY", "1"},
+              {"DISABLE_ERROR_REPORTING", "1"},
+              {"DISABLE_AUTOUPDATER", "1"},
+              {"DISABLE_BUG_COMMAND", "1"}};
+  p["limits"] = {{"memory_mb", 2048}, {"cpus", 2}, {"pids", 512}, {"timeout_s", kJobTimeoutS},
+                 {"grace_s", 10}, {"tmp_mb", 512}, {"home_mb", 256}, {"output_mb", 16},
+                 {"nofile", 4096}, {"log_kb", 512}};
+  std::string path = w.dir->Join("profile.json");
+  WriteFile(path, p.dump(2));
+  return path;
+}
+
+// Host view of the container's processes: every pid whose cgroup names it.
+void ReadContainerProcesses(const std::string& id, Running& r) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (!absl::StrContains(ReadFile(e.path().string() + "/cgroup"), id)) continue;
+    int pid = std::atoi(name.c_str());
+    r.environs[pid] = ReadFile(e.path().string() + "/environ");
+    std::string cmd = ReadFile(e.path().string() + "/cmdline");
+    for (char& c : cmd)
+      if (c == '\0') c = ' ';
+    r.cmdlines[pid] = cmd;
+  }
+}
+
+void ScanJobFiles(World& w, Running& r) {
+  std::string prefix = std::to_string(w.job) + "-";
+  for (const auto& d : ListDir(w.worker->jobs_dir())) {
+    if (!absl::StartsWith(d, prefix)) continue;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(w.worker->jobs_dir() + "/" + d,
+                                                    fs::directory_options::skip_permission_denied, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      if (!it->is_regular_file(ec)) continue;
+      r.job_files.push_back(it->path().string());
+      if (absl::StrContains(ReadFile(it->path().string()), kRealKey))
+        r.job_files_with_key += it->path().string() + " ";
+    }
+  }
+}
+
+void SetUpWorld(World& w) {
+  Docker();  // throws without Docker: a failure, never a skip
+  w.image = ClaudeImageTag();
+  auto img = Docker().ImageExists(w.image);
+  if (!img.ok() || !*img)
+    throw std::runtime_error(w.image + " is missing: run scripts/build-claude-image.sh "
+                                       "(the assessq_claude_image ctest fixture does)");
+  w.lock_fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (w.lock_fd < 0 || !PollUntil([&] { return flock(w.lock_fd, LOCK_EX | LOCK_NB) == 0; }, 200000, 200))
+    throw std::runtime_error(std::string("another agent_real_test holds ") + kLockFile);
+  RemoveStaleNamespaces();
+  w.dir = std::make_unique<TempDir>();
+  BuildNamespace(w);
+
+  // The stand-in provider, with a certificate for model.test from a fresh CA.
+  fs::create_directories(w.dir->Join("ca"));
+  gwtest::TestCa ca = gwtest::MakeTestCa(w.dir->Join("ca"));
+  auto [cert, key] = ca.Issue("model", std::string("DNS:") + kModelHost);
+  w.stand_in_log = w.dir->Join("messages.jsonl");
+  w.gate_file = w.dir->Join("gate");
+  w.stand_in = Child::Spawn({Ip(), "netns", "exec", w.ns, "/usr/bin/python3", ASSESSQ_MESSAGES_SERVER_PY,
+                             "--log", w.stand_in_log, "--port", "443", "--cert", cert, "--key", key,
+                             "--gate", w.gate_file},
+                            w.dir->Join("messages-server.out"));
+  if (!PollUntil([&] { return absl::StrContains(ReadFile(w.stand_in_log), "\"ready\""); }, 20000, 50))
+    throw std::runtime_error("the stand-in Messages API did not start: " +
+                             ReadFile(w.dir->Join("messages-server.out")));
+
+  w.coord = std::make_unique<Coordinator>(w.dir->path());
+  w.coord->Start();
+  w.ctl = std::make_unique<Ctl>(*w.coord);
+  std::string policy = WritePolicy(w, ca.ca_pem);
+  std::string profile = WriteProfile(w);
+  w.worker = std::make_unique<Workerd>(*w.coord, w.dir->path(), Unique("real"),
+                                       WorkerOptions{.slots = 1, .extra_args = {"--policy", policy}});
+  w.worker->Start();
+
+  // One real Masader metadata file.
+  std::string in = w.dir->Join("in");
+  fs::create_directories(in);
+  std::string src = MasaderDir() + "/" + kDataset + ".json";
+  w.metadata = ReadFile(src);
+  if (w.metadata.empty()) throw std::runtime_error("cannot read " + src);
+  w.metadata_path = in + "/" + kDataset + ".json";
+  WriteFile(w.metadata_path, w.metadata);
+  const int64_t t0 = NowMs();
+  auto ids = w.ctl->Submit({in}, "agent-real", profile,
+                           {"--max-attempts", "agent=1", "--max-attempts", "infra=1", "--max-attempts",
+                            "model_api=1", "--max-attempts", "invalid_output=1"});
+  if (!ids.count(kDataset)) throw std::runtime_error("submit did not return the dataset's job");
+  w.job = ids.at(kDataset);
+
+  // The agent is running and waiting for its first answer: look at it.
+  std::optional<json> summary;
+  bool held = PollUntil(
+      [&] {
+        if (!summary) summary = RunningContainerOfJob(w.worker->name(), w.job);
+        return summary && absl::StrContains(ReadFile(w.stand_in_log), "\"waiting\"");
+      },
+      120000, 50);
+  if (!held)
+    throw std::runtime_error(absl::StrCat(
+        "the agent never asked the stand-in for its first turn (container ", summary ? "ran" : "never ran",
+        ")\n--- stand-in log ---\n", Tail(ReadFile(w.stand_in_log), 3000), "\n--- job ---\n",
+        w.ctl->Show(w.job).dump(2).substr(0, 6000), "\n--- netlog so far ---\n",
+        w.ctl->Run({"netlog", std::to_string(w.job)}).out.substr(0, 4000), "\n--- workerd ---\n",
+        Tail(w.worker->Log())));
+  const int64_t t_held = NowMs();
+  const std::string id = summary->value("Id", "");
+  auto in_c = Docker().InspectContainer(id);
+  if (!in_c.ok()) throw std::runtime_error("inspect: " + in_c.status().ToString());
+  w.running.inspect = *in_c;
+  auto in_i = Docker().InspectImage(w.image);
+  if (in_i.ok()) w.running.image_inspect = *in_i;
+  ReadContainerProcesses(id, w.running);
+  ScanJobFiles(w, w.running);
+  const int64_t t_open = NowMs();
+  WriteFile(w.gate_file, "go\n");
+
+  json status = w.ctl->WaitBatchFinished("agent-real", 1, (kJobTimeoutS + 30) * 1000);
+  w.job_ms = NowMs() - t0;
+  w.show = w.ctl->Show(w.job);
+  w.netlog = w.ctl->Json({"netlog", std::to_string(w.job)});
+  w.result = w.ctl->Run({"result", std::to_string(w.job)});
+  std::cout << "agent_real: job " << w.job << " finished in " << w.job_ms << " ms, state "
+            << w.show.value("state", "?") << " (first model request held at +" << t_held - t0
+            << " ms, released at +" << t_open - t0 << " ms)\n";
+}
+
+class AgentRealTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (g_world) return;
+    g_world = new World;
+    signal(SIGINT, OnFatalSignal);
+    signal(SIGTERM, OnFatalSignal);
+    try {
+      SetUpWorld(*g_world);
+    } catch (const std::exception& e) {
+      g_world->setup_error = e.what();
+      if (g_world->worker) g_world->setup_error += "\n--- workerd log ---\n" + Tail(g_world->worker->Log(), 6000);
+    }
+  }
+  static void TearDownTestSuite() {
+    if (!g_world) return;
+    if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
+      if (g_world->worker) std::cerr << "--- workerd log ---\n" << Tail(g_world->worker->Log(), 8000) << "\n";
+      if (!g_world->stand_in_log.empty())
+        std::cerr << "--- stand-in log ---\n" << Tail(ReadFile(g_world->stand_in_log), 8000) << "\n";
+    }
+    delete g_world;
+    g_world = nullptr;
+  }
+  void SetUp() override { ASSERT_EQ(g_world->setup_error, "") << "suite set-up failed"; }
+
+  static const World& W() { return *g_world; }
+  static std::string LastLogTail() {
+    const json& a = W().show["attempts"];
+    return a.is_array() && !a.empty() ? a.back().value("log_tail", "") : "";
+  }
+  static std::vector<json> Requests() {
+    std::vector<json> out;
+    for (const auto& e : StandInLog())
+      if (e.value("event", "") == "request") out.push_back(e);
+    return out;
+  }
+  static std::string BashResult() {
+    for (const auto& e : StandInLog())
+      if (e.value("event", "") == "tool_result" && e.value("tool", "") == "Bash")
+        return e.value("content", "");
+    return "";
+  }
+};
+
+TEST_F(AgentRealTest, JobSucceedsWithAResultThatValidates) {
+  ASSERT_EQ(W().show.value("state", ""), "succeeded")
+      << W().show.dump(2).substr(0, 8000) << "\n--- log tail ---\n" << LastLogTail();
+  ASSERT_EQ(W().result.exit_code, 0) << W().result.Describe();
+  json stored = json::parse(W().result.out, nullptr, false);
+  ASSERT_FALSE(stored.is_discarded()) << W().result.out;
+  // Validated again here, with the project's validator and schema, against
+  // the metadata file that was submitted.
+  auto v = assessq::AssessmentValidator::Create(ReadFile(ASSESSQ_SOURCE_DIR "/schemas/assessment.schema.json"));
+  ASSERT_TRUE(v.ok()) << v.status();
+  auto errors = v->Validate(stored.dump(), W().metadata);
+  EXPECT_TRUE(errors.empty()) << absl::StrJoin(errors, "\n");
+  json md = json::parse(W().metadata);
+  EXPECT_EQ(stored["الاسم_الأصلي"], md["Name"]);
+  // It is what the agent wrote: the stand-in's Write call, through Claude Code.
+  EXPECT_EQ(stored["درجة_الجودة"], 55);
+  EXPECT_EQ(stored["تقدير_الجودة"], "مقبول");
+  // One attempt, and the agent ran the whole scripted conversation.
+  EXPECT_EQ(W().show["attempts"].size(), 1u) << W().show["attempts"].dump(2);
+  std::vector<std::string> turns;
+  for (const auto& r : Requests())
+    if (r.contains("turn") && r["turn"] != "side") turns.push_back(r["turn"]);
+  EXPECT_EQ(turns, (std::vector<std::string>{"env", "write", "done"})) << Tail(ReadFile(W().stand_in_log), 4000);
+  for (const auto& e : StandInLog()) {
+    EXPECT_NE(e.value("event", ""), "error") << e.dump();
+    if (e.value("event", "") == "tool_result") EXPECT_FALSE(e.value("is_error", true)) << e.dump();
+  }
+  EXPECT_LT(W().job_ms, 180000);
+}
+
+TEST_F(AgentRealTest, StandInGotTheRealKeyOnEveryRequestAndNeverThePlaceholder) {
+  auto reqs = Requests();
+  int messages = 0;
+  for (const auto& r : reqs) {
+    EXPECT_EQ(r["x_api_key"], json::array({kRealKey})) << r.dump();
+    EXPECT_EQ(r["authorization"], json::array()) << r.dump();
+    EXPECT_EQ(r.value("host", ""), kModelHost) << r.dump();
+    if (r.value("method", "") == "POST" && absl::StartsWith(r.value("path", ""), "/v1/messages")) ++messages;
+  }
+  EXPECT_GE(messages, 3) << Tail(ReadFile(W().stand_in_log), 4000);
+  // The placeholder never reached the provider, in any header.
+  for (const auto& r : reqs) EXPECT_FALSE(absl::StrContains(r.dump(), kPlaceholder)) << r.dump();
+  std::set<std::string> paths;
+  for (const auto& r : reqs) paths.insert(r.value("method", "") + " " + r.value("path", ""));
+  std::cout << "agent_real: requests the stand-in answered: " << absl::StrJoin(paths, ", ") << "\n";
+}
+
+TEST_F(AgentRealTest, TheContainerNeverHeldTheKey) {
+  const Running& r = W().running;
+  // Docker's record of the container and its image.
+  const json& env = r.inspect["Config"]["Env"];
+  ASSERT_TRUE(env.is_array()) << r.inspect.dump();
+  std::set<std::string> vars;
+  for (const auto& e : env) vars.insert(e.get<std::string>());
+  EXPECT_TRUE(vars.count(std::string("ANTHROPIC_API_KEY=") + kPlaceholder)) << env.dump(2);
+  EXPECT_TRUE(vars.count("ANTHROPIC_BASE_URL=http://127.0.0.1:3128")) << env.dump(2);
+  EXPECT_FALSE(absl::StrContains(r.inspect.dump(), kRealKey)) << "docker inspect holds the key";
+  EXPECT_FALSE(absl::StrContains(r.image_inspect.dump(), kRealKey));
+  // Hardened as the worker asks; no mount of the key file, no secrets dir.
+  EXPECT_EQ(r.inspect["HostConfig"]["ReadonlyRootfs"], true);
+  EXPECT_EQ(r.inspect["Config"]["User"], "10001:10001");
+  EXPECT_EQ(r.inspect["HostConfig"]["NetworkMode"], "none");
+  for (const auto& m : r.inspect["Mounts"]) {
+    EXPECT_FALSE(absl::StrContains(m.dump(), "anthropic.key")) << m.dump();
+    EXPECT_NE(m.value("Destination", ""), "/run/secrets") << m.dump();
+  }
+  // Every process in the container, as the host sees it.
+  ASSERT_GE(r.environs.size(), 3u) << "expected init, the bridge, the entrypoint and claude";
+  bool claude_seen = false;
+  for (const auto& [pid, environ] : r.environs) {
+    EXPECT_FALSE(absl::StrContains(environ, kRealKey)) << "pid " << pid << " " << r.cmdlines.at(pid);
+    if (absl::StrContains(r.cmdlines.at(pid), "claude")) {
+      claude_seen = true;
+      EXPECT_TRUE(absl::StrContains(environ, std::string("ANTHROPIC_API_KEY=") + kPlaceholder))
+          << r.cmdlines.at(pid);
+    }
+  }
+  EXPECT_TRUE(claude_seen) << absl::StrJoin(r.cmdlines, "\n", absl::PairFormatter(": "));
+  // The job's files on the host (input, prompt, netbridge socket dir).
+  EXPECT_FALSE(r.job_files.empty());
+  EXPECT_EQ(r.job_files_with_key, "");
+  // The agent's own view: its Bash tool printed `env` and every process's
+  // environment; the stand-in received that as the tool result.
+  std::string bash = BashResult();
+  ASSERT_FALSE(bash.empty()) << "no Bash tool result reached the stand-in";
+  EXPECT_TRUE(absl::StrContains(bash, "AQ-PROC-END")) << "the output was cut: " << bash.substr(0, 2000);
+  EXPECT_FALSE(absl::StrContains(bash, kRealKey)) << bash;
+  EXPECT_TRUE(absl::StrContains(bash, std::string("ANTHROPIC_API_KEY=") + kPlaceholder)) << bash;
+  EXPECT_TRUE(absl::StrContains(bash, "ANTHROPIC_BASE_URL=http://127.0.0.1:3128")) << bash;
+  EXPECT_TRUE(absl::StrContains(bash, "No such file or directory")) << "/run/secrets exists: " << bash;
+  // Nor did it come back out in anything the job reported.
+  EXPECT_FALSE(absl::StrContains(W().show.dump(), kRealKey));
+  EXPECT_FALSE(absl::StrContains(W().netlog.dump(), kRealKey));
+  EXPECT_FALSE(absl::StrContains(W().result.out, kRealKey));
+}
+
+TEST_F(AgentRealTest, OnlyTheModelRouteLeftTheContainer) {
+  ASSERT_TRUE(W().netlog.is_array()) << W().netlog.dump();
+  int model = 0;
+  std::vector<std::string> denied;
+  for (const auto& e : W().netlog) {
+    if (e.value("kind", "") == "model") {
+      ++model;
+      EXPECT_EQ(e.value("decision", ""), "allow") << e.dump();
+      EXPECT_EQ(e.value("address", ""), kModelAddr) << e.dump();
+      EXPECT_EQ(e["status"], 200) << e.dump();
+      continue;
+    }
+    // Anything else Claude Code tried must have been refused.
+    EXPECT_EQ(e.value("decision", ""), "deny") << e.dump();
+    denied.push_back(absl::StrCat(e.value("kind", "?"), " ", e.value("method", "?"), " ",
+                                  e.contains("host") ? e["host"].dump() : "?", ":",
+                                  e.contains("port") ? e["port"].dump() : "?", " (",
+                                  e.value("reason", ""), ")"));
+  }
+  EXPECT_GE(model, 3) << W().netlog.dump(2);
+  for (const auto& e : W().netlog)
+    std::cout << "agent_real: netlog " << e.value("ts", int64_t{0}) << " +" << e.value("duration_ms", int64_t{0})
+              << "ms " << e.value("decision", "?") << " " << e.value("kind", "?") << " "
+              << e.value("method", "?") << " " << (e.contains("host") ? e["host"].dump() : "?") << " "
+              << e.value("path", "") << "\n";
+  std::cout << "agent_real: " << model << " model requests; other attempts, all denied: "
+            << (denied.empty() ? "none" : absl::StrJoin(denied, "; ")) << "\n";
+}
+
+}  // namespace
+}  // namespace aqe2e
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  return RUN_ALL_TESTS();
+}
