@@ -13,13 +13,17 @@ namespace assessq {
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  // In chunks: the result holds what the file has, not a max_bytes buffer
+  // (a folder of small files must not cost max_bytes each).
   std::string out;
-  out.resize(max_bytes + 1);
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<size_t>(in.gcount()));
-  if (out.size() > max_bytes)
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": larger than ", max_bytes, " bytes"));
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > max_bytes)
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": larger than ", max_bytes, " bytes"));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
   return out;
 }
 

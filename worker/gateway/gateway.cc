@@ -219,7 +219,7 @@ class JobGatewayImpl final : public JobGateway,
   // stops reading (no half-close: the peer still answers).
   awaitable<void> Pipe(From& from, To& to, int64_t& counter, std::shared_ptr<std::atomic<int64_t>> activity,
                        int64_t limit = -1) {
-    std::array<char, 16384> buf;
+    std::array<char, 65536> buf;  // 4x fewer reads/writes per MiB than 16 KiB (gateway_bench)
     while (true) {
       std::error_code ec;
       size_t want = buf.size();

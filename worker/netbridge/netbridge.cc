@@ -30,7 +30,7 @@ void Forward(int sig) {
 }
 
 void Pump(int from, int to) {
-  char buf[16384];
+  char buf[65536];  // fewer syscalls per MiB than 16 KiB (gateway_bench)
   while (true) {
     ssize_t n = read(from, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
