@@ -48,6 +48,11 @@ void ApiClient::Run(MessageFn on_message) {
   while (!stop_) {
     grpc::ClientContext ctx;
     AddAuth(ctx, opt_.token);
+    // Wait for the channel instead of failing fast: the waiting call drives
+    // the reconnection, so after a coordinator restart the session is back
+    // within a fraction of a second, not at gRPC's next background poll
+    // (seconds, long enough for short leases to expire; found by the soak).
+    ctx.set_wait_for_ready(true);
     std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream;
     {
       std::lock_guard<std::mutex> l(mu_);

@@ -328,7 +328,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   return out;
 }
 
-absl::Status DockerExecutor::Reap(const std::set<int64_t>& live_jobs) {
+absl::Status DockerExecutor::Reap(const std::function<bool(int64_t job)>& is_live) {
   auto list = docker_->ListContainers({absl::StrCat(kLabelWorker, "=", opt_.worker_name)}, true);
   if (!list.ok()) return list.status();
   int removed = 0;
@@ -336,7 +336,7 @@ absl::Status DockerExecutor::Reap(const std::set<int64_t>& live_jobs) {
     int64_t job = 0;
     const json& labels = c.contains("Labels") ? c["Labels"] : json::object();
     std::string job_label = labels.is_object() ? labels.value(kLabelJob, "") : "";
-    if (absl::SimpleAtoi(job_label, &job) && live_jobs.count(job)) continue;
+    if (absl::SimpleAtoi(job_label, &job) && is_live(job)) continue;
     std::string id = c.value("Id", "");
     if (id.empty()) continue;
     if (auto s = docker_->RemoveContainer(id, true, true); s.ok() || absl::IsNotFound(s)) ++removed;
@@ -347,7 +347,7 @@ absl::Status DockerExecutor::Reap(const std::set<int64_t>& live_jobs) {
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::string n = it->path().filename().string();
     int64_t job = 0;
-    if (!absl::SimpleAtoi(n.substr(0, n.find('-')), &job) || !live_jobs.count(job)) {
+    if (!absl::SimpleAtoi(n.substr(0, n.find('-')), &job) || !is_live(job)) {
       JobFs::RemoveStale(it->path().string());
       ++removed;
     }

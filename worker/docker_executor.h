@@ -29,7 +29,7 @@ class DockerExecutor final : public Executor {
   static absl::StatusOr<std::unique_ptr<DockerExecutor>> Create(DockerExecutorOptions opt);
   absl::Status Check() override;
   JobOutcome Run(const JobRequest& req, StopSignal& stop) override;
-  absl::Status Reap(const std::set<int64_t>& live_jobs) override;
+  absl::Status Reap(const std::function<bool(int64_t job)>& is_live) override;
 
  private:
   explicit DockerExecutor(DockerExecutorOptions opt) : opt_(std::move(opt)) {}

@@ -82,8 +82,10 @@ class Executor {
   // Runs the job to an outcome; never throws.
   virtual JobOutcome Run(const JobRequest& req, StopSignal& stop) = 0;
   // Removes whatever earlier runs of this worker left behind that belongs to
-  // no live lease (job ids in `live`).
-  virtual absl::Status Reap(const std::set<int64_t>& live_jobs) = 0;
+  // no live lease. `is_live(job)` is asked for each leftover after it was
+  // found, so a lease that arrives while reaping (registered before its
+  // files and container exist) is never taken for a leftover.
+  virtual absl::Status Reap(const std::function<bool(int64_t job)>& is_live) = 0;
 };
 
 }  // namespace assessq

@@ -24,6 +24,17 @@ absl::Status Outbox::Init() {
   fs::create_directories(dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("outbox ", dir_, ": ", ec.message()));
   chmod(dir_.c_str(), 0700);
+  // A report half-written when the worker died (*.pb.tmp, never renamed) was
+  // never acknowledged as stored here: its lease expires and the job runs
+  // again. Nothing will read it; remove it.
+  for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".pb.tmp") == 0) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -54,7 +54,8 @@ absl::Status Worker::Start() {
   if (auto s = executor_->Check(); !s.ok())
     return absl::UnavailableError(absl::StrCat("container backend: ", s.message()));
   // Nothing runs yet, so everything labelled as ours is left from a crash.
-  if (auto s = executor_->Reap({}); !s.ok()) spdlog::warn("reap at start: {}", s.ToString());
+  if (auto s = executor_->Reap([](int64_t) { return false; }); !s.ok())
+    spdlog::warn("reap at start: {}", s.ToString());
   auto api = ApiClient::Create(opt_.api);
   if (!api.ok()) return api.status();
   api_ = std::move(*api);
@@ -366,12 +367,15 @@ void Worker::HousekeepingLoop() {
     }
     if (send) api_->SetCapacity(cap);
     if (NowMs() >= next_reap) {
-      std::set<int64_t> live;
-      {
+      // Asked per leftover, after it was found: a lease registered meanwhile
+      // (before its files exist) counts as live.
+      auto is_live = [this](int64_t job) {
         absl::MutexLock l(&mu_);
-        for (const auto& [token, r] : running_) live.insert(r.job);
-      }
-      if (auto s = executor_->Reap(live); !s.ok()) spdlog::warn("reap: {}", s.ToString());
+        for (const auto& [token, r] : running_)
+          if (r.job == job) return true;
+        return false;
+      };
+      if (auto s = executor_->Reap(is_live); !s.ok()) spdlog::warn("reap: {}", s.ToString());
       next_reap = NowMs() + opt_.reap_interval_ms;
     }
     for (int i = 0; i < opt_.health_interval_ms / 100 && !stop_threads_; ++i) {

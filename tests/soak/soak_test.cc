@@ -39,9 +39,11 @@
 // lived 2 minutes) is judged. What is judged is the windows' floors (minimum
 // RSS), so that memory held for a moment does not count (before cccec38,
 // workerd's RSS jumped by 64 MiB whenever it read an outbox report): they must
-// grow by less than kMaxGrowthMiB. Means, peaks and VmHWM are reported. The figures (start/peak/end RSS per instance,
-// growth, slope, jobs/s, restarts, attempts) are printed in a block headed
-// "soak figures" and written as JSON to soak_report.json in the working
+// grow by less than kMaxGrowthMiB. Means, peaks and VmHWM are reported.
+//
+// The figures (start/peak/end RSS per instance, growth, slope, jobs/s,
+// restarts, attempts) are printed in a block headed "soak figures" and
+// written as JSON (with every sample) to soak_report.json in the working
 // directory (under ctest BUILD/tests/soak; ASSESSQ_SOAK_REPORT overrides the
 // path) and to the test's temp dir.
 //
