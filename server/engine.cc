@@ -413,15 +413,18 @@ absl::StatusOr<v1::JobState> Engine::FailJob(const JobRow& job, int64_t attempt_
     auto lease = leases_.find(job.id);
     int64_t leased_at = lease == leases_.end() ? 0 : lease->second.leased_at;
     OnRollback([this, m = limits_.Save(job.batch_id)] { limits_.Restore(m); });
-    int before = limits_.ProviderLimit(FleetLimits::ProviderOf(b ? b->profile_json : "{}"));
+    const std::string provider = limits_.ProviderOfBatch(job.batch_id);
+    int before = limits_.ProviderLimit(provider);
     limits_.OnModelApiFailure(job.batch_id, leased_at, retry_after_ms, now,
                               absl::StrCat("job ", job.id, ": ", TruncateUtf8(error, 120)));
-    int after = limits_.ProviderLimit(FleetLimits::ProviderOf(b ? b->profile_json : "{}"));
-    if (after != before) ReportProviderLimit(job.batch_id);
-    if (after != before)
-      spdlog::warn("[job={}] model API pushed back; fleet limit for its provider {} -> {}, "
-                   "retry-after {} ms", job.id, before == 0 ? std::string("none")
-                   : absl::StrCat(before), after, retry_after_ms);
+    int after = limits_.ProviderLimit(provider);
+    if (after != before) {
+      ReportProviderLimit(provider);
+      spdlog::warn("[job={}] model API pushed back; fleet limit for {} {} -> {}, "
+                   "retry-after {} ms", job.id, provider,
+                   before == 0 ? std::string("none") : absl::StrCat(before), after,
+                   retry_after_ms);
+    }
     dispatch_dirty_ = true;
   }
   ASSIGN_OR_RETURN(up, db_->Prepare(
@@ -773,11 +776,6 @@ v1::LimitStatus ToProto(const LimitView& v) {
 }
 }  // namespace
 
-void Engine::ReportProviderLimit(int64_t batch_id) {
-  BatchInfo* b = BatchById(batch_id);
-  ReportProviderLimit(FleetLimits::ProviderOf(b ? b->profile_json : "{}"));
-}
-
 void Engine::ReportProviderLimit(const std::string& provider) {
   if (!opt_.observer) return;
   int limit = limits_.ProviderLimit(provider);
@@ -1048,7 +1046,7 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
           RETURN_IF_ERROR(Event(job.batch_id, job.id, "succeeded", worker));
           OnRollback([this, m = limits_.Save(job.batch_id)] { limits_.Restore(m); });
           limits_.OnSuccess(job.batch_id);
-          ReportProviderLimit(job.batch_id);
+          ReportProviderLimit(limits_.ProviderOfBatch(job.batch_id));
           DropLease(job.id);
           resp.set_job_state(v1::JOB_STATE_SUCCEEDED);
           return resp;

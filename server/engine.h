@@ -209,7 +209,6 @@ class Engine {
                      absl::string_view kind, absl::string_view detail);
   absl::StatusOr<BatchInfo*> EnsureBatch(const SubmitArgs& args);
   // Tells the observer a provider's limit in force, when it changed.
-  void ReportProviderLimit(int64_t batch_id);
   void ReportProviderLimit(const std::string& provider);
   absl::Status ApplyBatchLimits(BatchInfo& b, std::optional<int> max_running,
                                 std::optional<double> start_rate_per_min);

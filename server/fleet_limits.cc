@@ -196,11 +196,13 @@ void FleetLimits::OnModelApiFailure(int64_t batch_id, int64_t leased_at, int64_t
   p.last_cause = detail;
 }
 
-FleetLimits::ProviderMemento FleetLimits::Save(int64_t batch_id) const {
+std::string FleetLimits::ProviderOfBatch(int64_t batch_id) const {
   auto bit = batches_.find(batch_id);
-  std::string name = bit == batches_.end() ? "default" : bit->second.provider;
-  auto pit = providers_.find(name);
-  return ProviderMemento{name, pit == providers_.end() ? Provider{} : pit->second};
+  return bit == batches_.end() ? "default" : bit->second.provider;
+}
+
+FleetLimits::ProviderMemento FleetLimits::Save(int64_t batch_id) const {
+  return ProviderState(ProviderOfBatch(batch_id));
 }
 
 FleetLimits::ProviderMemento FleetLimits::ProviderState(const std::string& name) const {

@@ -89,6 +89,8 @@ class FleetLimits {
 
   std::vector<LimitView> View(int64_t now_ms) const;
   int ProviderLimit(const std::string& provider) const;  // effective; 0 = none
+  // The provider a configured batch was given ("default" if unknown).
+  std::string ProviderOfBatch(int64_t batch_id) const;
 
  private:
   struct Bucket {
