@@ -121,22 +121,32 @@ absl::Status Db::Exec(absl::string_view sql) {
 }
 
 void Db::ResetAll() {
-  for (auto& [sql, st] : cache_) st->Reset();
+  for (auto& [sql, st] : cache_)
+    if (st->Busy()) st->Reset();
 }
 
-absl::StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
-  auto it = cache_.find(sql);
+absl::StatusOr<Stmt*> Db::Prepare(absl::string_view sql) {
+  const std::string_view key(sql.data(), sql.size());
+  auto it = cache_.find(key);
   if (it != cache_.end()) {
     it->second->Reset();
     return it->second.get();
   }
   sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr) !=
+  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &s, nullptr) !=
       SQLITE_OK)
     return absl::InternalError(
         absl::StrCat("sqlite prepare: ", sqlite3_errmsg(db_), " in: ", sql));
-  auto [pos, _] = cache_.emplace(sql, std::make_unique<Stmt>(s));
+  auto [pos, _] = cache_.emplace(std::string(key), std::make_unique<Stmt>(s));
   return pos->second.get();
+}
+
+absl::Status Db::Run(absl::string_view sql) {
+  auto st = Prepare(sql);
+  if (!st.ok()) return st.status();
+  absl::Status s = (*st)->Run();
+  (*st)->Reset();
+  return s;
 }
 
 }  // namespace assessq

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <functional>
 #include <string_view>
 #include <unordered_map>
 
@@ -45,6 +46,8 @@ class Stmt {
   // Steps to completion (for writes).
   absl::Status Run();
   void Reset();
+  // True while stepped and not yet reset (a read may be open).
+  bool Busy() const { return s_ != nullptr && sqlite3_stmt_busy(s_) != 0; }
 
   int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
   double Double(int col) const { return sqlite3_column_double(s_, col); }
@@ -65,9 +68,13 @@ class Db {
   ~Db();
 
   absl::Status Exec(absl::string_view sql);
-  // Prepared statements are cached per connection; the returned statement is
-  // reset and has its bindings cleared.
-  absl::StatusOr<Stmt*> Prepare(const std::string& sql);
+  // Prepared statements are cached per connection (looked up by the SQL text
+  // without copying it); the returned statement is reset and has its
+  // bindings cleared.
+  absl::StatusOr<Stmt*> Prepare(absl::string_view sql);
+  // One statement without parameters or rows (BEGIN, SAVEPOINT, COMMIT...),
+  // prepared once: unlike Exec, not parsed again on every call.
+  absl::Status Run(absl::string_view sql);
   // Resets every cached statement, ending any read they keep open; call
   // before COMMIT so a half-stepped SELECT cannot pin an old snapshot.
   void ResetAll();
@@ -79,7 +86,11 @@ class Db {
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Stmt>, SqlHash, std::equal_to<>> cache_;
 };
 
 // Runs `fn` inside BEGIN IMMEDIATE ... COMMIT, rolling back on error.

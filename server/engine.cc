@@ -31,9 +31,10 @@ std::vector<std::string> DefaultValidator(const ResultContext&, const std::strin
 }
 
 namespace {
-constexpr char kJobCols[] =
-    "SELECT id, batch_id, dataset_key, dataset_name, input_sha256, state, retry_epoch, "
-    "current_attempt, coalesce(worker,''), superseded_by IS NOT NULL FROM jobs ";
+#define JOB_COLS                                                                     \
+  "SELECT id, batch_id, dataset_key, dataset_name, input_sha256, state, retry_epoch, " \
+  "current_attempt, coalesce(worker,''), superseded_by IS NOT NULL, attempts, "       \
+  "coalesce(input_id, 0), ready_at FROM jobs "
 
 std::string OutcomeFor(const v1::CompleteRequest& r) {
   switch (r.outcome_case()) {
@@ -57,7 +58,15 @@ std::string OutcomeFor(const v1::CompleteRequest& r) {
 
 Engine::Engine(EngineOptions opt) : opt_(std::move(opt)) {
   if (!opt_.clock) opt_.clock = SystemNowMs;
-  if (!opt_.validator) opt_.validator = DefaultValidator;
+  if (!opt_.checker) {
+    ResultValidator v = opt_.validator ? opt_.validator : ResultValidator(DefaultValidator);
+    opt_.checker = [v, f = opt_.flagger](const ResultContext& ctx, const std::string& json) {
+      CheckedResult c;
+      c.errors = v(ctx, json);
+      if (c.errors.empty() && f) c.flags = f(ctx, json);
+      return c;
+    };
+  }
   rng_.seed(opt_.seed ? opt_.seed : std::random_device{}());
 }
 
@@ -163,6 +172,7 @@ absl::Status Engine::Load() {
                  ls->Int(4), 0};
     limits_.OnStart(li.batch_id, now, /*recovered=*/true);
     expiries_.insert({li.expires_at, job});
+    ++in_use_[li.worker];
     leases_.emplace(job, std::move(li));
   }
   ASSIGN_OR_RETURN(ws, db_->Prepare("SELECT name, slots, draining, last_seen FROM workers"));
@@ -192,13 +202,13 @@ void Engine::PostRaw(std::function<void()> fn) {
 }
 
 absl::Status Engine::Atomically(const std::function<absl::Status()>& fn) {
-  RETURN_IF_ERROR(db_->Exec("SAVEPOINT op"));
+  RETURN_IF_ERROR(db_->Run("SAVEPOINT op"));
   const size_t mark = after_commit_.size();
   std::vector<std::function<void()>> outer;
   outer.swap(undo_);
   absl::Status s = fn();
   if (!s.ok()) {
-    (void)db_->Exec("ROLLBACK TO op");
+    (void)db_->Run("ROLLBACK TO op");
     after_commit_.erase(after_commit_.begin() + static_cast<std::ptrdiff_t>(mark),
                         after_commit_.end());
     for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) (*it)();
@@ -206,7 +216,7 @@ absl::Status Engine::Atomically(const std::function<absl::Status()>& fn) {
   }
   for (auto& u : undo_) outer.push_back(std::move(u));
   undo_ = std::move(outer);
-  if (auto r = db_->Exec("RELEASE op"); !r.ok() && s.ok()) return r;
+  if (auto r = db_->Run("RELEASE op"); !r.ok() && s.ok()) return r;
   return s;
 }
 
@@ -240,7 +250,7 @@ void Engine::Loop() {
       if (stop_ && pending_.empty()) break;
       batch.swap(pending_);
     }
-    if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) {
+    if (auto s = db_->Run("BEGIN IMMEDIATE"); !s.ok()) {
       spdlog::critical("cannot begin a transaction: {}", s.ToString());
       std::abort();
     }
@@ -260,7 +270,7 @@ void Engine::Loop() {
     db_->ResetAll();
     // A failed commit leaves memory ahead of the database; the database is the
     // truth, so stop and let the supervisor restart us from it.
-    if (auto s = db_->Exec("COMMIT"); !s.ok()) {
+    if (auto s = db_->Run("COMMIT"); !s.ok()) {
       spdlog::critical("commit failed, exiting to recover from the database: {}",
                        s.ToString());
       std::abort();
@@ -304,10 +314,8 @@ Engine::BatchInfo* Engine::BatchById(int64_t id) {
 }
 
 int Engine::InUse(const std::string& worker) const {
-  int n = 0;
-  for (const auto& [job, l] : leases_)
-    if (l.worker == worker) ++n;
-  return n;
+  auto it = in_use_.find(worker);
+  return it == in_use_.end() ? 0 : it->second;
 }
 
 void Engine::NoteReady(int64_t ready_at) {
@@ -319,15 +327,28 @@ void Engine::NoteReady(int64_t ready_at) {
 }
 
 absl::StatusOr<std::optional<Engine::JobRow>> Engine::LoadJob(int64_t id) {
-  ASSIGN_OR_RETURN(st, db_->Prepare(absl::StrCat(kJobCols, "WHERE id=?")));
+  ASSIGN_OR_RETURN(st, db_->Prepare(JOB_COLS "WHERE id=?"));
   st->Bind(1, id);
   ASSIGN_OR_RETURN(row, st->Step());
   if (!row) return std::optional<JobRow>();
   JobRow j{st->Int(0),  st->Int(1),  st->Text(2), st->Text(3), st->Text(4),
-           st->Text(5), st->Int(6), std::nullopt, st->Text(8), st->Int(9) != 0};
+           st->Text(5), st->Int(6), std::nullopt, st->Text(8), st->Int(9) != 0,
+           st->Int(10), st->Int(11), st->Int(12)};
   if (!st->IsNull(7)) j.current_attempt = st->Int(7);
   st->Reset();
   return std::optional<JobRow>(std::move(j));
+}
+
+absl::StatusOr<std::string> Engine::ReadInput(const JobRow& job) {
+  // By rowid when the job has one (every job since schema v4).
+  ASSIGN_OR_RETURN(in, job.input_id > 0
+                           ? db_->Prepare("SELECT content FROM inputs WHERE rowid=?")
+                           : db_->Prepare("SELECT content FROM inputs WHERE sha256=?"));
+  if (job.input_id > 0) in->Bind(1, job.input_id); else in->Bind(1, job.input_sha256);
+  ASSIGN_OR_RETURN(row, in->Step());
+  std::string content = row ? in->Text(0) : std::string();
+  in->Reset();
+  return content;
 }
 
 absl::StatusOr<std::optional<Engine::JobRow>> Engine::FindJob(const v1::JobRef& ref) {
@@ -348,11 +369,13 @@ void Engine::DropLease(int64_t job_id) {
   if (it == leases_.end()) return;
   OnRollback([this, job_id, l = it->second] {
     leases_[job_id] = l;
+    ++in_use_[l.worker];
     expiries_.insert({l.expires_at, job_id});
     limits_.OnStart(l.batch_id, 0, /*recovered=*/true);
   });
   limits_.OnEnd(it->second.batch_id);
   expiries_.erase({it->second.expires_at, job_id});
+  if (--in_use_[it->second.worker] <= 0) in_use_.erase(it->second.worker);
   leases_.erase(it);
   dispatch_dirty_ = true;  // a slot came free
 }
@@ -532,13 +555,26 @@ absl::StatusOr<int64_t> Engine::InsertJob(int64_t batch_id, const SubmitFile& f)
                            "INSERT OR IGNORE INTO inputs(sha256, content, size) VALUES(?,?,?)"));
   in->Bind(1, f.sha256).BindBlob(2, f.content).Bind(3, static_cast<int64_t>(f.content.size()));
   RETURN_IF_ERROR(in->Run());
+  // Jobs point at their input by rowid: leases read it without a seek on the
+  // (random) sha256 key, which is what grew with the queue's depth.
+  int64_t input_id = 0;
+  if (db_->Changes() == 1) {
+    input_id = db_->LastInsertId();
+  } else {
+    ASSIGN_OR_RETURN(q, db_->Prepare("SELECT rowid FROM inputs WHERE sha256=?"));
+    q->Bind(1, f.sha256);
+    ASSIGN_OR_RETURN(qrow, q->Step());
+    if (!qrow) return absl::InternalError(absl::StrCat("input ", f.sha256, " vanished"));
+    input_id = q->Int(0);
+    q->Reset();
+  }
   ASSIGN_OR_RETURN(st, db_->Prepare(
                            "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
-                           "input_sha256, state, ready_at, created_at, updated_at) "
-                           "VALUES(?,?,?,?,?,'queued',?,?,?)"));
+                           "input_sha256, input_id, state, ready_at, created_at, updated_at) "
+                           "VALUES(?,?,?,?,?,?,'queued',?,?,?)"));
   int64_t now = Now();
   st->Bind(1, batch_id).Bind(2, f.dataset_key).Bind(3, f.source_name).Bind(4, f.dataset_name)
-      .Bind(5, f.sha256).Bind(6, now).Bind(7, now).Bind(8, now);
+      .Bind(5, f.sha256).Bind(6, input_id).Bind(7, now).Bind(8, now).Bind(9, now);
   RETURN_IF_ERROR(st->Run());
   int64_t id = db_->LastInsertId();
   RETURN_IF_ERROR(Event(batch_id, id, "submitted", f.source_name));
@@ -668,9 +704,9 @@ void Engine::Cancel(v1::CancelRequest req, Done<int64_t> done) {
           for (auto& [id, bi] : batches_)
             if (bi.name == req.batch()) b = &bi;
           if (!b) return absl::NotFoundError(absl::StrCat("no batch '", req.batch(), "'"));
-          ASSIGN_OR_RETURN(st, db_->Prepare(absl::StrCat(
-                                   kJobCols,
-                                   "WHERE batch_id=? AND state IN ('queued','leased','running')")));
+          ASSIGN_OR_RETURN(st, db_->Prepare(
+                                   "SELECT id FROM jobs "
+                                   "WHERE batch_id=? AND state IN ('queued','leased','running')"));
           st->Bind(1, b->id);
           std::vector<int64_t> ids;
           while (true) {
@@ -1009,13 +1045,9 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
             BatchInfo* b = BatchById(job.batch_id);
             ResultContext ctx{b ? b->name : "", job.dataset_key, job.dataset_name,
                               b ? b->profile_json : "{}", ""};
-            ASSIGN_OR_RETURN(md, db_->Prepare("SELECT content FROM inputs WHERE sha256=?"));
-            md->Bind(1, job.input_sha256);
-            ASSIGN_OR_RETURN(mdrow, md->Step());
-            if (mdrow) ctx.metadata = md->Text(0);
-            md->Reset();
-            check.errors = opt_.validator(ctx, req.result_json());
-            if (check.errors.empty() && opt_.flagger) check.flags = opt_.flagger(ctx, req.result_json());
+            ASSIGN_OR_RETURN(md, ReadInput(job));
+            ctx.metadata = std::move(md);
+            check = opt_.checker(ctx, req.result_json());
           }
           const std::vector<std::string>& errors = check.errors;
           if (!errors.empty()) {
@@ -1180,13 +1212,10 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
   Session* session = &sess;
   {
     ASSIGN_OR_RETURN(job, LoadJob(job_id));
+    if (!job) return absl::NotFoundError(absl::StrCat("job ", job_id, " vanished"));
     BatchInfo* b = BatchById(job->batch_id);
-    ASSIGN_OR_RETURN(cnt, db_->Prepare("SELECT attempts, ready_at FROM jobs WHERE id=?"));
-    cnt->Bind(1, job_id);
-    ASSIGN_OR_RETURN(crow, cnt->Step());
-    int number = crow ? static_cast<int>(cnt->Int(0)) + 1 : 1;
-    int64_t ready_at = crow ? cnt->Int(1) : now;
-    cnt->Reset();
+    const int number = static_cast<int>(job->attempts) + 1;
+    const int64_t ready_at = job->ready_at;
     ASSIGN_OR_RETURN(ins, db_->Prepare(
                               "INSERT INTO attempts(job_id, number, retry_epoch, worker, "
                               "leased_at, outcome) VALUES(?,?,?,?,?,'leased')"));
@@ -1214,28 +1243,30 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
     l->set_metadata_sha256(job->input_sha256);
     l->set_profile_json(b ? b->profile_json : "{}");
     l->set_lease_expires_at_ms(now + opt_.lease_period_ms);
-    ASSIGN_OR_RETURN(in, db_->Prepare("SELECT content FROM inputs WHERE sha256=?"));
-    in->Bind(1, job->input_sha256);
-    ASSIGN_OR_RETURN(irow, in->Step());
-    if (irow) l->set_metadata(in->Text(0));
-    in->Reset();
-    // The repair loop: the last attempt's validation errors go to the next.
-    ASSIGN_OR_RETURN(pe, db_->Prepare(
-                             "SELECT error FROM attempts WHERE job_id=? AND id<? AND "
-                             "failure_class='invalid_output' ORDER BY id DESC LIMIT 1"));
-    pe->Bind(1, job_id).Bind(2, token);
-    ASSIGN_OR_RETURN(perow, pe->Step());
-    if (perow)
-      for (auto& e : absl::StrSplit(pe->Text(0), '\n', absl::SkipEmpty()))
-        l->add_previous_errors(std::string(e));
-    pe->Reset();
+    ASSIGN_OR_RETURN(metadata, ReadInput(*job));
+    l->set_metadata(std::move(metadata));
+    // The repair loop: the last attempt's validation errors go to the next
+    // (a first attempt has none to look for).
+    if (number > 1) {
+      ASSIGN_OR_RETURN(pe, db_->Prepare(
+                               "SELECT error FROM attempts WHERE job_id=? AND id<? AND "
+                               "failure_class='invalid_output' ORDER BY id DESC LIMIT 1"));
+      pe->Bind(1, job_id).Bind(2, token);
+      ASSIGN_OR_RETURN(perow, pe->Step());
+      if (perow)
+        for (auto& e : absl::StrSplit(pe->Text(0), '\n', absl::SkipEmpty()))
+          l->add_previous_errors(std::string(e));
+      pe->Reset();
+    }
 
     LeaseInfo li{token, session->worker, now + opt_.lease_period_ms, false, job->batch_id, now};
     expiries_.insert({li.expires_at, job_id});
     leases_[job_id] = li;
+    ++in_use_[li.worker];
     limits_.OnStart(li.batch_id, now);
     OnRollback([this, job_id, li] {
       leases_.erase(job_id);
+      if (--in_use_[li.worker] <= 0) in_use_.erase(li.worker);
       expiries_.erase({li.expires_at, job_id});
       limits_.UndoStart(li.batch_id);
     });

@@ -51,6 +51,13 @@ std::vector<std::string> DefaultValidator(const ResultContext&, const std::strin
 // Non-fatal observations about a valid result, stored with it.
 using ResultFlagger =
     std::function<std::vector<std::string>(const ResultContext&, const std::string& json)>;
+// Both at once: the problems of a result and, when it has none, its flags.
+struct CheckedResult {
+  std::vector<std::string> errors;
+  std::vector<std::string> flags;
+};
+using ResultChecker =
+    std::function<CheckedResult(const ResultContext&, const std::string& json)>;
 
 // Where the engine pushes messages for one worker session. Push must not
 // block; it is called on the engine thread.
@@ -84,8 +91,11 @@ struct EngineOptions {
   int64_t lease_period_ms = 30000;
   uint64_t seed = 0;  // 0: from the OS
   Clock clock;        // unset: system clock
-  ResultValidator validator;  // unset: DefaultValidator
-  ResultFlagger flagger;      // unset: no flags
+  // How results are checked: `checker` when set; else `validator` (unset:
+  // DefaultValidator) and then `flagger` (unset: no flags).
+  ResultChecker checker;
+  ResultValidator validator;
+  ResultFlagger flagger;
   EngineObserver* observer = nullptr;  // unset: nobody watches (metrics)
 };
 
@@ -114,15 +124,11 @@ class Engine {
   void SetCapacity(int64_t session_id, int slots);
   void CloseSession(int64_t session_id);
   void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done);
-  // A result already checked off the engine thread (see WorkerService).
-  struct CheckedResult {
-    std::vector<std::string> errors;
-    std::vector<std::string> flags;
-  };
+  // `checked`: the result was already checked off the engine thread (see
+  // WorkerService); otherwise the engine checks it.
   void Complete(v1::CompleteRequest req, std::string worker, Done<v1::CompleteResponse> done,
                 std::optional<CheckedResult> checked = std::nullopt);
-  const ResultValidator& validator() const { return opt_.validator; }
-  const ResultFlagger& flagger() const { return opt_.flagger; }
+  const ResultChecker& checker() const { return opt_.checker; }
 
   // Blocking helper for tests and tools: runs an async op and waits.
   template <typename T, typename F>
@@ -186,6 +192,9 @@ class Engine {
     std::optional<int64_t> current_attempt;
     std::string worker;
     bool superseded = false;
+    int64_t attempts = 0;  // attempts so far (all epochs)
+    int64_t input_id = 0;  // inputs.rowid; 0 for rows from before schema v4
+    int64_t ready_at = 0;
   };
 
   explicit Engine(EngineOptions opt);
@@ -214,6 +223,8 @@ class Engine {
                                 std::optional<double> start_rate_per_min);
   absl::StatusOr<std::optional<JobRow>> LoadJob(int64_t id);
   absl::StatusOr<std::optional<JobRow>> FindJob(const v1::JobRef& ref);
+  // The job's metadata file as submitted.
+  absl::StatusOr<std::string> ReadInput(const JobRow& job);
   absl::StatusOr<int64_t> InsertJob(int64_t batch_id, const SubmitFile& f);
   absl::Status FinishAttempt(int64_t attempt_id, absl::string_view outcome,
                              std::optional<v1::FailureClass> cls, const std::string& error,
@@ -265,6 +276,7 @@ class Engine {
   std::map<std::string, int> reported_limits_;  // provider -> limit last reported
   LiveLogs live_logs_;
   std::unordered_map<int64_t, LeaseInfo> leases_;   // job id -> lease
+  std::unordered_map<std::string, int> in_use_;     // worker -> leases held (leases_ by worker)
   std::set<std::pair<int64_t, int64_t>> expiries_;  // (expires_at, job id)
   std::map<int64_t, Session> sessions_;
   std::map<std::string, WorkerMem> workers_;

@@ -10,5 +10,7 @@ namespace assessq {
 
 int LatestSchemaVersion();
 absl::Status Migrate(Db& db);
+// Migrate, but stop at `version` (tests build databases of older versions).
+absl::Status MigrateTo(Db& db, int version);
 
 }  // namespace assessq

@@ -1,6 +1,7 @@
 #include "server/result_checks.h"
 
-#include <map>
+#include <optional>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -12,59 +13,86 @@
 namespace assessq {
 namespace {
 
+// What one batch profile asks for.
+struct Mode {
+  enum Kind { kBuiltin, kJsonObject, kCustom, kBadSchema } kind = kBuiltin;
+  std::optional<AssessmentValidator> custom;  // kCustom
+  std::string error;                          // kBadSchema
+};
+
 class Registry {
  public:
   explicit Registry(AssessmentValidator builtin) : builtin_(std::move(builtin)) {}
 
-  std::vector<std::string> Check(const ResultContext& ctx, const std::string& json) {
-    auto profile = nlohmann::json::parse(ctx.profile_json, nullptr, false);
-    if (profile.is_object() && profile.contains("schema")) {
-      const auto& s = profile["schema"];
-      if (s.is_string() && s.get<std::string>() == "json-object") return DefaultValidator(ctx, json);
-      if (s.is_object()) {
-        auto v = ForSchema(s.dump());
-        if (!v.ok()) return {absl::StrCat("/: the batch profile's schema does not compile: ", v.status().message())};
-        return v->Validate(json, ctx.metadata);
+  CheckedResult Check(const ResultContext& ctx, const std::string& json) {
+    std::shared_ptr<const Mode> mode = ModeFor(ctx.profile_json);
+    CheckedResult out;
+    switch (mode->kind) {
+      case Mode::kJsonObject:
+        out.errors = DefaultValidator(ctx, json);
+        break;
+      case Mode::kBadSchema:
+        out.errors = {mode->error};
+        break;
+      case Mode::kCustom:
+        out.errors = mode->custom->Validate(json, ctx.metadata);
+        break;
+      case Mode::kBuiltin: {
+        auto v = builtin_.Check(json, ctx.metadata, /*with_flags=*/true);
+        out.errors = std::move(v.errors);
+        out.flags = std::move(v.flags);
+        break;
       }
     }
-    return builtin_.Validate(json, ctx.metadata);
+    return out;
   }
 
  private:
-  absl::StatusOr<AssessmentValidator> ForSchema(const std::string& text) {
+  std::shared_ptr<const Mode> ModeFor(const std::string& profile_text) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = modes_.find(profile_text);
+      if (it != modes_.end()) return it->second;
+    }
+    auto mode = std::make_shared<Mode>();
+    auto profile = nlohmann::json::parse(profile_text, nullptr, false);
+    if (profile.is_object() && profile.contains("schema")) {
+      const auto& s = profile["schema"];
+      if (s.is_string() && s.get<std::string>() == "json-object") {
+        mode->kind = Mode::kJsonObject;
+      } else if (s.is_object()) {
+        auto v = AssessmentValidator::Create(s.dump());
+        if (v.ok()) {
+          mode->kind = Mode::kCustom;
+          mode->custom = std::move(*v);
+        } else {
+          mode->kind = Mode::kBadSchema;
+          mode->error = absl::StrCat("/: the batch profile's schema does not compile: ",
+                                     v.status().message());
+        }
+      }
+    }
     std::lock_guard<std::mutex> l(mu_);
-    auto it = cache_.find(text);
-    if (it != cache_.end()) return it->second;
-    auto v = AssessmentValidator::Create(text);
-    if (!v.ok()) return v.status();
-    if (cache_.size() > 64) cache_.clear();
-    cache_.emplace(text, *v);
-    return *v;
+    if (modes_.size() > 64) modes_.clear();  // profiles are few; bound it anyway
+    modes_.emplace(profile_text, mode);
+    return mode;
   }
 
   AssessmentValidator builtin_;
   std::mutex mu_;
-  std::map<std::string, AssessmentValidator> cache_;
+  std::unordered_map<std::string, std::shared_ptr<const Mode>> modes_;  // guarded by mu_
 };
 
 }  // namespace
 
-absl::StatusOr<ResultValidator> MakeResultValidator() {
+absl::StatusOr<ResultChecker> MakeResultChecker() {
   auto builtin = AssessmentValidator::Create(kAssessmentSchema);
   if (!builtin.ok())
     return absl::InternalError(absl::StrCat("built-in assessment schema: ", builtin.status().message()));
   auto reg = std::make_shared<Registry>(*builtin);
-  return ResultValidator([reg](const ResultContext& ctx, const std::string& json) {
+  return ResultChecker([reg](const ResultContext& ctx, const std::string& json) {
     return reg->Check(ctx, json);
   });
-}
-
-ResultFlagger MakeResultFlagger() {
-  return [](const ResultContext& ctx, const std::string& json) {
-    auto profile = nlohmann::json::parse(ctx.profile_json, nullptr, false);
-    if (profile.is_object() && profile.contains("schema")) return std::vector<std::string>();
-    return TrustFlags(json, ctx.metadata);
-  };
 }
 
 }  // namespace assessq

@@ -29,10 +29,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   eo.observer = s->metrics_.get();
   eo.validator = opt.validator;
   if (!eo.validator) {
-    auto v = MakeResultValidator();
-    if (!v.ok()) return v.status();
-    eo.validator = *v;
-    eo.flagger = MakeResultFlagger();
+    auto c = MakeResultChecker();
+    if (!c.ok()) return c.status();
+    eo.checker = *c;
   }
   auto engine = Engine::Open(eo);
   if (!engine.ok()) return engine.status();

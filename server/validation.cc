@@ -443,13 +443,13 @@ void CheckLoaded(const json& doc, std::vector<std::string>* errors) {
   }
 }
 
-void CheckName(const json& doc, const std::string& metadata_json,
-               std::vector<std::string>* errors) {
-  if (metadata_json.empty()) return;
+// `md` is the parsed metadata file, or null when there is none to compare
+// with (then the Name comparison is skipped).
+void CheckName(const json& doc, const json* md, std::vector<std::string>* errors) {
+  if (md == nullptr) return;
   const json* given = Field(doc, kOriginalName);
   if (given == nullptr || !given->is_string()) return;  // the schema reports it
-  json md = ParseMetadata(metadata_json);
-  const json* name = Field(md, "Name");
+  const json* name = Field(*md, "Name");
   if (name == nullptr || !name->is_string()) {
     errors->push_back(Problem({kOriginalName},
                               "cannot be checked: the metadata has no string \"Name\""));
@@ -603,77 +603,12 @@ bool IsHttpUrlWithHost(std::string_view url) {
   return !host.empty();
 }
 
-absl::StatusOr<AssessmentValidator> AssessmentValidator::Create(const std::string& schema_text) {
-  auto impl = std::make_shared<Impl>();
-  try {
-    impl->schema_json = json::parse(schema_text);
-  } catch (const json::parse_error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("assessment schema: invalid JSON at byte ", e.byte));
-  }
-  if (!impl->schema_json.is_object())
-    return absl::InvalidArgumentError("assessment schema: not a JSON object");
-  try {
-    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    valijson::adapters::NlohmannJsonAdapter adapter(impl->schema_json);
-    parser.populateSchema(adapter, impl->schema);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("assessment schema: ", e.what()));
-  }
-  return AssessmentValidator(std::move(impl));
-}
+namespace {
 
-std::vector<std::string> AssessmentValidator::Validate(const std::string& result_json,
-                                                       const std::string& metadata_json) const {
-  std::vector<std::string> errors;
-  json doc;
-  std::string parse_error;
-  if (!ParseCapped(result_json, &doc, &parse_error)) return {parse_error};
-
-  // The schema, with a Validator per call: it caches regexes, the Schema is
-  // only read.
-  {
-    valijson::Validator validator(valijson::Validator::kStrongTypes);
-    valijson::ValidationResults results;
-    valijson::adapters::NlohmannJsonAdapter target(doc);
-    try {
-      validator.validate(impl_->schema, target, &results);
-    } catch (const std::exception& e) {
-      return {absl::StrCat("/: cannot be validated: ", e.what())};
-    }
-    valijson::ValidationResults::Error e;
-    std::set<std::string> seen;
-    while (results.popError(e)) {
-      std::vector<std::string> tokens;
-      for (size_t i = 1; i < e.context.size(); ++i) {  // [0] is "<root>"
-        const std::string& c = e.context[i];
-        tokens.push_back(c.size() >= 2 && c.front() == '[' && c.back() == ']'
-                             ? c.substr(1, c.size() - 2)
-                             : c);
-      }
-      for (std::string& problem : Reword(impl_->schema_json, doc, std::move(tokens), e.description))
-        if (seen.insert(problem).second) errors.push_back(std::move(problem));
-    }
-  }
-  if (!doc.is_object()) return errors;
-
-  CheckGrade(doc, &errors);
-  CheckLoaded(doc, &errors);
-  CheckName(doc, metadata_json, &errors);
-  CheckAllProse(doc, &errors);
-  CheckSources(doc, &errors);
-  return errors;
-}
-
-std::vector<std::string> TrustFlags(const std::string& result_json,
-                                    const std::string& metadata_json) {
+// The trust flags of a parsed result (an object) against parsed metadata (an
+// object, empty when unknown).
+std::vector<std::string> FlagsOf(const json& doc, const json& md) {
   std::vector<std::string> flags;
-  json doc;
-  std::string parse_error;
-  if (!ParseCapped(result_json, &doc, &parse_error) || !doc.is_object()) return flags;
-  json md = ParseMetadata(metadata_json);
-  if (!md.is_object()) md = json::object();
-
   const json* exam = Field(doc, kExam);
   if (exam != nullptr && !exam->is_object()) exam = nullptr;
   const json* samples = exam ? Field(*exam, kSamples) : nullptr;
@@ -734,5 +669,94 @@ std::vector<std::string> TrustFlags(const std::string& result_json,
     flags.push_back("no_sources");
   return flags;
 }
+
+}  // namespace
+
+std::vector<std::string> TrustFlags(const std::string& result_json,
+                                    const std::string& metadata_json) {
+  json doc;
+  std::string parse_error;
+  if (!ParseCapped(result_json, &doc, &parse_error) || !doc.is_object()) return {};
+  json md = ParseMetadata(metadata_json);
+  if (!md.is_object()) md = json::object();
+  return FlagsOf(doc, md);
+}
+
+absl::StatusOr<AssessmentValidator> AssessmentValidator::Create(const std::string& schema_text) {
+  auto impl = std::make_shared<Impl>();
+  try {
+    impl->schema_json = json::parse(schema_text);
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("assessment schema: invalid JSON at byte ", e.byte));
+  }
+  if (!impl->schema_json.is_object())
+    return absl::InvalidArgumentError("assessment schema: not a JSON object");
+  try {
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter adapter(impl->schema_json);
+    parser.populateSchema(adapter, impl->schema);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("assessment schema: ", e.what()));
+  }
+  return AssessmentValidator(std::move(impl));
+}
+
+AssessmentValidator::Verdict AssessmentValidator::Check(const std::string& result_json,
+                                                        const std::string& metadata_json,
+                                                        bool with_flags) const {
+  Verdict v;
+  std::vector<std::string>& errors = v.errors;
+  json doc;
+  std::string parse_error;
+  if (!ParseCapped(result_json, &doc, &parse_error)) {
+    errors.push_back(std::move(parse_error));
+    return v;
+  }
+
+  // The schema, with a Validator per call: it caches regexes, the Schema is
+  // only read.
+  {
+    valijson::Validator validator(valijson::Validator::kStrongTypes);
+    valijson::ValidationResults results;
+    valijson::adapters::NlohmannJsonAdapter target(doc);
+    try {
+      validator.validate(impl_->schema, target, &results);
+    } catch (const std::exception& e) {
+      errors.push_back(absl::StrCat("/: cannot be validated: ", e.what()));
+      return v;
+    }
+    valijson::ValidationResults::Error e;
+    std::set<std::string> seen;
+    while (results.popError(e)) {
+      std::vector<std::string> tokens;
+      for (size_t i = 1; i < e.context.size(); ++i) {  // [0] is "<root>"
+        const std::string& c = e.context[i];
+        tokens.push_back(c.size() >= 2 && c.front() == '[' && c.back() == ']'
+                             ? c.substr(1, c.size() - 2)
+                             : c);
+      }
+      for (std::string& problem : Reword(impl_->schema_json, doc, std::move(tokens), e.description))
+        if (seen.insert(problem).second) errors.push_back(std::move(problem));
+    }
+  }
+  if (!doc.is_object()) return v;
+
+  // The metadata is parsed once, for the Name comparison and the flags.
+  json md = metadata_json.empty() ? json(json::value_t::discarded) : ParseMetadata(metadata_json);
+  CheckGrade(doc, &errors);
+  CheckLoaded(doc, &errors);
+  CheckName(doc, metadata_json.empty() ? nullptr : &md, &errors);
+  CheckAllProse(doc, &errors);
+  CheckSources(doc, &errors);
+  if (with_flags && errors.empty()) v.flags = FlagsOf(doc, md.is_object() ? md : json::object());
+  return v;
+}
+
+std::vector<std::string> AssessmentValidator::Validate(const std::string& result_json,
+                                                       const std::string& metadata_json) const {
+  return Check(result_json, metadata_json, /*with_flags=*/false).errors;
+}
+
 
 }  // namespace assessq

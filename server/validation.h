@@ -43,6 +43,15 @@ struct AssessmentValidator {
   std::vector<std::string> Validate(const std::string& result_json,
                                     const std::string& metadata_json) const;
 
+  // Validate and, when the result is valid and `with_flags`, its TrustFlags,
+  // parsing the result and the metadata once (the coordinator's hot path).
+  struct Verdict {
+    std::vector<std::string> errors;
+    std::vector<std::string> flags;
+  };
+  Verdict Check(const std::string& result_json, const std::string& metadata_json,
+                bool with_flags) const;
+
   struct Impl;
 
  private:

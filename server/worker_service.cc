@@ -106,6 +106,24 @@ class SessionReactor final
     } else if (in_.has_capacity()) {
       if (int64_t id = outbox_->session(); id > 0)
         engine_->SetCapacity(id, in_.capacity().slots());
+    } else if (in_.has_heartbeat()) {
+      // Fenced exactly as the unary Heartbeat; the session's token already
+      // passed the worker-role check when the stream opened.
+      const v1::HeartbeatRequest& hb = in_.heartbeat();
+      auto outbox = outbox_;
+      engine_->Heartbeat(hb, [outbox, seq = hb.seq(), job = hb.job_id(), token = hb.token()](
+                                 absl::StatusOr<v1::HeartbeatResponse> r) {
+        v1::CoordinatorMessage m;
+        v1::HeartbeatAck* ack = m.mutable_heartbeat_ack();
+        ack->set_seq(seq);
+        ack->set_job_id(job);
+        ack->set_token(token);
+        grpc::Status g = ToGrpc(r.status());
+        ack->set_code(static_cast<int32_t>(g.error_code()));
+        if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms());
+        else ack->set_error(g.error_message());
+        outbox->Push(m);
+      });
     }
     StartRead(&in_);
   }
@@ -229,15 +247,10 @@ grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* c
   // Results are checked here, on the RPC thread, so the single engine thread
   // only fences and writes. (A stale upload is checked for nothing; the
   // engine refuses it.)
-  std::optional<Engine::CheckedResult> checked;
+  std::optional<CheckedResult> checked;
   if (req->has_result_json()) {
     auto ctx = queries_->ResultContextFor(req->job_id());
-    if (ctx.ok()) {
-      Engine::CheckedResult c;
-      c.errors = engine_->validator()(*ctx, req->result_json());
-      if (c.errors.empty() && engine_->flagger()) c.flags = engine_->flagger()(*ctx, req->result_json());
-      checked = std::move(c);
-    }
+    if (ctx.ok()) checked = engine_->checker()(*ctx, req->result_json());
   }
   engine_->Complete(
       *req, who->name,

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/status_util.h"
@@ -73,6 +74,10 @@ void ApiClient::Run(MessageFn on_message) {
     v1::CoordinatorMessage m;
     bool got_any = false;
     while (wrote && stream->Read(&m)) {
+      if (m.has_heartbeat_ack()) {
+        AnswerBeat(m.heartbeat_ack());
+        continue;
+      }
       if (m.has_welcome()) {
         connected_ = true;
         got_any = true;
@@ -86,6 +91,7 @@ void ApiClient::Run(MessageFn on_message) {
       stream_.reset();
       ctx_ = nullptr;
     }
+    FailBeats();
     grpc::Status st = stream->Finish();
     if (stop_) break;
     if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
@@ -99,8 +105,64 @@ void ApiClient::Run(MessageFn on_message) {
   }
 }
 
+void ApiClient::AnswerBeat(const v1::HeartbeatAck& ack) {
+  std::lock_guard<std::mutex> l(beats_mu_);
+  auto it = beats_.find(ack.seq());
+  if (it == beats_.end()) return;  // its caller gave up waiting
+  it->second->done = true;
+  it->second->ack = ack;
+  beats_.erase(it);
+  beats_cv_.notify_all();
+}
+
+void ApiClient::FailBeats() {
+  std::lock_guard<std::mutex> l(beats_mu_);
+  for (auto& [seq, p] : beats_) p->session_lost = true;
+  beats_.clear();
+  beats_cv_.notify_all();
+}
+
 absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRequest& req,
                                                            int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (connected_) {
+    auto pending = std::make_shared<PendingBeat>();
+    v1::WorkerMessage m;
+    *m.mutable_heartbeat() = req;
+    {
+      std::lock_guard<std::mutex> l(beats_mu_);
+      m.mutable_heartbeat()->set_seq(++next_seq_);
+      beats_[next_seq_] = pending;
+    }
+    const uint64_t seq = m.heartbeat().seq();
+    bool wrote = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stream_) wrote = stream_->Write(m);
+    }
+    std::unique_lock<std::mutex> l(beats_mu_);
+    if (wrote)
+      beats_cv_.wait_until(l, deadline, [&] { return pending->done || pending->session_lost; });
+    beats_.erase(seq);
+    if (pending->done) {
+      const v1::HeartbeatAck& ack = pending->ack;
+      if (ack.code() != 0)
+        return FromGrpc(grpc::Status(static_cast<grpc::StatusCode>(ack.code()), ack.error()));
+      v1::HeartbeatResponse resp;
+      resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
+      return resp;
+    }
+    if (wrote && !pending->session_lost)
+      return absl::DeadlineExceededError("heartbeat: no answer on the session in time");
+    // Not sent, or the session ended first: the RPC, with what time is left.
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return UnaryHeartbeat(req, static_cast<int>(std::max<int64_t>(left.count(), 100)));
+}
+
+absl::StatusOr<v1::HeartbeatResponse> ApiClient::UnaryHeartbeat(const v1::HeartbeatRequest& req,
+                                                                int timeout_ms) {
   grpc::ClientContext ctx;
   AddAuth(ctx, opt_.token);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));

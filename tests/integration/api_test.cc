@@ -293,6 +293,80 @@ TEST(ApiTest, SubmitDerivesKeysFromFileNamesNeverPaths) {
 
 // ------------------------------------------------------------------ fencing
 
+// A heartbeat sent on the session (what ApiClient does while the session is
+// up) is fenced exactly as the RPC: a held lease is renewed and marked
+// running, a stale or unknown token gets FAILED_PRECONDITION; each answer
+// comes back on the session with the request's seq. Driven here on a raw
+// stream, so the test does not depend on ApiClient choosing the session.
+TEST(ApiTest, HeartbeatOnTheSessionIsAnsweredThereAndFenced) {
+  Env env(5.0);
+  env.coord->Start();
+  auto sub = env.Submit("beat", {{"b.json", Meta("b")}});
+  const int64_t job = sub.items(0).job_id();
+
+  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + env.wk);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));  // no hang
+  auto stream = stub->Session(&ctx);
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_name("raw");
+  hello.mutable_hello()->set_slots(1);
+  ASSERT_TRUE(stream->Write(hello));
+  v1::CoordinatorMessage m;
+  v1::Lease lease;
+  while (stream->Read(&m)) {
+    if (m.has_lease()) {
+      lease = m.lease();
+      break;
+    }
+  }
+  ASSERT_EQ(lease.job_id(), job);
+
+  auto beat = [&](int64_t token, bool running, uint64_t seq) {
+    v1::WorkerMessage w;
+    w.mutable_heartbeat()->set_job_id(job);
+    w.mutable_heartbeat()->set_token(token);
+    w.mutable_heartbeat()->set_running(running);
+    w.mutable_heartbeat()->set_seq(seq);
+    EXPECT_TRUE(stream->Write(w));
+    v1::CoordinatorMessage a;
+    while (stream->Read(&a))
+      if (a.has_heartbeat_ack()) return a.heartbeat_ack();
+    ADD_FAILURE() << "the session ended without answering heartbeat " << seq;
+    return v1::HeartbeatAck();
+  };
+  const int64_t before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  v1::HeartbeatAck ok = beat(lease.token(), true, 7);
+  EXPECT_EQ(ok.seq(), 7u);
+  EXPECT_EQ(ok.code(), 0) << ok.error();
+  EXPECT_EQ(ok.job_id(), job);
+  EXPECT_EQ(ok.token(), lease.token());
+  EXPECT_GE(ok.lease_expires_at_ms(), before_ms + 4000);  // renewed for a lease period (5 s)
+  EXPECT_EQ(env.Show(job).job().state(), v1::JOB_STATE_RUNNING);
+
+  v1::HeartbeatAck stale = beat(lease.token() + 1000, false, 8);
+  EXPECT_EQ(stale.seq(), 8u);
+  EXPECT_EQ(stale.code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  EXPECT_NE(stale.error().find("not held"), std::string::npos) << stale.error();
+  EXPECT_EQ(stale.lease_expires_at_ms(), 0);
+
+  // The lease stays held by the good token only: after more than one lease
+  // period of session heartbeats, the attempt is still the first one.
+  for (int i = 0; i < 14; ++i) {
+    EXPECT_EQ(beat(lease.token(), false, 100 + i).code(), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  v1::JobDetail d = env.Show(job);
+  EXPECT_EQ(d.job().state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(d.attempts_size(), 1);
+  EXPECT_EQ(d.attempts(0).outcome(), "running");
+  ctx.TryCancel();
+}
+
+
 TEST(ApiTest, StaleFencingTokenIsRefusedAndChangesNothing) {
   Env env(1.0);
   env.coord->Start();

@@ -10,7 +10,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -101,6 +104,58 @@ TEST_F(MigrationsTest, RerunningIsANoOp) {
   EXPECT_EQ(Int(*db, "SELECT max(version) FROM schema_version"), LatestSchemaVersion());
   EXPECT_EQ(Text(*db, "SELECT group_concat(sql, ';') FROM sqlite_master"), schema);
   EXPECT_EQ(Text(*db, "SELECT name FROM batches"), "keep-me");
+}
+
+// v4 points every job at its input by rowid; jobs written by a v3
+// coordinator get theirs filled in, and the engine leases them with their
+// metadata.
+TEST_F(MigrationsTest, V4FillsInputIdsOfOlderJobs) {
+  {
+    auto db = OpenDb();
+    ASSERT_TRUE(MigrateTo(*db, 3).ok());
+    ASSERT_EQ(Int(*db, "SELECT max(version) FROM schema_version"), 3);
+    ASSERT_TRUE(db->Exec("INSERT INTO batches(name, profile_json, retry_policy_json, created_at) "
+                         "VALUES('b', '{}', '{}', 1); "
+                         "INSERT INTO inputs VALUES('h1', '{\"Name\": \"One\"}', 15); "
+                         "INSERT INTO inputs VALUES('h2', '{\"Name\": \"Two\"}', 15); "
+                         "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
+                         "input_sha256, state, ready_at, created_at, updated_at) VALUES "
+                         "(1, 'two', 'two.json', 'Two', 'h2', 'queued', 0, 0, 0), "
+                         "(1, 'one', 'one.json', 'One', 'h1', 'queued', 0, 0, 0)")
+                    .ok());
+  }
+  {
+    auto db = OpenDb();
+    ASSERT_TRUE(Migrate(*db).ok());
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM jobs j JOIN inputs i ON i.rowid=j.input_id "
+                       "WHERE i.sha256=j.input_sha256"),
+              2);
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM jobs WHERE input_id IS NULL"), 0);
+  }
+  EngineOptions o;
+  o.db_path = path_;
+  auto e = Engine::Open(std::move(o));
+  ASSERT_TRUE(e.ok()) << e.status();
+  struct Sink : SessionSink {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<v1::Lease> leases;
+    void Push(const v1::CoordinatorMessage& m) override {
+      std::lock_guard<std::mutex> l(mu);
+      if (m.has_lease()) leases.push_back(m.lease());
+      cv.notify_all();
+    }
+    void Close(const std::string&) override {}
+  };
+  auto sink = std::make_shared<Sink>();
+  auto sid = (*e)->Sync<int64_t>([&](auto done) { (*e)->OpenSession("w", 2, sink, done); });
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  std::unique_lock<std::mutex> l(sink->mu);
+  ASSERT_TRUE(sink->cv.wait_for(l, std::chrono::seconds(10), [&] { return sink->leases.size() == 2; }));
+  for (const auto& lease : sink->leases)
+    EXPECT_EQ(lease.metadata(), lease.dataset_key() == "one" ? R"({"Name": "One"})"
+                                                             : R"({"Name": "Two"})")
+        << lease.dataset_key();
 }
 
 TEST_F(MigrationsTest, NewerDatabaseIsRefusedAndLeftAlone) {
