@@ -70,7 +70,7 @@ absl::StatusOr<Principal> Authenticator::CheckToken(const std::string& token, Ro
       if (!db.ok()) return db.status();
       db_ = std::move(*db);
     }
-    auto st = db_->Prepare("SELECT role, name FROM tokens WHERE hash=? AND revoked=0");
+    auto st = db_->Prepare("SELECT role, name, id FROM tokens WHERE hash=? AND revoked=0");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, hash);
     auto row = (*st)->Step();
@@ -82,7 +82,7 @@ absl::StatusOr<Principal> Authenticator::CheckToken(const std::string& token, Ro
     }
     auto role = RoleFromName((*st)->Text(0));
     if (!role.ok()) return role.status();
-    who = Principal{*role, (*st)->Text(1)};
+    who = Principal{*role, (*st)->Text(1), (*st)->Int(2)};
     (*st)->Reset();
     if (cache_.size() > 10000) cache_.clear();
     cache_[hash] = Cached{*who, now + 30000};

@@ -25,6 +25,7 @@ absl::StatusOr<Role> RoleFromName(absl::string_view name);
 struct Principal {
   Role role;
   std::string name;  // the token's name (who it was issued to)
+  int64_t id = 0;    // the token's row: leases are bound to the token that took them
 };
 
 // Creates a token in the database at `db_path` (migrating it first) and

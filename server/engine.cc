@@ -161,15 +161,16 @@ absl::Status Engine::Load() {
   // heartbeat them again; ones nobody renews expire one period from now.
   int64_t now = Now();
   ASSIGN_OR_RETURN(ls, db_->Prepare(
-                           "SELECT id, current_attempt, coalesce(worker,''), state, batch_id "
-                           "FROM jobs "
-                           "WHERE state IN ('leased','running')"));
+                           "SELECT j.id, j.current_attempt, coalesce(j.worker,''), j.state, "
+                           "j.batch_id, coalesce(a.token_id, 0) "
+                           "FROM jobs j LEFT JOIN attempts a ON a.id=j.current_attempt "
+                           "WHERE j.state IN ('leased','running')"));
   while (true) {
     ASSIGN_OR_RETURN(row, ls->Step());
     if (!row) break;
     int64_t job = ls->Int(0);
     LeaseInfo li{ls->Int(1), ls->Text(2), now + opt_.lease_period_ms, ls->Text(3) == "running",
-                 ls->Int(4), 0};
+                 ls->Int(4), 0, ls->Int(5)};
     limits_.OnStart(li.batch_id, now, /*recovered=*/true);
     expiries_.insert({li.expires_at, job});
     ++in_use_[li.worker];
@@ -362,6 +363,14 @@ absl::StatusOr<std::optional<Engine::JobRow>> Engine::FindJob(const v1::JobRef& 
   int64_t id = st->Int(0);
   st->Reset();
   return LoadJob(id);
+}
+
+absl::Status Engine::CheckHolder(int64_t job_id, const LeaseInfo& lease,
+                                 int64_t principal) const {
+  if (principal == 0 || lease.principal == 0 || lease.principal == principal)
+    return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "job ", job_id, ": lease ", lease.token, " was taken with another worker token"));
 }
 
 void Engine::DropLease(int64_t job_id) {
@@ -891,9 +900,15 @@ void Engine::ListWorkers(Done<v1::WorkersResponse> done) {
 // ------------------------------------------------------------------ workers
 
 void Engine::OpenSession(std::string worker, int slots, std::shared_ptr<SessionSink> sink,
-                         Done<int64_t> done) {
+                         Done<int64_t> done, int64_t principal) {
   Post<int64_t>(
-      [this, worker, slots, sink]() -> absl::StatusOr<int64_t> {
+      [this, worker, slots, sink, principal]() -> absl::StatusOr<int64_t> {
+        // A worker name holding leases of another token cannot be taken over.
+        if (principal != 0)
+          for (const auto& [job, l] : leases_)
+            if (l.worker == worker && l.principal != 0 && l.principal != principal)
+              return absl::PermissionDeniedError(absl::StrCat(
+                  "worker name '", worker, "' holds leases taken with another token"));
         ASSIGN_OR_RETURN(st, db_->Prepare(
                                  "INSERT INTO workers(name, slots, connected, draining, last_seen) "
                                  "VALUES(?,?,1,0,?) ON CONFLICT(name) DO UPDATE SET "
@@ -912,7 +927,7 @@ void Engine::OpenSession(std::string worker, int slots, std::shared_ptr<SessionS
           }
         }
         int64_t id = next_session_id_++;
-        sessions_[id] = Session{id, worker, slots, sink};
+        sessions_[id] = Session{id, worker, slots, sink, principal};
         w.slots = slots;
         w.connected = true;  // a drained worker stays drained until undrained
         w.last_seen = Now();
@@ -963,14 +978,16 @@ void Engine::CloseSession(int64_t session_id) {
   });
 }
 
-void Engine::Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done) {
+void Engine::Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done,
+                       int64_t principal) {
   Post<v1::HeartbeatResponse>(
-      [this, req]() -> absl::StatusOr<v1::HeartbeatResponse> {
+      [this, req, principal]() -> absl::StatusOr<v1::HeartbeatResponse> {
         auto it = leases_.find(req.job_id());
         if (it == leases_.end() || it->second.token != req.token())
           return absl::FailedPreconditionError(absl::StrCat(
               "job ", req.job_id(), ": lease ", req.token(), " is not held (stale token)"));
         LeaseInfo& l = it->second;
+        RETURN_IF_ERROR(CheckHolder(req.job_id(), l, principal));
         int64_t now = Now();
         if (req.running() && !l.running) {
           ASSIGN_OR_RETURN(j, db_->Prepare(
@@ -995,9 +1012,10 @@ void Engine::Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> don
 }
 
 void Engine::Complete(v1::CompleteRequest req, std::string worker,
-                      Done<v1::CompleteResponse> done, std::optional<CheckedResult> checked) {
+                      Done<v1::CompleteResponse> done, std::optional<CheckedResult> checked,
+                      int64_t principal) {
   Post<v1::CompleteResponse>(
-      [this, req, worker, checked]() -> absl::StatusOr<v1::CompleteResponse> {
+      [this, req, worker, checked, principal]() -> absl::StatusOr<v1::CompleteResponse> {
         std::string want = OutcomeFor(req);
         if (want.empty()) return absl::InvalidArgumentError("complete: no outcome given");
         ASSIGN_OR_RETURN(at, db_->Prepare(
@@ -1036,6 +1054,7 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
         if (lease == leases_.end() || lease->second.token != req.token())
           return absl::FailedPreconditionError(absl::StrCat(
               "job ", req.job_id(), ": lease ", req.token(), " is not held (stale token)"));
+        RETURN_IF_ERROR(CheckHolder(req.job_id(), lease->second, principal));
         int64_t now = Now();
         if (want == "succeeded") {
           CheckedResult check;
@@ -1218,9 +1237,10 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
     const int64_t ready_at = job->ready_at;
     ASSIGN_OR_RETURN(ins, db_->Prepare(
                               "INSERT INTO attempts(job_id, number, retry_epoch, worker, "
-                              "leased_at, outcome) VALUES(?,?,?,?,?,'leased')"));
+                              "leased_at, outcome, token_id) VALUES(?,?,?,?,?,'leased',?)"));
     ins->Bind(1, job_id).Bind(2, number).Bind(3, job->retry_epoch).Bind(4, session->worker)
         .Bind(5, now);
+    if (session->principal != 0) ins->Bind(6, session->principal); else ins->BindNull(6);
     RETURN_IF_ERROR(ins->Run());
     int64_t token = db_->LastInsertId();
     ASSIGN_OR_RETURN(up, db_->Prepare(
@@ -1259,7 +1279,8 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
       pe->Reset();
     }
 
-    LeaseInfo li{token, session->worker, now + opt_.lease_period_ms, false, job->batch_id, now};
+    LeaseInfo li{token, session->worker, now + opt_.lease_period_ms, false, job->batch_id, now,
+                 session->principal};
     expiries_.insert({li.expires_at, job_id});
     leases_[job_id] = li;
     ++in_use_[li.worker];

@@ -119,15 +119,20 @@ class Engine {
   void SetLimits(v1::LimitsRequest req, Done<v1::LimitsResponse> done);
 
   // Workers.
+  // `principal`: the id of the token the session authenticated with; leases
+  // sent on it are bound to that token (0: not bound, for in-process tests).
   void OpenSession(std::string worker, int slots, std::shared_ptr<SessionSink> sink,
-                   Done<int64_t> done);
+                   Done<int64_t> done, int64_t principal = 0);
   void SetCapacity(int64_t session_id, int slots);
   void CloseSession(int64_t session_id);
-  void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done);
+  // Heartbeat and Complete from `principal` (a token id; 0: not checked) are
+  // refused with PERMISSION_DENIED for a lease bound to another token.
+  void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done,
+                 int64_t principal = 0);
   // `checked`: the result was already checked off the engine thread (see
   // WorkerService); otherwise the engine checks it.
   void Complete(v1::CompleteRequest req, std::string worker, Done<v1::CompleteResponse> done,
-                std::optional<CheckedResult> checked = std::nullopt);
+                std::optional<CheckedResult> checked = std::nullopt, int64_t principal = 0);
   const ResultChecker& checker() const { return opt_.checker; }
 
   // Blocking helper for tests and tools: runs an async op and waits.
@@ -167,12 +172,14 @@ class Engine {
     bool running;
     int64_t batch_id = 0;
     int64_t leased_at = 0;  // 0: recovered at start-up
+    int64_t principal = 0;  // token id the lease is bound to (0: none)
   };
   struct Session {
     int64_t id;
     std::string worker;
     int slots;
     std::shared_ptr<SessionSink> sink;
+    int64_t principal = 0;
   };
   struct WorkerMem {
     int slots = 0;
@@ -237,6 +244,8 @@ class Engine {
   absl::Status RequeueJob(int64_t job_id, int64_t batch_id, bool new_epoch,
                           absl::string_view why);
   void DropLease(int64_t job_id);
+  // PERMISSION_DENIED when `principal` may not act on `lease`.
+  absl::Status CheckHolder(int64_t job_id, const LeaseInfo& lease, int64_t principal) const;
   absl::Status ExpireLeases();
   absl::Status Dispatch();
   absl::Status LeaseTo(int64_t job_id, Session& session, int64_t now);

@@ -106,10 +106,12 @@ CREATE TABLE provider_limits(
   start_rate_per_min REAL NOT NULL DEFAULT 0);
 )sql",
       // v4: jobs point at their input by rowid (leases read it without a seek
-      // on the random sha256 key).
+      // on the random sha256 key); each attempt records the token (id) whose
+      // session took the lease, the only one that may renew or complete it.
       R"sql(
 ALTER TABLE jobs ADD COLUMN input_id INTEGER;
 UPDATE jobs SET input_id=(SELECT rowid FROM inputs WHERE sha256=jobs.input_sha256);
+ALTER TABLE attempts ADD COLUMN token_id INTEGER;
 )sql",
   };
   return steps;

@@ -62,6 +62,7 @@ class SessionReactor final
       outbox_->FinishWhenIdle(ToGrpc(who.status()));
       return;
     }
+    principal_ = who->id;
     StartRead(&in_);
   }
 
@@ -102,7 +103,8 @@ class SessionReactor final
                              w.mutable_welcome()->set_lease_period_ms(lease_ms);
                              // Welcome goes before any lease the dispatch pushes next.
                              outbox->Push(w);
-                           });
+                           },
+                           principal_);
     } else if (in_.has_capacity()) {
       if (int64_t id = outbox_->session(); id > 0)
         engine_->SetCapacity(id, in_.capacity().slots());
@@ -123,7 +125,7 @@ class SessionReactor final
         if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms());
         else ack->set_error(g.error_message());
         outbox->Push(m);
-      });
+      }, principal_);
     }
     StartRead(&in_);
   }
@@ -142,6 +144,7 @@ class SessionReactor final
   std::shared_ptr<Outbox> outbox_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
+  int64_t principal_ = 0;   // the token's id
 };
 
 void Outbox::Push(const v1::CoordinatorMessage& m) {
@@ -221,10 +224,13 @@ grpc::ServerUnaryReactor* WorkerService::Heartbeat(grpc::CallbackServerContext* 
     r->Finish(ToGrpc(who.status()));
     return r;
   }
-  engine_->Heartbeat(*req, [r, resp](absl::StatusOr<v1::HeartbeatResponse> v) {
-    if (v.ok()) resp->Swap(&*v);
-    r->Finish(ToGrpc(v.status()));
-  });
+  engine_->Heartbeat(
+      *req,
+      [r, resp](absl::StatusOr<v1::HeartbeatResponse> v) {
+        if (v.ok()) resp->Swap(&*v);
+        r->Finish(ToGrpc(v.status()));
+      },
+      who->id);
   return r;
 }
 
@@ -258,7 +264,7 @@ grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* c
         if (v.ok()) resp->Swap(&*v);
         r->Finish(ToGrpc(v.status()));
       },
-      std::move(checked));
+      std::move(checked), who->id);
   return r;
 }
 

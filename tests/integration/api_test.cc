@@ -106,8 +106,9 @@ std::string Meta(const std::string& name) { return nlohmann::json{{"Name", name}
 // An in-process worker: the real API client, collecting the leases it is sent.
 class TestWorker {
  public:
-  TestWorker(const Env& env, const std::string& name, int slots) {
-    auto c = assessq::ApiClient::Create({env.coord->address(), env.wk, {}, name, slots});
+  TestWorker(const Env& env, const std::string& name, int slots, const std::string& token = "") {
+    auto c = assessq::ApiClient::Create(
+        {env.coord->address(), token.empty() ? env.wk : token, {}, name, slots});
     if (!c.ok()) throw std::runtime_error(c.status().ToString());
     client_ = std::move(*c);
     client_->Start([this](const v1::CoordinatorMessage& m) {
@@ -366,6 +367,72 @@ TEST(ApiTest, HeartbeatOnTheSessionIsAnsweredThereAndFenced) {
   ctx.TryCancel();
 }
 
+
+// A lease belongs to the worker token whose session took it: another worker
+// token cannot renew it, complete it (on the session or by RPC), or take over
+// the worker's name while it holds leases; across a coordinator restart too.
+TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
+  Env env(30.0);
+  env.coord->Start();
+  auto sub = env.Submit("bound", {{"b.json", Meta("b")}});
+  const int64_t job = sub.items(0).job_id();
+  TestWorker owner(env, "owner", 1);
+  v1::Lease l = owner.NextLease();
+  ASSERT_EQ(l.job_id(), job);
+  const std::string other = ReadToken(env.coord->CreateToken("worker", "other-host"));
+
+  auto expect_denied = [&](const std::string& what) {
+    TestWorker intruder(env, "intruder", 0, other);
+    v1::HeartbeatRequest hb;
+    hb.set_job_id(job);
+    hb.set_token(l.token());
+    hb.set_running(true);
+    absl::Status s;
+    for (int i = 0; i < 100 && !intruder.api().connected(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(intruder.api().connected()) << what;
+    s = intruder.api().Heartbeat(hb).status();  // on its session
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << what << ": " << s;
+    // The RPC, on its own channel.
+    auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + other);
+    v1::HeartbeatResponse hr;
+    EXPECT_EQ(stub->Heartbeat(&ctx, hb, &hr).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << what;
+    s = intruder.api().Complete(Success(l, ValidAssessment("b", "forged"))).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << what << ": " << s;
+    // A session that says it is "owner" is refused.
+    grpc::ClientContext sctx;
+    sctx.AddMetadata("authorization", "Bearer " + other);
+    sctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto stream = stub->Session(&sctx);
+    v1::WorkerMessage hello;
+    hello.mutable_hello()->set_worker_name("owner");
+    hello.mutable_hello()->set_slots(1);
+    stream->Write(hello);
+    v1::CoordinatorMessage m;
+    while (stream->Read(&m)) ADD_FAILURE() << what << ": takeover got " << m.DebugString();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED) << what;
+    // Nothing changed.
+    v1::JobDetail d = env.Show(job);
+    EXPECT_EQ(d.job().state(), v1::JOB_STATE_LEASED) << what;
+    ASSERT_EQ(d.attempts_size(), 1) << what;
+    EXPECT_EQ(d.attempts(0).outcome(), "leased") << what;
+    v1::ResultResponse r;
+    EXPECT_EQ(env.Result(job, &r).error_code(), grpc::StatusCode::NOT_FOUND) << what;
+  };
+  expect_denied("before a restart");
+  env.coord->Restart();
+  for (int i = 0; i < 200 && !owner.api().connected(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  expect_denied("after a restart");
+
+  // The owner's token still can.
+  auto c = owner.api().Complete(Success(l, ValidAssessment("b", "real")));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->job_state(), v1::JOB_STATE_SUCCEEDED);
+}
 
 TEST(ApiTest, StaleFencingTokenIsRefusedAndChangesNothing) {
   Env env(1.0);
