@@ -1,6 +1,8 @@
 #include "absl/strings/string_view.h"
 #include "server/engine.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -157,19 +159,29 @@ absl::Status Engine::Load() {
   }
   for (const auto& v : limits_.View(Now()))
     if (v.scope == "provider") ReportProviderLimit(v.name);
-  // Leases survive a restart with a fresh period, so connected workers can
-  // heartbeat them again; ones nobody renews expire one period from now.
+  // Leases survive a restart with the time they had left when the
+  // coordinator stopped (their clocks stand still while it is down), so
+  // connected workers renew them as before and a dead worker's run out one
+  // lease period after its last heartbeat, however often we restart. Leases
+  // stored without an expiry (before schema v4) get a fresh period.
   int64_t now = Now();
+  int64_t downtime = 0;
+  ASSIGN_OR_RETURN(ck, db_->Prepare("SELECT alive_at FROM engine_clock WHERE id=1"));
+  ASSIGN_OR_RETURN(ckrow, ck->Step());
+  if (ckrow) downtime = std::max<int64_t>(0, now - ck->Int(0));
+  ck->Reset();
   ASSIGN_OR_RETURN(ls, db_->Prepare(
                            "SELECT j.id, j.current_attempt, coalesce(j.worker,''), j.state, "
-                           "j.batch_id, coalesce(a.token_id, 0) "
+                           "j.batch_id, coalesce(a.token_id, 0), coalesce(j.lease_expires_at, 0) "
                            "FROM jobs j LEFT JOIN attempts a ON a.id=j.current_attempt "
                            "WHERE j.state IN ('leased','running')"));
   while (true) {
     ASSIGN_OR_RETURN(row, ls->Step());
     if (!row) break;
     int64_t job = ls->Int(0);
-    LeaseInfo li{ls->Int(1), ls->Text(2), now + opt_.lease_period_ms, ls->Text(3) == "running",
+    const int64_t stored = ls->Int(6);
+    const int64_t expires = stored > 0 ? stored + downtime : now + opt_.lease_period_ms;
+    LeaseInfo li{ls->Int(1), ls->Text(2), expires, ls->Text(3) == "running",
                  ls->Int(4), 0, ls->Int(5)};
     limits_.OnStart(li.batch_id, now, /*recovered=*/true);
     expiries_.insert({li.expires_at, job});
@@ -267,6 +279,19 @@ void Engine::Loop() {
     }
     if (dispatch_dirty_) {
       if (auto s = Dispatch(); !s.ok()) spdlog::error("dispatch: {}", s.ToString());
+    }
+    // Once a second while leases are held (in the commit that grants the
+    // first one too): the time we were last alive (see Load).
+    if (!leases_.empty() && now - alive_written_ >= 1000) {
+      auto s = Atomically([&]() -> absl::Status {
+        ASSIGN_OR_RETURN(st, db_->Prepare(
+                                 "INSERT INTO engine_clock(id, alive_at) VALUES(1, ?) "
+                                 "ON CONFLICT(id) DO UPDATE SET alive_at=excluded.alive_at"));
+        st->Bind(1, now);
+        return st->Run();
+      });
+      if (s.ok()) alive_written_ = now;
+      else spdlog::error("engine clock: {}", s.ToString());
     }
     db_->ResetAll();
     // A failed commit leaves memory ahead of the database; the database is the
@@ -989,19 +1014,25 @@ void Engine::Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> don
         LeaseInfo& l = it->second;
         RETURN_IF_ERROR(CheckHolder(req.job_id(), l, principal));
         int64_t now = Now();
+        const int64_t expires = now + opt_.lease_period_ms;
         if (req.running() && !l.running) {
           ASSIGN_OR_RETURN(j, db_->Prepare(
-                                  "UPDATE jobs SET state='running', updated_at=? WHERE id=?"));
-          j->Bind(1, now).Bind(2, req.job_id());
+                                  "UPDATE jobs SET state='running', updated_at=?, "
+                                  "lease_expires_at=? WHERE id=?"));
+          j->Bind(1, now).Bind(2, expires).Bind(3, req.job_id());
           RETURN_IF_ERROR(j->Run());
           ASSIGN_OR_RETURN(a, db_->Prepare(
                                   "UPDATE attempts SET outcome='running', started_at=? WHERE id=?"));
           a->Bind(1, now).Bind(2, req.token());
           RETURN_IF_ERROR(a->Run());
           l.running = true;
+        } else {
+          ASSIGN_OR_RETURN(j, db_->Prepare("UPDATE jobs SET lease_expires_at=? WHERE id=?"));
+          j->Bind(1, expires).Bind(2, req.job_id());
+          RETURN_IF_ERROR(j->Run());
         }
         expiries_.erase({l.expires_at, req.job_id()});
-        l.expires_at = now + opt_.lease_period_ms;
+        l.expires_at = expires;
         expiries_.insert({l.expires_at, req.job_id()});
         workers_[l.worker].last_seen = now;
         v1::HeartbeatResponse r;
@@ -1245,8 +1276,9 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
     int64_t token = db_->LastInsertId();
     ASSIGN_OR_RETURN(up, db_->Prepare(
                              "UPDATE jobs SET state='leased', current_attempt=?, worker=?, "
-                             "attempts=attempts+1, updated_at=? WHERE id=?"));
-    up->Bind(1, token).Bind(2, session->worker).Bind(3, now).Bind(4, job_id);
+                             "attempts=attempts+1, updated_at=?, lease_expires_at=? WHERE id=?"));
+    up->Bind(1, token).Bind(2, session->worker).Bind(3, now)
+        .Bind(4, now + opt_.lease_period_ms).Bind(5, job_id);
     RETURN_IF_ERROR(up->Run());
     RETURN_IF_ERROR(Event(job->batch_id, job_id, "leased",
                           absl::StrCat(session->worker, " token ", token)));

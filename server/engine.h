@@ -292,6 +292,7 @@ class Engine {
   int64_t next_session_id_ = 1;
   int64_t next_ready_at_ = 0;  // earliest future ready_at known; 0 = none
   bool dispatch_dirty_ = true;
+  int64_t alive_written_ = 0;  // when engine_clock.alive_at was last written
 };
 
 }  // namespace assessq

@@ -112,6 +112,11 @@ CREATE TABLE provider_limits(
 ALTER TABLE jobs ADD COLUMN input_id INTEGER;
 UPDATE jobs SET input_id=(SELECT rowid FROM inputs WHERE sha256=jobs.input_sha256);
 ALTER TABLE attempts ADD COLUMN token_id INTEGER;
+-- When each lease runs out, and when the coordinator was last alive: a
+-- restart resumes each lease's clock where it stopped instead of granting a
+-- fresh period (restarts in a row kept a dead worker's leases alive).
+ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
+CREATE TABLE engine_clock(id INTEGER PRIMARY KEY CHECK(id = 1), alive_at INTEGER NOT NULL);
 )sql",
   };
   return steps;

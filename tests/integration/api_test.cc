@@ -434,6 +434,66 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
   EXPECT_EQ(c->job_state(), v1::JOB_STATE_SUCCEEDED);
 }
 
+// A restart resumes each lease's clock where it stopped: a dead worker's
+// lease runs out about one lease period after its last heartbeat even when
+// the coordinator restarts every second (each restart used to grant a fresh
+// period, so restarts in a row kept it alive forever).
+TEST(ApiTest, DeadWorkersLeaseRunsOutThroughRestartsInARow) {
+  Env env(3.0);
+  env.coord->Start();
+  auto sub = env.Submit("dead", {{"d.json", Meta("d")}});
+  const int64_t job = sub.items(0).job_id();
+  auto last_beat = std::chrono::steady_clock::now();
+  {
+    TestWorker w(env, "doomed", 1);
+    v1::Lease l = w.NextLease();
+    ASSERT_EQ(l.job_id(), job);
+    v1::HeartbeatRequest hb;
+    hb.set_job_id(job);
+    hb.set_token(l.token());
+    hb.set_running(true);
+    ASSERT_TRUE(w.api().Heartbeat(hb).ok());
+    last_beat = std::chrono::steady_clock::now();
+  }  // the worker is gone without a word
+  bool expired = false;
+  int restarts = 0;
+  for (; restarts < 10 && !expired; ++restarts) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    env.coord->Restart();
+    v1::JobDetail d = env.Show(job);
+    expired = d.attempts_size() >= 1 && d.attempts(0).outcome() == "expired";
+  }
+  const double after_s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                       last_beat).count();
+  ASSERT_TRUE(expired) << "the dead worker's lease was still held after " << restarts
+                       << " restarts, " << after_s << " s after its last heartbeat";
+  // One period (3 s), plus the time the coordinator was down, plus slack.
+  EXPECT_LT(after_s, 8.0) << restarts << " restarts";
+}
+
+// ... while a live worker keeps its lease through an outage longer than the
+// lease period: the clock stood still while the coordinator was down.
+TEST(ApiTest, LiveWorkerKeepsItsLeaseThroughALongOutage) {
+  Env env(3.0);
+  env.coord->Start();
+  auto sub = env.Submit("live", {{"l.json", Meta("l")}});
+  const int64_t job = sub.items(0).job_id();
+  TestWorker w(env, "survivor", 1);
+  v1::Lease l = w.NextLease();
+  ASSERT_EQ(l.job_id(), job);
+  KeepAlive keep(w.api(), job, l.token());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  env.coord->Kill();
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // > one lease period
+  env.coord->Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));  // > one lease period again
+  EXPECT_FALSE(keep.lost());
+  v1::JobDetail d = env.Show(job);
+  ASSERT_EQ(d.attempts_size(), 1) << d.DebugString();
+  EXPECT_EQ(d.attempts(0).outcome(), "running");
+  EXPECT_EQ(d.job().state(), v1::JOB_STATE_RUNNING);
+}
+
 TEST(ApiTest, StaleFencingTokenIsRefusedAndChangesNothing) {
   Env env(1.0);
   env.coord->Start();
