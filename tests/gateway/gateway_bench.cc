@@ -1,14 +1,32 @@
-// gateway_bench: a 10 MB download from an HTTP server, direct over TCP and
-// through the egress gateway (absolute-form HTTP and a CONNECT tunnel on the
-// job's Unix socket, and through the real netbridge as a container's agent
-// would), side by side. Not a ctest test. Needs root: the server runs in a
-// second private network namespace behind a veth pair (as the gateway does
-// not connect to its own host's addresses), all on this machine.
-//   gateway_bench [--mb N] [--runs N]
+// gateway_bench: the egress gateway against a direct connection, side by
+// side. Two figures per path: the time of an N MiB download (median and
+// fastest of --runs, and the ratio to direct), and the time to the first
+// byte of a 1-byte response on a fresh connection (p50/p99 of --conns, and
+// what the gateway adds to direct). The paths: direct TCP; the job's Unix
+// socket with an absolute-form HTTP request and with a CONNECT tunnel; and
+// both again through the real assessq-netbridge (TCP 127.0.0.1:3128 ->
+// socket -> gateway -> TCP), as a container's agent goes. Runs are
+// interleaved (one of each path per round) so that a busy machine slows
+// every path alike. CPU time is printed too, which a busy machine changes
+// far less than wall time: "CPU" is every thread on every side (this
+// process: client, servers, gateway; plus the netbridge process), "relay CPU"
+// only the gateway's io thread and the netbridge process. Not a ctest test. Needs root: the servers run in a
+// second private network namespace behind a veth pair (the gateway does not
+// connect to its own host's addresses), all on this machine.
+//   gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency]
+//                 [--copy] [--netbridge PATH] [--only TEXT]
+// --copy: the gateway relays through a user-space buffer instead of
+// splice(2) (GatewayOptions::splice = false); --netbridge: another bridge
+// binary (e.g. an older build) to compare with; --only: direct and the
+// paths whose name contains TEXT (e.g. for a profile of one path).
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <csignal>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -25,17 +44,32 @@
 #include "worker/gateway/gateway.h"
 
 using namespace assessq::gateway;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Reads until EOF; returns the body size (after the head).
-size_t ReadResponse(int fd) {
+double Ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string LoadAvg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return absl::StrCat(a, " ", b, " ", c);
+}
+
+// Reads until EOF; returns the body size (after the head). *first: when the
+// first byte arrived (nullptr: not wanted).
+size_t ReadResponse(int fd, Clock::time_point* first = nullptr, std::string* all = nullptr) {
   std::vector<char> buf(1 << 16);
   size_t total = 0, head_end = 0;
   std::string head;
   while (true) {
     ssize_t n = read(fd, buf.data(), buf.size());
     if (n <= 0) break;
+    if (first && head.empty()) *first = Clock::now();
+    if (all) all->append(buf.data(), static_cast<size_t>(n));
     if (!head_end) {
       head.append(buf.data(), static_cast<size_t>(n));
       auto p = head.find("\r\n\r\n");
@@ -50,8 +84,11 @@ size_t ReadResponse(int fd) {
   return total;
 }
 
+// As curl and every proxy does: no Nagle delay on a request/response socket.
 int TcpConnect(const char* addr, int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
@@ -66,20 +103,93 @@ int TcpConnect(const char* addr, int port) {
 void SendAll(int fd, const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {
-    ssize_t n = write(fd, s.data() + off, s.size() - off);
-    if (n <= 0) std::exit(1);
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      std::perror("send");
+      std::exit(1);
+    }
     off += static_cast<size_t>(n);
   }
 }
 
+// The ids of this process's threads.
+std::vector<int> Threads() {
+  std::vector<int> out;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') out.push_back(std::atoi(e->d_name));
+    closedir(d);
+  }
+  return out;
+}
+
+// CPU time so far of the relay: the given threads of this process (the
+// gateway's) and the whole netbridge process (ended threads too), in ms.
+double RelayCpuMs(const std::vector<int>& tids, pid_t bridge) {
+  double ms = 0;
+  for (int t : tids) {
+    std::ifstream f("/proc/self/task/" + std::to_string(t) + "/schedstat");
+    double ns = 0;
+    f >> ns;  // time on a CPU, ns
+    ms += ns / 1e6;
+  }
+  clockid_t c;
+  timespec ts{};
+  if (bridge > 0 && clock_getcpuclockid(bridge, &c) == 0 && clock_gettime(c, &ts) == 0)
+    ms += static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+  return ms;
+}
+
+// CPU time so far of this process (all its threads, ended ones too) and of
+// the netbridge process, in ms.
+double CpuMs(pid_t other) {
+  auto read = [](clockid_t c) {
+    timespec t{};
+    if (clock_gettime(c, &t) != 0) return 0.0;
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+  };
+  double ms = read(CLOCK_PROCESS_CPUTIME_ID);
+  clockid_t c;
+  if (other > 0 && clock_getcpuclockid(other, &c) == 0) ms += read(c);
+  return ms;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+// How a path opens a connection that is ready for the HTTP request: an fd,
+// and the request to send on it.
+struct Path {
+  std::string name;
+  std::function<int()> open;  // returns a connected fd (tunnel established)
+  bool absolute_form;         // the request names the host (a proxy request)
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int mb = 10, runs = 7;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--mb") mb = std::atoi(argv[++i]);
-    else if (std::string(argv[i]) == "--runs") runs = std::atoi(argv[++i]);
+  int mb = 10, runs = 9, conns = 500;
+  bool throughput = true, latency = true, copy = false;
+  std::string netbridge = ASSESSQ_NETBRIDGE, only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--mb" && i + 1 < argc) mb = std::atoi(argv[++i]);
+    else if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
+    else if (a == "--conns" && i + 1 < argc) conns = std::atoi(argv[++i]);
+    else if (a == "--no-throughput") throughput = false;
+    else if (a == "--no-latency") latency = false;
+    else if (a == "--copy") copy = true;
+    else if (a == "--netbridge" && i + 1 < argc) netbridge = argv[++i];
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency] [--copy] [--netbridge PATH] [--only TEXT]\n");
+      return 2;
+    }
   }
+  if (mb <= 0 || runs <= 0 || conns <= 1) return 2;
   signal(SIGPIPE, SIG_IGN);
   std::string ns = gwtest::EnterPrivateNetns({});
   if (ns.empty()) ns = gwtest::MakeFarNetns({});
@@ -87,18 +197,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gateway_bench needs root (private network namespaces): %s\n", ns.c_str());
     return 1;
   }
-  std::printf("server in a second network namespace behind a veth pair (%s)\n", gwtest::kFarAddr);
-  gwtest::TestServer server(gwtest::kFarAddr, 0, gwtest::TestServer::Mode::kBulk, nullptr, true);
+  std::printf("servers in a second network namespace behind a veth pair (%s); load average %s; %ld CPUs\n",
+              gwtest::kFarAddr, LoadAvg().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
+  gwtest::TestServer bulk(gwtest::kFarAddr, 0, gwtest::TestServer::Mode::kBulk, nullptr, true);
   const size_t bytes = static_cast<size_t>(mb) << 20;
-  server.set_bulk_bytes(bytes);
+  bulk.set_bulk_bytes(bytes);
+  gwtest::TestServer tiny(gwtest::kFarAddr, 0, gwtest::TestServer::Mode::kQuick, nullptr, true);
+  tiny.set_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx");
   gwtest::TempDir dir;
   GatewayOptions go;
   go.resolver_overrides = {{"bench.test", {gwtest::kFarAddr}}};
+  go.splice = !copy;
+  std::printf("gateway relays with %s; bridge %s\n", copy ? "a user-space copy (--copy)" : "splice(2)",
+              netbridge.c_str());
+  std::vector<int> before = Threads();
   auto gw = Gateway::Create(go);
+  std::vector<int> gw_threads;  // the gateway's io thread(s): the ones Create started
+  for (int t : Threads())
+    if (std::find(before.begin(), before.end(), t) == before.end()) gw_threads.push_back(t);
+  if (!gw.ok()) {
+    std::fprintf(stderr, "%s\n", gw.status().ToString().c_str());
+    return 1;
+  }
   JobConfig cfg;
   cfg.job_id = 1;
   cfg.socket_path = dir.Join("proxy.sock");
-  cfg.policy.rules.push_back(*ParseRule(absl::StrCat("bench.test:", server.port())));
+  cfg.policy.rules.push_back(*ParseRule(absl::StrCat("bench.test:", bulk.port())));
+  cfg.policy.rules.push_back(*ParseRule(absl::StrCat("bench.test:", tiny.port())));
   cfg.policy.open_ranges.push_back(*ParseCidr(std::string(gwtest::kFarAddr) + "/32"));
   cfg.limits.max_total_bytes = int64_t{1} << 40;
   cfg.limits.max_connections = 1000;
@@ -108,74 +233,136 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int bridge_port = 3128;
-  gwtest::Netbridge bridge(ASSESSQ_NETBRIDGE, cfg.socket_path, bridge_port);
+  gwtest::Netbridge bridge(netbridge, cfg.socket_path, bridge_port);
   if (!bridge.ready()) {
     std::fprintf(stderr, "netbridge did not start\n");
     return 1;
   }
-  const std::string host = absl::StrCat("bench.test:", server.port());
-  const std::string direct_req = absl::StrCat("GET /blob HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n\r\n");
-  const std::string proxy_req =
-      absl::StrCat("GET http://", host, "/blob HTTP/1.1\r\nHost: ", host, "\r\n\r\n");
 
-  struct Mode {
-    const char* name;
-    std::function<size_t()> run;
-  };
-  std::vector<Mode> modes = {
-      {"direct TCP",
-       [&] {
-         int fd = TcpConnect(gwtest::kFarAddr, server.port());
-         SendAll(fd, direct_req);
-         size_t n = ReadResponse(fd);
-         close(fd);
-         return n;
-       }},
-      {"gateway Unix socket, absolute-form HTTP",
-       [&] {
-         gwtest::UnixClient c(cfg.socket_path, 30000);
-         c.Send(proxy_req);
-         return ReadResponse(c.fd());
-       }},
-      {"gateway Unix socket, CONNECT tunnel",
-       [&] {
-         gwtest::UnixClient c(cfg.socket_path, 30000);
-         c.Send(absl::StrCat("CONNECT ", host, " HTTP/1.1\r\n\r\n"));
-         std::string h = c.ReadUntil("\r\n\r\n");
-         c.Send(direct_req);
-         return ReadResponse(c.fd());
-       }},
-      {"netbridge TCP -> gateway (container path)",
-       [&] {
-         int fd = TcpConnect("127.0.0.1", bridge_port);
-         SendAll(fd, proxy_req);
-         size_t n = ReadResponse(fd);
-         close(fd);
-         return n;
-       }},
-  };
-  std::printf("%d MiB download, median of %d runs\n", mb, runs);
-  std::printf("%-45s %10s %10s\n", "path", "ms", "MiB/s");
-  double direct_rate = 0;
-  for (const auto& m : modes) {
-    std::vector<double> ms;
-    for (int i = 0; i < runs; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      size_t got = m.run();
-      auto t1 = std::chrono::steady_clock::now();
-      if (got != bytes) {
-        std::fprintf(stderr, "%s: got %zu of %zu bytes\n", m.name, got, bytes);
-        return 1;
+  // A path, for a server port: opens the connection (and the tunnel).
+  auto connect_via = [&](int port, bool unix_socket, bool tunnel) -> int {
+    int fd;
+    if (unix_socket) {
+      gwtest::UnixClient c(cfg.socket_path, 30000);
+      if (!c.ok()) {
+        std::fprintf(stderr, "cannot connect to %s\n", cfg.socket_path.c_str());
+        std::exit(1);
       }
-      ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      fd = dup(c.fd());
+    } else {
+      fd = TcpConnect("127.0.0.1", bridge_port);
     }
-    std::sort(ms.begin(), ms.end());
-    double med = ms[ms.size() / 2];
-    double rate = mb / (med / 1000.0);
-    if (direct_rate == 0) direct_rate = rate;
-    std::printf("%-45s %10.2f %10.1f  (%.0f%% of direct; min %.2f ms, max %.2f ms)\n", m.name, med, rate,
-                100.0 * rate / direct_rate, ms.front(), ms.back());
+    if (tunnel) {
+      SendAll(fd, absl::StrCat("CONNECT bench.test:", port, " HTTP/1.1\r\nHost: bench.test:", port, "\r\n\r\n"));
+      std::string h = gwtest::ReadHttpHead(fd);
+      if (gwtest::StatusOf(h) != 200) {
+        std::fprintf(stderr, "CONNECT refused: %s\n", h.c_str());
+        std::exit(1);
+      }
+    }
+    return fd;
+  };
+  auto paths = [&](int port) {
+    std::vector<Path> all{
+        {"direct TCP", [port] { return TcpConnect(gwtest::kFarAddr, port); }, false},
+        {"gateway socket, absolute-form HTTP", [=] { return connect_via(port, true, false); }, true},
+        {"gateway socket, CONNECT tunnel", [=] { return connect_via(port, true, true); }, false},
+        {"netbridge -> gateway, absolute-form", [=] { return connect_via(port, false, false); }, true},
+        {"netbridge -> gateway, CONNECT", [=] { return connect_via(port, false, true); }, false},
+    };
+    std::vector<Path> out;
+    for (auto& p : all)
+      if (out.empty() || p.name.find(only) != std::string::npos) out.push_back(std::move(p));
+    return out;
+  };
+  auto request = [](const Path& p, int port, const char* path) {
+    std::string host = absl::StrCat("bench.test:", port);
+    if (p.absolute_form)
+      return absl::StrCat("GET http://", host, path, " HTTP/1.1\r\nHost: ", host, "\r\n\r\n");
+    return absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n\r\n");
+  };
+
+  if (throughput) {
+    auto ps = paths(bulk.port());
+    std::vector<std::vector<double>> ms(ps.size()), cpu(ps.size()), relay(ps.size());
+    // One warm-up round, then `runs` rounds of every path in turn.
+    for (int r = -1; r < runs; ++r) {
+      for (size_t i = 0; i < ps.size(); ++i) {
+        std::string req = request(ps[i], bulk.port(), "/blob");
+        double c0 = CpuMs(bridge.pid()), r0 = RelayCpuMs(gw_threads, bridge.pid());
+        auto t0 = Clock::now();
+        int fd = ps[i].open();
+        SendAll(fd, req);
+        size_t got = ReadResponse(fd);
+        auto t1 = Clock::now();
+        close(fd);
+        double c1 = CpuMs(bridge.pid()), r1 = RelayCpuMs(gw_threads, bridge.pid());
+        if (got != bytes) {
+          std::fprintf(stderr, "%s: got %zu of %zu bytes\n", ps[i].name.c_str(), got, bytes);
+          return 1;
+        }
+        if (r >= 0) {
+          ms[i].push_back(Ms(t0, t1));
+          cpu[i].push_back(c1 - c0);
+          relay[i].push_back(r1 - r0);
+        }
+      }
+    }
+    std::printf("\n%d MiB download, %d interleaved runs per path (after a warm-up round); "
+                "time: wall clock; CPU: all threads on every side\n", mb, runs);
+    std::printf("%-38s %9s %9s %9s %8s %9s %9s %9s %10s\n", "path", "median", "min", "max", "MiB/s",
+                "x direct", "CPU", "x direct", "relay CPU");
+    double direct_med = 0, direct_cpu = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      double med = Percentile(ms[i], 0.5);
+      double lo = *std::min_element(ms[i].begin(), ms[i].end());
+      double hi = *std::max_element(ms[i].begin(), ms[i].end());
+      double c = Percentile(cpu[i], 0.5);
+      if (i == 0) direct_med = med, direct_cpu = c;
+      std::printf("%-38s %7.2fms %7.2fms %7.2fms %8.0f %8.2fx %7.2fms %8.2fx %8.2fms\n", ps[i].name.c_str(), med,
+                  lo, hi, mb / (med / 1000.0), med / direct_med, c, c / direct_cpu, Percentile(relay[i], 0.5));
+    }
   }
+
+  if (latency) {
+    auto ps = paths(tiny.port());
+    std::vector<std::vector<double>> ms(ps.size());
+    std::vector<double> cpu(ps.size()), relay(ps.size());
+    for (int r = -10; r < conns; ++r) {  // 10 warm-up rounds
+      for (size_t i = 0; i < ps.size(); ++i) {
+        std::string req = request(ps[i], tiny.port(), "/one");
+        double c0 = CpuMs(bridge.pid()), r0 = RelayCpuMs(gw_threads, bridge.pid());
+        auto t0 = Clock::now();
+        int fd = ps[i].open();
+        SendAll(fd, req);
+        Clock::time_point first{};
+        std::string all;
+        size_t got = ReadResponse(fd, &first, &all);
+        close(fd);
+        if (r >= 0) {
+          cpu[i] += CpuMs(bridge.pid()) - c0;
+          relay[i] += RelayCpuMs(gw_threads, bridge.pid()) - r0;
+        }
+        if (got != 1 || gwtest::StatusOf(all) != 200) {
+          std::fprintf(stderr, "%s: bad answer: %s\n", ps[i].name.c_str(), all.c_str());
+          return 1;
+        }
+        if (r >= 0) ms[i].push_back(Ms(t0, first));
+      }
+    }
+    std::printf("\nfirst byte of a 1-byte response on a fresh connection (connect + request + answer), "
+                "%d interleaved connections per path\n", conns);
+    std::printf("%-38s %9s %9s %9s %11s %11s %10s %10s\n", "path", "p50", "p90", "p99", "added p50",
+                "added p99", "CPU/conn", "relay/conn");
+    double d50 = 0, d99 = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      double p50 = Percentile(ms[i], 0.5), p90 = Percentile(ms[i], 0.9), p99 = Percentile(ms[i], 0.99);
+      if (i == 0) d50 = p50, d99 = p99;
+      std::printf("%-38s %7.3fms %7.3fms %7.3fms %+9.3fms %+9.3fms %8.3fms %8.3fms\n", ps[i].name.c_str(), p50,
+                  p90, p99, p50 - d50, p99 - d99, cpu[i] / conns, relay[i] / conns);
+    }
+  }
+  std::printf("\nload average at the end: %s\n", LoadAvg().c_str());
   (*job)->Stop();
   return 0;
 }

@@ -17,14 +17,21 @@
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +47,7 @@ namespace {
 using gwtest::Curl;
 using gwtest::CurlOptions;
 using gwtest::Exchange;
+using gwtest::ReadHttpHead;
 using gwtest::StatusOf;
 using gwtest::TestServer;
 using gwtest::UnixClient;
@@ -155,6 +163,7 @@ class GatewayTest : public ::testing::Test {
   void Start(JobConfig c) {
     GatewayOptions o;
     o.resolver_overrides = Overrides();
+    o.splice = splice_;
     auto g = Gateway::Create(o);
     ASSERT_TRUE(g.ok()) << g.status();
     gw_ = std::move(*g);
@@ -207,6 +216,7 @@ class GatewayTest : public ::testing::Test {
   std::unique_ptr<Gateway> gw_;
   std::shared_ptr<JobGateway> job_;
   std::unique_ptr<gwtest::Netbridge> bridge_;
+  bool splice_ = true;  // GatewayOptions::splice for the next Start
 };
 
 // ------------------------------------------------------------- allowed
@@ -903,6 +913,394 @@ TEST_F(GatewayTest, NameResolvingToTheWorkerHostsOwnAddressIsRefused) {
   std::string resp = Exchange(sock(), Get(host, host));
   EXPECT_EQ(StatusOf(resp), 403) << resp;
   EXPECT_EQ(host_service.connections(), 0) << "the gateway connected to the worker host itself";
+}
+
+// ------------------------------------------------ the relay (splice, copy)
+//
+// Once a connection is a pure byte relay, the gateway moves the bytes with
+// splice(2) between the two sockets (GatewayOptions::splice, the default),
+// or through a buffer (the TLS model route always; splice = false here):
+// the same limits and byte counts either way.
+
+std::string RandomBytes(size_t n, unsigned seed) {
+  std::mt19937 r(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(r());
+  s[0] = 'x';  // not 0x16: a raw tunnel's first byte must not read as TLS
+  return s;
+}
+
+// Sends `data` on `fd` from a second thread, then half-closes; meanwhile
+// reads what comes back until EOF (an echo would stall on full buffers
+// otherwise). *eof: whether it ended in EOF (not a timeout or error).
+std::string EchoThrough(int fd, const std::string& data, bool* eof = nullptr) {
+  std::thread w([fd, &data] {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = send(fd, data.data() + off, std::min<size_t>(data.size() - off, 100000), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  std::string out;
+  std::vector<char> buf(1 << 16);
+  if (eof) *eof = false;
+  while (true) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 && eof) *eof = true;
+    if (n <= 0) break;
+    out.append(buf.data(), static_cast<size_t>(n));
+  }
+  w.join();
+  return out;
+}
+
+// A TCP connection to the bridge (127.0.0.1:3128), with a receive timeout.
+int BridgeConnect(int timeout_ms = 10000) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(3128);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+std::string ConnectRequest(const std::string& authority) {
+  return absl::StrCat("CONNECT ", authority, " HTTP/1.1\r\nHost: ", authority, "\r\n\r\n");
+}
+
+TEST_F(GatewayTest, RelayedBytesAreCountedExactlyBothWaysWithSpliceAndWithCopy) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  TestServer bulk(kFar, 0, Mode::kBulk, nullptr, true);
+  bulk.set_bulk_bytes((5 << 20) + 7);
+  const std::string tunnel = absl::StrCat("allowed.test:", echo.port());
+  const std::string http = absl::StrCat("allowed.test:", bulk.port());
+  const std::string data = RandomBytes((3 << 20) + 12345, 1);
+  for (bool splice : {true, false}) {
+    SCOPED_TRACE(splice ? "splice" : "copy");
+    splice_ = splice;
+    Start(Config({tunnel, http}, {kFarOpen}));
+    {
+      UnixClient cl(sock(), 10000);
+      ASSERT_TRUE(cl.Send(ConnectRequest(tunnel)));
+      ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+      bool eof = false;
+      std::string back = EchoThrough(cl.fd(), data, &eof);
+      EXPECT_TRUE(eof) << "the half-close did not come back through the tunnel";
+      EXPECT_EQ(back.size(), data.size());
+      EXPECT_TRUE(back == data) << "the tunnel changed the bytes";
+    }
+    std::string resp = Exchange(sock(), Get(http, http), 10000);
+    EXPECT_EQ(StatusOf(resp), 200);
+    EXPECT_EQ(resp.size() - resp.find("\r\n\r\n") - 4, (size_t{5} << 20) + 7);
+    auto log = Netlog(2);
+    EXPECT_EQ(log[0]["kind"], "connect");
+    EXPECT_EQ(log[0].value("bytes_up", int64_t{-1}), static_cast<int64_t>(data.size())) << log[0].dump();
+    EXPECT_EQ(log[0].value("bytes_down", int64_t{-1}), static_cast<int64_t>(data.size())) << log[0].dump();
+    EXPECT_FALSE(log[0].contains("limit")) << log[0].dump();
+    // The download: what the job received, and what the server got (the
+    // rewritten request head).
+    EXPECT_EQ(log[1]["kind"], "http");
+    EXPECT_EQ(log[1].value("bytes_down", int64_t{-1}), static_cast<int64_t>(resp.size())) << log[1].dump();
+    EXPECT_EQ(log[1].value("bytes_up", int64_t{-1}), static_cast<int64_t>(bulk.received().back().size()))
+        << log[1].dump();
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+  }
+}
+
+// The job's byte budget counts every byte forwarded either way: a tunnel
+// carrying more is cut at exactly the budget, closed both ways at once, and
+// logged; once it is spent, nothing more connects anywhere.
+TEST_F(GatewayTest, ATransferLargerThanTheJobByteLimitIsCutExactlyAndLogged) {
+  TestServer bulk(kFar, 0, Mode::kBulk, nullptr, true);
+  bulk.set_bulk_bytes(8 << 20);
+  const std::string host = absl::StrCat("allowed.test:", bulk.port());
+  const int64_t limit = 1 << 20;
+  const std::string req = "GET /blob HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+  for (bool splice : {true, false}) {
+    SCOPED_TRACE(splice ? "splice" : "copy");
+    splice_ = splice;
+    JobConfig c = Config({host}, {kFarOpen});
+    c.limits.max_total_bytes = limit;
+    Start(c);
+    {
+      UnixClient cl(sock(), 10000);
+      ASSERT_TRUE(cl.Send(ConnectRequest(host)));
+      ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+      ASSERT_TRUE(cl.Send(req));
+      int64_t t0 = gwtest::NowMs();
+      bool eof = false;
+      std::string got = cl.ReadAll(&eof);
+      EXPECT_TRUE(eof) << "the cut tunnel stayed open";
+      EXPECT_LT(gwtest::NowMs() - t0, 5000);
+      EXPECT_EQ(StatusOf(got), 200);
+      EXPECT_EQ(static_cast<int64_t>(got.size()), limit - static_cast<int64_t>(req.size()))
+          << "the job received more or less than its byte budget";
+      auto log = Netlog(1);
+      EXPECT_EQ(log[0]["decision"], "allow") << log[0].dump();
+      EXPECT_EQ(log[0].value("limit", ""), "total bytes") << log[0].dump();
+      EXPECT_EQ(log[0].value("bytes_up", int64_t{-1}), static_cast<int64_t>(req.size())) << log[0].dump();
+      EXPECT_EQ(log[0].value("bytes_down", int64_t{-1}), static_cast<int64_t>(got.size())) << log[0].dump();
+    }
+    // Spent: a tunnel is closed before it connects, a request is answered 403.
+    int before = bulk.connections();
+    {
+      UnixClient cl(sock(), 5000);
+      ASSERT_TRUE(cl.Send(ConnectRequest(host)));
+      ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+      ASSERT_TRUE(cl.Send(req));
+      bool eof = false;
+      EXPECT_EQ(cl.ReadAll(&eof), "");
+      EXPECT_TRUE(eof);
+    }
+    std::string resp = Exchange(sock(), Get(host, host));
+    EXPECT_EQ(StatusOf(resp), 403) << resp;
+    EXPECT_TRUE(absl::StrContains(resp, "byte limit")) << resp;
+    EXPECT_EQ(bulk.connections(), before) << "a connection was made with the budget spent";
+    auto log = Netlog(3);
+    for (int i : {1, 2}) {
+      EXPECT_EQ(log[i]["decision"], "deny") << log[i].dump();
+      EXPECT_EQ(log[i].value("limit", ""), "total bytes") << log[i].dump();
+    }
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+  }
+}
+
+// A request body arriving after its head is forwarded up to its
+// Content-Length and not a byte further, spliced or copied.
+TEST_F(GatewayTest, AnUploadStopsAtItsContentLengthWithSpliceAndWithCopy) {
+  TestServer silent(kFar, 0, Mode::kSilent, nullptr, true);
+  const std::string host = absl::StrCat("allowed.test:", silent.port());
+  const std::string body = RandomBytes((1 << 20) + 3, 2);
+  size_t round = 0;
+  for (bool splice : {true, false}) {
+    SCOPED_TRACE(splice ? "splice" : "copy");
+    splice_ = splice;
+    JobConfig c = Config({host}, {kFarOpen});
+    c.limits.idle_timeout_ms = 500;  // the server never answers: the gateway closes
+    Start(c);
+    {
+      UnixClient cl(sock(), 5000);
+      ASSERT_TRUE(cl.Send(absl::StrCat("POST http://", host, "/up HTTP/1.1\r\nHost: ", host,
+                                       "\r\nContent-Length: ", body.size(), "\r\n\r\n")));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the relay is running
+      ASSERT_TRUE(cl.Send(body + "GET /smuggled HTTP/1.1\r\nHost: other.test\r\n\r\n"));
+      cl.ReadAll();
+    }
+    auto log = Netlog(1);
+    int64_t up = log[0].value("bytes_up", int64_t{-1});
+    std::string got;
+    for (int64_t until = gwtest::NowMs() + 3000; gwtest::NowMs() < until;) {
+      auto all = silent.received();
+      if (all.size() > round) got = all[round];
+      if (static_cast<int64_t>(got.size()) >= up) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(absl::EndsWith(got, body)) << "the server did not get the whole body, last";
+    EXPECT_FALSE(absl::StrContains(got, "smuggled")) << "bytes past the body went up";
+    EXPECT_EQ(up, static_cast<int64_t>(got.size())) << log[0].dump();
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+    ++round;
+  }
+}
+
+// The model route without TLS is a plain socket pair: spliced, with the
+// key added, the whole body forwarded and the bytes counted.
+TEST_F(GatewayTest, TheModelRouteWithoutTlsForwardsTheBodyAndCountsBytes) {
+  const std::string body = "{\"pad\":\"" + std::string(300 * 1024, 'x') + "\"}";
+  for (bool splice : {true, false}) {
+    SCOPED_TRACE(splice ? "splice" : "copy");
+    splice_ = splice;
+    JobConfig c = Config({}, {kFarOpen});
+    c.model = Route(80);
+    c.model->tls = false;
+    Start(c);
+    gwtest::UnixClient cl(sock(), 10000);
+    ASSERT_TRUE(cl.Send(absl::StrCat("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nx-api-key: ",
+                                     kPlaceholder, "\r\nContent-Length: ", body.size(), "\r\n\r\n")));
+    for (size_t off = 0; off < body.size(); off += 64 * 1024) ASSERT_TRUE(cl.Send(body.substr(off, 64 * 1024)));
+    std::string resp = cl.ReadAll();
+    EXPECT_EQ(StatusOf(resp), 200) << resp.substr(0, 300);
+    std::string got = http80_->received().back();
+    EXPECT_TRUE(absl::EndsWith(got, body)) << "the provider did not get the whole body";
+    EXPECT_TRUE(absl::StrContains(got, absl::StrCat("\r\nx-api-key: ", kSecret, "\r\n")));
+    EXPECT_FALSE(absl::StrContains(got, kPlaceholder));
+    auto log = Netlog(1);
+    EXPECT_EQ(log[0]["kind"], "model");
+    EXPECT_EQ(log[0]["status"], 200);
+    EXPECT_EQ(log[0].value("bytes_up", int64_t{-1}), static_cast<int64_t>(got.size())) << log[0].dump();
+    EXPECT_EQ(log[0].value("bytes_down", int64_t{-1}), static_cast<int64_t>(resp.size())) << log[0].dump();
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+  }
+}
+
+// splice(2) has no MSG_NOSIGNAL: writing into a socket whose peer has gone
+// raises SIGPIPE, and workerd does not ignore SIGPIPE. The gateway's io
+// threads must not let it end the process. Here SIGPIPE has its default
+// action (death) for the gateway's threads; this test's own server threads
+// are started with it blocked.
+TEST_F(GatewayTest, AJobThatClosesMidDownloadDoesNotKillTheProcessWithSigpipe) {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  TestServer bulk(kFar, 0, Mode::kBulk, nullptr, true);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  bulk.set_bulk_bytes(64 << 20);
+  struct sigaction dfl {}, prev{};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &dfl, &prev);
+  const std::string host = absl::StrCat("allowed.test:", bulk.port());
+  Start(Config({host, "allowed.test"}, {kFarOpen}));
+  for (int i = 0; i < 3; ++i) {
+    UnixClient cl(sock(), 5000);
+    ASSERT_TRUE(cl.Send(Get(host, host)));
+    ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+  }  // closed with megabytes to come: the gateway's next splice into it fails
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  sigaction(SIGPIPE, &prev, nullptr);
+}
+
+// ------------------------------------------------- netbridge (splice, epoll)
+
+TEST_F(GatewayTest, NetbridgePassesEveryByteAndTheHalfCloseBothWays) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  const std::string host = absl::StrCat("allowed.test:", echo.port());
+  Start(Config({host}, {kFarOpen}));
+  (void)Proxy();
+  const std::string data = RandomBytes((2 << 20) + 777, 3);
+  int fd = BridgeConnect();
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(send(fd, ConnectRequest(host).data(), ConnectRequest(host).size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(ConnectRequest(host).size()));
+  ASSERT_EQ(StatusOf(ReadHttpHead(fd)), 200);
+  bool eof = false;
+  std::string back = EchoThrough(fd, data, &eof);
+  close(fd);
+  EXPECT_TRUE(eof) << "the agent's half-close did not come back as EOF";
+  EXPECT_EQ(back.size(), data.size());
+  EXPECT_TRUE(back == data) << "the bridge changed the bytes";
+  auto log = Netlog(1);
+  EXPECT_EQ(log[0].value("bytes_up", int64_t{-1}), static_cast<int64_t>(data.size())) << log[0].dump();
+  EXPECT_EQ(log[0].value("bytes_down", int64_t{-1}), static_cast<int64_t>(data.size())) << log[0].dump();
+}
+
+int ThreadsOf(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (absl::StartsWith(line, "Threads:")) return std::atoi(line.c_str() + 8);
+  return -1;
+}
+
+// One thread carries every connection (none is started per connection, and
+// none counts against the container's pids limit), and they do not mix.
+TEST_F(GatewayTest, NetbridgeCarriesManyConcurrentConnectionsInOneThread) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  const std::string host = absl::StrCat("allowed.test:", echo.port());
+  Start(Config({host}, {kFarOpen}));
+  (void)Proxy();
+  constexpr int kConns = 24;
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {
+    int fd = BridgeConnect();
+    ASSERT_GE(fd, 0);
+    std::string r = ConnectRequest(host);
+    ASSERT_EQ(send(fd, r.data(), r.size(), MSG_NOSIGNAL), static_cast<ssize_t>(r.size()));
+    ASSERT_EQ(StatusOf(ReadHttpHead(fd)), 200);
+    fds.push_back(fd);
+  }
+  EXPECT_EQ(ThreadsOf(bridge_->pid()), 2) << "the bridge runs a thread per connection (main + loop expected)";
+  std::vector<std::string> back(kConns);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kConns; ++i)
+    ts.emplace_back([&, i] { back[i] = EchoThrough(fds[i], RandomBytes(256 << 10, 100 + i)); });
+  for (auto& t : ts) t.join();
+  for (int i = 0; i < kConns; ++i) {
+    EXPECT_TRUE(back[i] == RandomBytes(256 << 10, 100 + i)) << "connection " << i;
+    close(fds[i]);
+  }
+  Netlog(kConns);
+}
+
+// At its nofile limit the bridge still works: a connection it can give no
+// pipes to is copied through a buffer, and one it cannot even accept is
+// answered 503 (a descriptor held back for it), not left hanging.
+TEST_F(GatewayTest, NetbridgeAtItsDescriptorLimitCopiesThenRefusesWith503) {
+  TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
+  const std::string host = absl::StrCat("allowed.test:", echo.port());
+  Start(Config({host}, {kFarOpen}));
+  (void)Proxy();
+  pid_t pid = bridge_->pid();
+  // Leave exactly 8 free descriptor numbers: one spliced connection takes 6
+  // (2 sockets, 2 pipes), the next 2 (its sockets; no pipe left: copied).
+  // (Once the readiness probe's connection is gone: the same set twice.)
+  auto fds_of = [pid] {
+    std::vector<int> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+      out.push_back(std::atoi(e.path().filename().c_str()));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  std::vector<int> open_fds = fds_of();
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::vector<int> now = fds_of();
+    if (now == open_fds) break;
+    open_fds = now;
+  }
+  int limit = 0;
+  for (int free_below = 0; free_below < 8; ++limit)
+    if (std::find(open_fds.begin(), open_fds.end(), limit) == open_fds.end()) ++free_below;
+  rlimit rl{};
+  rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(limit);
+  ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &rl, nullptr), 0) << std::strerror(errno);
+  auto open_tunnel = [&](std::string* answer) {
+    int fd = BridgeConnect(3000);
+    std::string r = ConnectRequest(host);
+    send(fd, r.data(), r.size(), MSG_NOSIGNAL);
+    *answer = ReadHttpHead(fd);
+    return fd;
+  };
+  std::string a1, a2, a3;
+  int spliced = open_tunnel(&a1);
+  int copied = open_tunnel(&a2);
+  int refused = open_tunnel(&a3);
+  EXPECT_EQ(StatusOf(a1), 200) << a1;
+  EXPECT_EQ(StatusOf(a2), 200) << a2;
+  EXPECT_EQ(StatusOf(a3), 503) << a3;
+  close(refused);
+  for (int fd : {spliced, copied}) {
+    std::string data = RandomBytes(1 << 20, static_cast<unsigned>(fd));
+    EXPECT_TRUE(EchoThrough(fd, data) == data) << "fd " << fd;
+    close(fd);
+  }
+  // Descriptors back: the next connection is served again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string a4;
+  int again = open_tunnel(&a4);
+  EXPECT_EQ(StatusOf(a4), 200) << a4;
+  close(again);
+  EXPECT_TRUE(bridge_->Alive());
 }
 
 }  // namespace

@@ -71,6 +71,9 @@ class TestServer {
     kEcho,    // echoes until EOF
     kBulk,    // reads a head, answers 200 with `bulk_bytes` bytes
     kSilent,  // accepts, reads and keeps bytes, never answers
+    kQuick,   // reads a head, answers `response` and closes, one connection
+              // at a time on the accepting thread, keeping nothing (for
+              // latency figures: no thread start per connection)
   };
   // far: listen in the far namespace (MakeFarNetns).
   TestServer(const std::string& addr, int port, Mode mode, SSL_CTX* tls = nullptr, bool far = false);
@@ -86,6 +89,7 @@ class TestServer {
  private:
   void Accept();
   void Handle(int fd, size_t index);
+  void ServeQuick(int fd);
   std::string addr_;
   int port_ = 0, listen_fd_ = -1, stop_pipe_[2] = {-1, -1};
   Mode mode_;
@@ -125,6 +129,10 @@ std::string Exchange(const std::string& socket_path, const std::string& request,
 // The status code of an HTTP response ("HTTP/1.1 403 ..." -> 403), 0 if none.
 int StatusOf(const std::string& response);
 
+// Reads from `fd` until the end of an HTTP head (or EOF/error); returns what
+// it read (which may run past the head).
+std::string ReadHttpHead(int fd);
+
 // An OpenSSL client's first flight (a ClientHello) with this SNI ("" = none).
 std::string MakeClientHello(const std::string& sni);
 
@@ -135,6 +143,7 @@ class Netbridge {
   Netbridge(const std::string& binary, const std::string& socket, int port);
   ~Netbridge();
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   bool ready() const { return ready_; }
   // False once the bridge process has exited (*status: its wait status).
   bool Alive(int* status = nullptr);

@@ -1,7 +1,12 @@
 #include "worker/gateway/gateway.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <asio.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -9,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <list>
+#include <type_traits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -43,6 +49,51 @@ struct Entry {
   int64_t start = NowMs();
 };
 
+// One direction of a relayed connection.
+struct Flow {
+  int64_t bytes = 0;  // taken from the source and admitted by the job's budget
+  bool cut = false;   // stopped by the job's byte limit
+};
+
+// A pipe for splice(2), closed with its owner (also when a coroutine frame
+// is destroyed unfinished). The kernel's default size (64 KiB): 256 KiB and
+// 1 MiB made no difference gateway_bench could see.
+struct KernelPipe {
+  int r = -1, w = -1;
+  size_t size = 0;
+  KernelPipe() {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return;
+    r = p[0];
+    w = p[1];
+    int got = fcntl(w, F_GETPIPE_SZ);
+    size = got > 0 ? static_cast<size_t>(got) : size_t{4096};
+  }
+  ~KernelPipe() {
+    if (r >= 0) close(r);
+    if (w >= 0) close(w);
+  }
+  KernelPipe(const KernelPipe&) = delete;
+  KernelPipe& operator=(const KernelPipe&) = delete;
+  bool ok() const { return r >= 0; }
+};
+
+// Takes a SIGPIPE that a splice(2) into a closed socket left pending on this
+// (io) thread, where it is blocked: none piles up.
+void DrainSigpipe() {
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  const timespec zero{0, 0};
+  while (sigtimedwait(&pipe_only, nullptr, &zero) > 0) {
+  }
+}
+
+// A socket whose descriptor carries the stream's bytes as they are (not a
+// TLS stream): both ends of a spliced flow must be one.
+template <typename S>
+constexpr bool kPlainSocket = std::is_same_v<S, tcp::socket> || std::is_same_v<S, local::socket>;
+
 }  // namespace
 
 class JobGatewayImpl final : public JobGateway,
@@ -75,7 +126,7 @@ class JobGatewayImpl final : public JobGateway,
       self->stopped_ = true;
       self->acceptor_.close(ec);
       std::lock_guard<std::mutex> l(self->mu_);
-      for (auto& c : self->closers_) c();
+      for (auto& c : self->closers_) c(true);
       self->closers_.clear();
     });
   }
@@ -122,16 +173,25 @@ class JobGatewayImpl final : public JobGateway,
                                e.j.value("port", 0), why);
   }
 
-  // Registers a way to close a socket when the job's gateway stops.
+  // Registers a way to close a socket when the job's gateway stops. Each
+  // closer closes its socket if asked and says whether the socket still
+  // exists; the gone ones are dropped whenever the list has doubled, so a job
+  // that opens many connections does not grow it without end.
   template <typename Sock>
   void Track(std::shared_ptr<Sock> s) {
     std::lock_guard<std::mutex> l(mu_);
+    if (closers_.size() >= prune_at_) {
+      closers_.remove_if([](const auto& closer) { return !closer(false); });
+      prune_at_ = std::max<size_t>(64, 2 * closers_.size());
+    }
     std::weak_ptr<Sock> w = s;
-    closers_.push_back([w] {
-      if (auto p = w.lock()) {
+    closers_.push_back([w](bool close) {
+      auto p = w.lock();
+      if (p && close) {
         std::error_code ec;
         p->lowest_layer().close(ec);
       }
+      return static_cast<bool>(p);
     });
   }
 
@@ -141,6 +201,11 @@ class JobGatewayImpl final : public JobGateway,
     std::error_code ec;
     co_await asio::async_write(*c, asio::buffer(Reply(code, reason, why)),
                                asio::redirect_error(use_awaitable, ec));
+  }
+
+  awaitable<void> DenyBudget(std::shared_ptr<local::socket> c, Entry& e) {
+    e.j["limit"] = "total bytes";
+    co_await Deny(c, e, 403, "Forbidden", BudgetSpent());
   }
 
   // Resolves once (or from the test override), checks every address.
@@ -207,18 +272,63 @@ class JobGatewayImpl final : public JobGateway,
       });
       co_await s->async_connect(Endpoint(ip, port), asio::redirect_error(use_awaitable, ec));
       t.cancel();
-      if (!ec) co_return std::make_pair(s, ip);
+      if (!ec) {
+        // A relay forwards what arrives when it arrives, as the job's own
+        // socket would send it (curl and undici set TCP_NODELAY too).
+        s->set_option(tcp::no_delay(true), ec);
+        co_return std::make_pair(s, ip);
+      }
       last = ec.message();
     }
     co_return absl::UnavailableError(absl::StrCat("connect failed: ", last));
   }
 
-  // Copies `from` to `to` until EOF, counting bytes; then half-closes `to`.
+  // The job's byte budget (max_total_bytes): every byte the gateway
+  // forwards for the job, either way, on all its connections together (the
+  // gateway's own answers aside). Takes up to `want` bytes from it and
+  // returns how many may be moved.
+  int64_t TakeBudget(int64_t want) {
+    int64_t cur = total_bytes_.load();
+    while (true) {
+      int64_t ok = std::clamp<int64_t>(cfg_.limits.max_total_bytes - cur, 0, want);
+      if (ok == 0 || total_bytes_.compare_exchange_weak(cur, cur + ok)) return ok;
+    }
+  }
+
+  // A head (a request's, a ClientHello, a response's) goes whole or not at
+  // all: whether it fits, and taking it.
+  bool BudgetFits(int64_t n) const { return total_bytes_.load() + n <= cfg_.limits.max_total_bytes; }
+  bool TakeBudgetAll(int64_t n) {
+    int64_t cur = total_bytes_.load();
+    while (cur + n <= cfg_.limits.max_total_bytes)
+      if (total_bytes_.compare_exchange_weak(cur, cur + n)) return true;
+    return false;
+  }
+  std::string BudgetSpent() const {
+    return absl::StrCat("the job's byte limit (", cfg_.limits.max_total_bytes, " bytes) is spent");
+  }
+
+  // Where one direction of a relay stopped. A cut ends the connection both
+  // ways at once; otherwise `to` is half-closed (the other direction goes on).
   template <typename From, typename To>
-  // Copies from -> to until EOF; with `limit` >= 0 only that many bytes, then
-  // stops reading (no half-close: the peer still answers).
-  awaitable<void> Pipe(From& from, To& to, int64_t& counter, std::shared_ptr<std::atomic<int64_t>> activity,
-                       int64_t limit = -1) {
+  static void EndFlow(From& from, To& to, const Flow& f) {
+    std::error_code ec;
+    if (f.cut) {
+      from.lowest_layer().shutdown(asio::socket_base::shutdown_both, ec);
+      to.lowest_layer().shutdown(asio::socket_base::shutdown_both, ec);
+    } else {
+      to.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
+    }
+  }
+
+  // One direction through a user-space buffer: for anything that is not a
+  // plain socket pair (the model route's own TLS stream). Moves from -> to
+  // until EOF; with `limit` >= 0 only that many bytes, then stops reading
+  // without a half-close (the peer still answers). Bytes beyond the job's
+  // budget are never written: the flow is cut.
+  template <typename From, typename To>
+  awaitable<void> CopyFlow(From& from, To& to, Flow& f, std::shared_ptr<std::atomic<int64_t>> activity,
+                           int64_t limit) {
     std::array<char, 65536> buf;  // 4x fewer reads/writes per MiB than 16 KiB (gateway_bench)
     while (true) {
       std::error_code ec;
@@ -228,17 +338,120 @@ class JobGatewayImpl final : public JobGateway,
         want = static_cast<size_t>(std::min<int64_t>(limit, static_cast<int64_t>(want)));
       }
       size_t n = co_await from.async_read_some(asio::buffer(buf.data(), want), asio::redirect_error(use_awaitable, ec));
-      if (limit >= 0 && !ec) limit -= static_cast<int64_t>(n);
       if (ec || n == 0) break;
+      if (limit > 0) limit -= static_cast<int64_t>(n);
       *activity = NowMs();
-      counter += static_cast<int64_t>(n);
-      total_bytes_ += static_cast<int64_t>(n);
-      if (total_bytes_ > cfg_.limits.max_total_bytes) break;
-      co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::redirect_error(use_awaitable, ec));
+      int64_t ok = TakeBudget(static_cast<int64_t>(n));
+      f.bytes += ok;
+      if (ok > 0)
+        co_await asio::async_write(to, asio::buffer(buf.data(), static_cast<size_t>(ok)),
+                                   asio::redirect_error(use_awaitable, ec));
+      if (ok < static_cast<int64_t>(n)) {
+        f.cut = true;
+        break;
+      }
       if (ec) break;
     }
+    EndFlow(from, to, f);
+  }
+
+  // The same contract as CopyFlow, zero-copy: splice(2) from -> a pipe -> to,
+  // both sockets non-blocking, waiting for readiness on the sockets
+  // themselves (no user buffer, no copy of the bytes into the gateway). Falls
+  // back to CopyFlow when no pipe can be had (out of descriptors).
+  template <typename From, typename To>
+  awaitable<void> SpliceFlow(From& from, To& to, Flow& f, std::shared_ptr<std::atomic<int64_t>> activity,
+                             int64_t limit) {
+    KernelPipe p;
     std::error_code ec;
-    to.lowest_layer().shutdown(asio::socket_base::shutdown_send, ec);
+    if (!p.ok()) {
+      co_await CopyFlow(from, to, f, activity, limit);
+      co_return;
+    }
+    from.native_non_blocking(true, ec);
+    if (!ec) to.native_non_blocking(true, ec);
+    size_t held = 0;  // admitted bytes in the pipe, not yet written to `to`
+    bool failed = static_cast<bool>(ec);
+    constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    int turns = 0;  // pipe fills since this flow last let the io thread go
+    while (!failed) {
+      // A flow that never has to wait would keep the io thread (every other
+      // connection, the idle timers, Stop) to itself: it yields now and then.
+      if (++turns == 32) {
+        turns = 0;
+        co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+      }
+      // Empty the pipe first. The descriptors are read afresh after every
+      // wait: a socket closed meanwhile (idle timeout, Stop) reads as -1.
+      while (held > 0) {
+        ssize_t n = ::splice(p.r, nullptr, to.native_handle(), nullptr, held, kFlags);
+        if (n > 0) {
+          held -= static_cast<size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+          co_await to.async_wait(asio::socket_base::wait_write, asio::redirect_error(use_awaitable, ec));
+          if (!ec) continue;
+        }
+        if (n < 0 && errno == EPIPE) DrainSigpipe();
+        failed = true;  // the destination is gone
+        break;
+      }
+      if (failed || f.cut) break;
+      if (limit == 0) co_return;  // the bounded body is through; no half-close
+      int64_t left = cfg_.limits.max_total_bytes - total_bytes_.load();
+      if (left <= 0) {
+        // The budget is spent: the end of the stream may still pass, a byte
+        // may not.
+        char b;
+        ssize_t n = ::recv(from.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) f.cut = true;
+        if (n >= 0) break;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) break;
+        co_await from.async_wait(asio::socket_base::wait_read, asio::redirect_error(use_awaitable, ec));
+        if (ec) break;
+        continue;
+      }
+      int64_t want = std::min<int64_t>(static_cast<int64_t>(p.size), left);
+      if (limit > 0) want = std::min(want, limit);
+      ssize_t n = ::splice(from.native_handle(), nullptr, p.w, nullptr, static_cast<size_t>(want), kFlags);
+      if (n > 0) {
+        *activity = NowMs();
+        if (limit > 0) limit -= n;
+        // One io thread admits all of it; with more, a neighbour may have
+        // taken some of the budget since `left` was read.
+        int64_t ok = TakeBudget(n);
+        f.bytes += ok;
+        held = static_cast<size_t>(ok);  // the rest, if any, dies with the pipe
+        if (ok < n) f.cut = true;
+        continue;
+      }
+      if (n == 0) break;  // EOF
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) break;  // reset, or closed under us
+      co_await from.async_wait(asio::socket_base::wait_read, asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+    }
+    EndFlow(from, to, f);
+  }
+
+  // One direction of a relay: spliced between two plain sockets, copied
+  // through a buffer otherwise.
+  template <typename From, typename To>
+  awaitable<void> Forward(From& from, To& to, Flow& f, std::shared_ptr<std::atomic<int64_t>> activity,
+                          int64_t limit = -1) {
+    if constexpr (kPlainSocket<From> && kPlainSocket<To>) {
+      if (gopt_.splice) co_return co_await SpliceFlow(from, to, f, activity, limit);
+    }
+    co_await CopyFlow(from, to, f, activity, limit);
+  }
+
+  static void Record(Entry& e, const Flow& up, const Flow& down) {
+    e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + up.bytes;
+    e.j["bytes_down"] = e.j.value("bytes_down", int64_t{0}) + down.bytes;
+    if (up.cut || down.cut) e.j["limit"] = "total bytes";
   }
 
   // Closes both sockets when nothing moved for the idle timeout.
@@ -261,9 +474,9 @@ class JobGatewayImpl final : public JobGateway,
   // `up_limit` >= 0: forward only that many more bytes from the job (the
   // rest of one request's body); anything after it (a pipelined request) is
   // never read, let alone sent on.
-  awaitable<void> Splice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
-                         int64_t up_limit = -1) {
-    int64_t bytes_up = 0, bytes_down = 0;
+  awaitable<void> Relay(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
+                        int64_t up_limit = -1) {
+    Flow fup, fdown;
     // Idle time is per connection: a busy neighbour keeps no stalled one alive.
     auto activity = std::make_shared<std::atomic<int64_t>>(NowMs());
     auto close_all = [c, up] {
@@ -271,12 +484,10 @@ class JobGatewayImpl final : public JobGateway,
       c->close(ec);
       up->lowest_layer().close(ec);
     };
-    co_await ((Pipe(*c, *up, bytes_up, activity, up_limit) && Pipe(*up, *c, bytes_down, activity)) ||
+    co_await ((Forward(*c, *up, fup, activity, up_limit) && Forward(*up, *c, fdown, activity)) ||
               Idle(close_all, activity));
     close_all();
-    e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + bytes_up;
-    e.j["bytes_down"] = e.j.value("bytes_down", int64_t{0}) + bytes_down;
-    if (total_bytes_ > cfg_.limits.max_total_bytes) e.j["limit"] = "total bytes";
+    Record(e, fup, fdown);
   }
 
   // "http://127.0.0.1:PORT/p" or "http://localhost:PORT/p" (the bridge's own
@@ -459,15 +670,25 @@ class JobGatewayImpl final : public JobGateway,
       }
       hello.append(tmp.data(), n);
     }
+    if (!BudgetFits(static_cast<int64_t>(hello.size()))) {
+      e.j["limit"] = "total bytes";
+      Log(e, false, BudgetSpent());
+      co_return;
+    }
     auto up = co_await Connect(*addrs, t->port);
     if (!up.ok()) {
       Log(e, false, std::string(up.status().message()));
       co_return;
     }
     e.j["address"] = up->second.ToString();
+    if (!TakeBudgetAll(static_cast<int64_t>(hello.size()))) {  // spent by another connection meanwhile
+      e.j["limit"] = "total bytes";
+      Log(e, false, BudgetSpent());
+      co_return;
+    }
     co_await asio::async_write(*up->first, asio::buffer(hello), asio::redirect_error(use_awaitable, ec));
     e.j["bytes_up"] = static_cast<int64_t>(hello.size());
-    if (!ec) co_await Splice(c, up->first, e);
+    if (!ec) co_await Relay(c, up->first, e);
     Log(e, true, t->rule);
   }
 
@@ -523,15 +744,17 @@ class JobGatewayImpl final : public JobGateway,
     e.j["rule"] = t->rule;
     auto addrs = co_await Resolve(t->host);
     if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    int64_t left = BodyLeft(*body, rest);
+    std::string out = RewriteHead(h, uri->second, *host_hdr, {}) + rest;
+    if (!BudgetFits(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     auto up = co_await Connect(*addrs, t->port);
     if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
     e.j["address"] = up->second.ToString();
-    int64_t left = BodyLeft(*body, rest);
-    std::string out = RewriteHead(h, uri->second, *host_hdr, {}) + rest;
+    if (!TakeBudgetAll(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     std::error_code ec;
     co_await asio::async_write(*up->first, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
     e.j["bytes_up"] = static_cast<int64_t>(out.size());
-    if (!ec) co_await Splice(c, up->first, e, left);
+    if (!ec) co_await Relay(c, up->first, e, left);
     Log(e, true, t->rule);
   }
 
@@ -550,18 +773,20 @@ class JobGatewayImpl final : public JobGateway,
     if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "bad model host");
     auto addrs = co_await Resolve(*host);
     if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
+    std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
+    std::string out = RewriteHead(h, h.target, host_header, {{m.header, key_value}}) + rest;
+    if (!BudgetFits(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     auto up = co_await Connect(*addrs, m.port);
     if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
     e.j["address"] = up->second.ToString();
     e.j["rule"] = "model provider";
-    std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
-    std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
-    std::string out = RewriteHead(h, h.target, host_header, {{m.header, key_value}}) + rest;
+    if (!TakeBudgetAll(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     e.j["bytes_up"] = static_cast<int64_t>(out.size());
     std::error_code ec;
     if (!m.tls) {
       co_await asio::async_write(*up->first, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-      if (!ec) co_await ModelSplice(c, up->first, e, left);
+      if (!ec) co_await ModelRelay(c, up->first, e, left);
       Log(e, true, "model provider");
       co_return;
     }
@@ -579,35 +804,32 @@ class JobGatewayImpl final : public JobGateway,
       co_return co_await Deny(c, e, 502, "Bad Gateway",
                               absl::StrCat("TLS to the model provider failed: ", ec.message()));
     co_await asio::async_write(*tls, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    if (!ec) co_await ModelSplice(c, tls, e, left);
+    if (!ec) co_await ModelRelay(c, tls, e, left);
     Log(e, true, "model provider");
   }
 
-  // Like Splice, but reads the response head first to see rate limits. The
+  // Like Relay, but reads the response head first to see rate limits. The
   // request body keeps flowing up meanwhile (the provider answers only once
   // it has the whole body, often far more than arrived with the head).
   template <typename Up>
-  awaitable<void> ModelSplice(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
-                              int64_t up_limit) {
-    int64_t bytes_up = 0, bytes_down = 0;
+  awaitable<void> ModelRelay(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
+                             int64_t up_limit) {
+    Flow fup, fdown;
     auto activity = std::make_shared<std::atomic<int64_t>>(NowMs());
     auto close_all = [c, up] {
       std::error_code ec;
       c->close(ec);
       up->lowest_layer().close(ec);
     };
-    co_await ((Pipe(*c, *up, bytes_up, activity, up_limit) &&
-               ModelDown(c, up, e, bytes_down, activity)) ||
+    co_await ((Forward(*c, *up, fup, activity, up_limit) && ModelDown(c, up, e, fdown, activity)) ||
               Idle(close_all, activity));
     close_all();
-    e.j["bytes_up"] = e.j.value("bytes_up", int64_t{0}) + bytes_up;
-    e.j["bytes_down"] = e.j.value("bytes_down", int64_t{0}) + bytes_down;
-    if (total_bytes_ > cfg_.limits.max_total_bytes) e.j["limit"] = "total bytes";
+    Record(e, fup, fdown);
   }
 
   template <typename Up>
   awaitable<void> ModelDown(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
-                            int64_t& bytes_down, std::shared_ptr<std::atomic<int64_t>> activity) {
+                            Flow& down, std::shared_ptr<std::atomic<int64_t>> activity) {
     std::string head;
     std::error_code ec;
     while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
@@ -636,10 +858,14 @@ class JobGatewayImpl final : public JobGateway,
       ++rate_.count;
     }
     if (head.empty()) co_return;
+    if (!TakeBudgetAll(static_cast<int64_t>(head.size()))) {
+      down.cut = true;
+      EndFlow(*up, *c, down);
+      co_return;
+    }
     co_await asio::async_write(*c, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
-    bytes_down += static_cast<int64_t>(head.size());
-    total_bytes_ += static_cast<int64_t>(head.size());
-    if (!ec) co_await Pipe(*up, *c, bytes_down, activity);
+    down.bytes += static_cast<int64_t>(head.size());
+    if (!ec) co_await Forward(*up, *c, down, activity);
   }
 
   asio::io_context& io_;
@@ -653,7 +879,8 @@ class JobGatewayImpl final : public JobGateway,
   RateSignal rate_;
   int denied_ = 0;
   int active_ = 0;
-  std::list<std::function<void()>> closers_;
+  std::list<std::function<bool(bool close)>> closers_;
+  size_t prune_at_ = 64;
 };
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions opt) {
@@ -663,7 +890,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions opt) {
   auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
       g->io_->get_executor());
   for (int i = 0; i < std::max(1, g->opt_.threads); ++i)
-    g->threads_.emplace_back([io = g->io_.get(), guard] { io->run(); });
+    g->threads_.emplace_back([io = g->io_.get(), guard] {
+      // splice(2) into a socket whose peer has gone raises SIGPIPE (there is
+      // no MSG_NOSIGNAL for it), which would end workerd: blocked on the io
+      // threads, it only makes splice fail with EPIPE (see DrainSigpipe).
+      sigset_t pipe_only;
+      sigemptyset(&pipe_only);
+      sigaddset(&pipe_only, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+      io->run();
+    });
   return g;
 }
 

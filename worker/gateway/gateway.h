@@ -9,7 +9,12 @@
 // agent sent, adds the real one from the worker's configuration, and makes the
 // upstream TLS connection itself with certificate verification, so the
 // container never holds the key. It records a network log per job and notes
-// the provider's rate-limit answers (429/529/5xx, retry-after).
+// the provider's rate-limit answers (429/529/5xx, retry-after). Once a
+// connection is a pure byte relay between two plain sockets (a CONNECT
+// tunnel after its ClientHello check, a plain-HTTP exchange after its head),
+// the bytes move with splice(2) through a pipe, never through the gateway's
+// memory, under the same limits (per-job bytes, idle time, the request body's
+// length) and byte counts as the buffered copy the TLS model route keeps.
 #pragma once
 
 #include <atomic>
@@ -71,6 +76,11 @@ class JobGateway {
 
 struct GatewayOptions {
   int threads = 1;  // one thread: a connection's sockets never race
+  // Relays between two plain sockets (CONNECT tunnels, plain HTTP, the
+  // model route without TLS) move bytes with splice(2), never through the
+  // gateway's memory; false: through a user-space buffer (as the TLS model
+  // route always does). Limits and byte counts are the same either way.
+  bool splice = true;
   // Test-only: names answered without DNS (worker policy `resolver_overrides`).
   std::map<std::string, std::vector<std::string>> resolver_overrides;
 };
