@@ -14,11 +14,14 @@
 // second private network namespace behind a veth pair (the gateway does not
 // connect to its own host's addresses), all on this machine.
 //   gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency]
-//                 [--copy] [--netbridge PATH] [--only TEXT]
+//                 [--copy] [--netbridge PATH] [--only TEXT] [--rate-mbit N]
 // --copy: the gateway relays through a user-space buffer instead of
 // splice(2) (GatewayOptions::splice = false); --netbridge: another bridge
 // binary (e.g. an older build) to compare with; --only: direct and the
-// paths whose name contains TEXT (e.g. for a profile of one path).
+// paths whose name contains TEXT (e.g. for a profile of one path);
+// --rate-mbit: limit the veth pair to N Mbit/s each way, as a real uplink is
+// (unshaped, the "network" is a 2-3 GB/s memory copy and the relays' CPU
+// decides the ratio).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -171,7 +174,7 @@ struct Path {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int mb = 10, runs = 9, conns = 500;
+  int mb = 10, runs = 9, conns = 500, rate_mbit = 0;
   bool throughput = true, latency = true, copy = false;
   std::string netbridge = ASSESSQ_NETBRIDGE, only;
   for (int i = 1; i < argc; ++i) {
@@ -184,8 +187,9 @@ int main(int argc, char** argv) {
     else if (a == "--copy") copy = true;
     else if (a == "--netbridge" && i + 1 < argc) netbridge = argv[++i];
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--rate-mbit" && i + 1 < argc) rate_mbit = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency] [--copy] [--netbridge PATH] [--only TEXT]\n");
+      std::fprintf(stderr, "usage: gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency] [--copy] [--netbridge PATH] [--only TEXT] [--rate-mbit N]\n");
       return 2;
     }
   }
@@ -197,8 +201,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gateway_bench needs root (private network namespaces): %s\n", ns.c_str());
     return 1;
   }
+  if (rate_mbit > 0) {
+    if (std::string e = gwtest::ShapeFarLink(rate_mbit); !e.empty()) {
+      std::fprintf(stderr, "gateway_bench: cannot shape the link: %s\n", e.c_str());
+      return 1;
+    }
+  }
   std::printf("servers in a second network namespace behind a veth pair (%s); load average %s; %ld CPUs\n",
               gwtest::kFarAddr, LoadAvg().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
+  if (rate_mbit > 0)
+    std::printf("the veth pair is limited to %d Mbit/s each way (tc tbf), like a build machine's uplink\n",
+                rate_mbit);
   gwtest::TestServer bulk(gwtest::kFarAddr, 0, gwtest::TestServer::Mode::kBulk, nullptr, true);
   const size_t bytes = static_cast<size_t>(mb) << 20;
   bulk.set_bulk_bytes(bytes);

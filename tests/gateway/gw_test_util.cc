@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -87,6 +89,23 @@ std::string MakeFarNetns(const std::vector<std::string>& far_addrs) {
       err = c + ": " + out;
       break;
     }
+  if (setns(g_near_ns, CLONE_NEWNET) != 0) return std::string("setns back: ") + std::strerror(errno);
+  return err;
+}
+
+std::string ShapeFarLink(int mbit) {
+  if (g_near_ns < 0 || g_far_ns < 0) return "no far namespace (MakeFarNetns first)";
+  // Burst: at least 4 ms at the rate, so the bucket is not the bottleneck.
+  const int64_t burst = std::max<int64_t>(64 << 10, static_cast<int64_t>(mbit) * 1000 * 1000 / 8 / 250);
+  auto tbf = [&](const std::string& dev) {
+    return "tc qdisc replace dev " + dev + " root tbf rate " + std::to_string(mbit) +
+           "mbit burst " + std::to_string(burst) + " latency 100ms";
+  };
+  std::string out;
+  if (Sh(tbf("aqgwa"), &out) != 0) return tbf("aqgwa") + ": " + out;
+  if (setns(g_far_ns, CLONE_NEWNET) != 0) return std::string("setns far: ") + std::strerror(errno);
+  std::string err;
+  if (Sh(tbf("aqgwb"), &out) != 0) err = tbf("aqgwb") + ": " + out;
   if (setns(g_near_ns, CLONE_NEWNET) != 0) return std::string("setns back: ") + std::strerror(errno);
   return err;
 }

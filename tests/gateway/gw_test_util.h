@@ -32,6 +32,10 @@ std::string EnterPrivateNetns(const std::vector<std::string>& extra_local);
 // the far side and routed to it from the near side. Call after
 // EnterPrivateNetns, before any thread starts. Returns "" or an error.
 std::string MakeFarNetns(const std::vector<std::string>& far_addrs);
+// After MakeFarNetns: limits the veth pair to `mbit` Mbit/s each way (a
+// token bucket, `tc qdisc ... tbf`, on both ends), like a build machine's
+// uplink; "" on success, else what failed.
+std::string ShapeFarLink(int mbit);
 inline constexpr char kFarAddr[] = "10.200.0.2";
 inline constexpr char kFarAddr6[] = "fd00:200::2";
 
