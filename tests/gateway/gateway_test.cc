@@ -605,6 +605,19 @@ TEST_F(GatewayTest, APipelinedRequestBehindAnAllowedOneGoesNowhere) {
                           "Content-Length: +5\r\n\r\nhello");
   EXPECT_EQ(StatusOf(resp), 400) << resp;
   EXPECT_EQ(http80_->connections(), before);
+  // A chunked body has no bound the gateway can see, so a request smuggled
+  // behind it would go up unchecked: refused (411) before any upstream byte,
+  // logged with the reason.
+  std::string chunked = "POST http://allowed.test/p HTTP/1.1\r\nHost: allowed.test\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                        "GET /smuggled3 HTTP/1.1\r\nHost: other.test\r\n\r\n";
+  resp = Exchange(sock(), chunked);
+  EXPECT_EQ(StatusOf(resp), 411) << resp;
+  EXPECT_TRUE(absl::StrContains(resp, "Content-Length")) << resp;
+  EXPECT_EQ(http80_->connections(), before);
+  EXPECT_FALSE(absl::StrContains(http80_->all_received(), "smuggled3"));
+  const std::string log = job_->Netlog().dump();
+  EXPECT_TRUE(absl::StrContains(log, "Transfer-Encoding")) << log;
 }
 
 TEST_F(GatewayTest, ATunnelToTheBridgeItselfIsTheModelRoute) {
@@ -1145,6 +1158,14 @@ TEST_F(GatewayTest, TheModelRouteWithoutTlsForwardsTheBodyAndCountsBytes) {
     EXPECT_EQ(log[0]["status"], 200);
     EXPECT_EQ(log[0].value("bytes_up", int64_t{-1}), static_cast<int64_t>(got.size())) << log[0].dump();
     EXPECT_EQ(log[0].value("bytes_down", int64_t{-1}), static_cast<int64_t>(resp.size())) << log[0].dump();
+    // A chunked body to the provider is refused too (a request pipelined
+    // behind it could name another virtual host on the provider's address).
+    const int before = http80_->connections();
+    std::string chunked = Exchange(sock(), absl::StrCat(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "2\r\n{}\r\n0\r\n\r\nGET /other HTTP/1.1\r\nHost: other.test\r\n\r\n"));
+    EXPECT_EQ(StatusOf(chunked), 411) << chunked;
+    EXPECT_EQ(http80_->connections(), before);
     job_->Stop();
     job_.reset();
     gw_.reset();

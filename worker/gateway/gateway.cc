@@ -694,15 +694,20 @@ class JobGatewayImpl final : public JobGateway,
 
   // The body bytes still to come after `rest` (what arrived with the head),
   // which is cut to the body: a pipelined request behind it goes nowhere.
-  // -1: unbounded (a chunked body ends in-stream).
-  static int64_t BodyLeft(std::optional<int64_t> body, std::string& rest) {
-    if (!body) return -1;
-    if (static_cast<int64_t>(rest.size()) >= *body) {
-      rest.resize(static_cast<size_t>(*body));
+  static int64_t BodyLeft(int64_t body, std::string& rest) {
+    if (static_cast<int64_t>(rest.size()) >= body) {
+      rest.resize(static_cast<size_t>(body));
       return 0;
     }
-    return *body - static_cast<int64_t>(rest.size());
+    return body - static_cast<int64_t>(rest.size());
   }
+
+  // A chunked body's end is in the stream, so a request pipelined behind it
+  // (with any Host header: fronting) would reach the same upstream unchecked.
+  // Requests must say their length; clients do for the bodies agents send.
+  static constexpr char kChunkedRefused[] =
+      "a request body without Content-Length (Transfer-Encoding) is not forwarded: "
+      "its end cannot be bounded; send Content-Length";
 
   static std::string RewriteHead(const RequestHead& h, const std::string& path,
                                  const std::string& host_header,
@@ -739,12 +744,13 @@ class JobGatewayImpl final : public JobGateway,
                               absl::StrCat("Host header '", *host_hdr, "' does not match the URL (fronting)"));
     auto body = RequestBodyLength(h);
     if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(body.status().message()));
+    if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", kChunkedRefused);
     auto t = Decide(a.host, a.port);
     if (!t.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(t.status().message()));
     e.j["rule"] = t->rule;
     auto addrs = co_await Resolve(t->host);
     if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
-    int64_t left = BodyLeft(*body, rest);
+    int64_t left = BodyLeft(**body, rest);
     std::string out = RewriteHead(h, uri->second, *host_hdr, {}) + rest;
     if (!BudgetFits(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     auto up = co_await Connect(*addrs, t->port);
@@ -768,7 +774,8 @@ class JobGatewayImpl final : public JobGateway,
     e.j["path"] = h.target.substr(0, 200);
     auto body = RequestBodyLength(h);
     if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(body.status().message()));
-    int64_t left = BodyLeft(*body, rest);
+    if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", kChunkedRefused);
+    int64_t left = BodyLeft(**body, rest);
     auto host = NormalizeHost(m.host);
     if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "bad model host");
     auto addrs = co_await Resolve(*host);
