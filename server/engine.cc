@@ -36,7 +36,7 @@ namespace {
 #define JOB_COLS                                                                     \
   "SELECT id, batch_id, dataset_key, dataset_name, input_sha256, state, retry_epoch, " \
   "current_attempt, coalesce(worker,''), superseded_by IS NOT NULL, attempts, "       \
-  "coalesce(input_id, 0), ready_at FROM jobs "
+  "input_id, ready_at FROM jobs "
 
 std::string OutcomeFor(const v1::CompleteRequest& r) {
   switch (r.outcome_case()) {
@@ -366,11 +366,8 @@ absl::StatusOr<std::optional<Engine::JobRow>> Engine::LoadJob(int64_t id) {
 }
 
 absl::StatusOr<std::string> Engine::ReadInput(const JobRow& job) {
-  // By rowid when the job has one (every job since schema v4).
-  ASSIGN_OR_RETURN(in, job.input_id > 0
-                           ? db_->Prepare("SELECT content FROM inputs WHERE rowid=?")
-                           : db_->Prepare("SELECT content FROM inputs WHERE sha256=?"));
-  if (job.input_id > 0) in->Bind(1, job.input_id); else in->Bind(1, job.input_sha256);
+  ASSIGN_OR_RETURN(in, db_->Prepare("SELECT content FROM inputs WHERE id=?"));
+  in->Bind(1, job.input_id);
   ASSIGN_OR_RETURN(row, in->Step());
   std::string content = row ? in->Text(0) : std::string();
   in->Reset();
@@ -585,23 +582,13 @@ absl::StatusOr<Engine::BatchInfo*> Engine::EnsureBatch(const SubmitArgs& a) {
 }
 
 absl::StatusOr<int64_t> Engine::InsertJob(int64_t batch_id, const SubmitFile& f) {
-  ASSIGN_OR_RETURN(in, db_->Prepare(
-                           "INSERT OR IGNORE INTO inputs(sha256, content, size) VALUES(?,?,?)"));
+  // Each job's input is a row of its own, by id: no index on the (random)
+  // sha256 to maintain, which is what made submits and leases slower as the
+  // queue grew.
+  ASSIGN_OR_RETURN(in, db_->Prepare("INSERT INTO inputs(sha256, content, size) VALUES(?,?,?)"));
   in->Bind(1, f.sha256).BindBlob(2, f.content).Bind(3, static_cast<int64_t>(f.content.size()));
   RETURN_IF_ERROR(in->Run());
-  // Jobs point at their input by rowid: leases read it without a seek on the
-  // (random) sha256 key, which is what grew with the queue's depth.
-  int64_t input_id = 0;
-  if (db_->Changes() == 1) {
-    input_id = db_->LastInsertId();
-  } else {
-    ASSIGN_OR_RETURN(q, db_->Prepare("SELECT rowid FROM inputs WHERE sha256=?"));
-    q->Bind(1, f.sha256);
-    ASSIGN_OR_RETURN(qrow, q->Step());
-    if (!qrow) return absl::InternalError(absl::StrCat("input ", f.sha256, " vanished"));
-    input_id = q->Int(0);
-    q->Reset();
-  }
+  const int64_t input_id = db_->LastInsertId();
   ASSIGN_OR_RETURN(st, db_->Prepare(
                            "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
                            "input_sha256, input_id, state, ready_at, created_at, updated_at) "

@@ -200,7 +200,7 @@ class Engine {
     std::string worker;
     bool superseded = false;
     int64_t attempts = 0;  // attempts so far (all epochs)
-    int64_t input_id = 0;  // inputs.rowid; 0 for rows from before schema v4
+    int64_t input_id = 0;  // inputs.id
     int64_t ready_at = 0;
   };
 

@@ -8,11 +8,19 @@
 namespace assessq {
 namespace {
 
+// One migration. `rebuild`: it rebuilds tables that others reference, so it
+// runs with foreign keys off (SQLite's documented procedure) and must leave
+// no violation behind (checked before its commit).
+struct Step {
+  const char* sql;
+  bool rebuild = false;
+};
+
 // Append only: never edit a migration that has shipped.
-const std::vector<const char*>& Steps() {
-  static const std::vector<const char*> steps = {
+const std::vector<Step>& Steps() {
+  static const std::vector<Step> steps = {
       // v1: the queue, attempts, results, workers, tokens, event log.
-      R"sql(
+      {R"sql(
 CREATE TABLE batches(
   id INTEGER PRIMARY KEY,
   name TEXT NOT NULL UNIQUE,
@@ -91,33 +99,78 @@ CREATE TABLE events(
   detail TEXT NOT NULL);
 CREATE INDEX events_job ON events(job_id);
 CREATE INDEX events_batch_kind_ts ON events(batch_id, kind, ts);
-)sql",
+)sql"},
       // v2: trust flags stored with each result.
-      R"sql(
+      {R"sql(
 ALTER TABLE results ADD COLUMN flags_json TEXT NOT NULL DEFAULT '[]';
-)sql",
+)sql"},
       // v3: fleet-wide start limits per batch and per model provider.
-      R"sql(
+      {R"sql(
 ALTER TABLE batches ADD COLUMN max_running INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE batches ADD COLUMN start_rate_per_min REAL NOT NULL DEFAULT 0;
 CREATE TABLE provider_limits(
   name TEXT PRIMARY KEY,
   max_running INTEGER NOT NULL DEFAULT 0,
   start_rate_per_min REAL NOT NULL DEFAULT 0);
-)sql",
-      // v4: jobs point at their input by rowid (leases read it without a seek
-      // on the random sha256 key); each attempt records the token (id) whose
-      // session took the lease, the only one that may renew or complete it.
-      R"sql(
-ALTER TABLE jobs ADD COLUMN input_id INTEGER;
-UPDATE jobs SET input_id=(SELECT rowid FROM inputs WHERE sha256=jobs.input_sha256);
+)sql"},
+      // v4, rebuilt with foreign keys off (see Step::rebuild):
+      // - inputs are rows of their own (id), without a unique sha256 index:
+      //   that random-keyed index was what made the queue slower as it grew
+      //   (one random B-tree page per submitted file); jobs point at their
+      //   input by id. Resubmitting a file to its batch is still recognised by
+      //   comparing it with the job's own input_sha256; a file submitted to
+      //   another batch is stored again.
+      // - each attempt records the token (id) whose session took the lease,
+      //   the only one that may renew or complete it;
+      // - each lease's expiry is stored, and when the coordinator was last
+      //   alive: a restart resumes each lease's clock where it stopped
+      //   instead of granting a fresh period.
+      {R"sql(
+CREATE TABLE inputs_v4(
+  id INTEGER PRIMARY KEY,
+  sha256 TEXT NOT NULL,
+  content BLOB NOT NULL,
+  size INTEGER NOT NULL);
+INSERT INTO inputs_v4(id, sha256, content, size) SELECT rowid, sha256, content, size FROM inputs;
+CREATE TABLE jobs_v4(
+  id INTEGER PRIMARY KEY,
+  batch_id INTEGER NOT NULL REFERENCES batches(id),
+  dataset_key TEXT NOT NULL,
+  source_name TEXT NOT NULL,
+  dataset_name TEXT NOT NULL,
+  input_sha256 TEXT NOT NULL,
+  input_id INTEGER NOT NULL REFERENCES inputs(id),
+  state TEXT NOT NULL CHECK(state IN
+    ('queued','leased','running','succeeded','needs_attention','cancelled')),
+  ready_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  retry_epoch INTEGER NOT NULL DEFAULT 0,
+  current_attempt INTEGER,
+  worker TEXT,
+  last_failure_class TEXT,
+  last_error TEXT,
+  superseded_by INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  lease_expires_at INTEGER);
+INSERT INTO jobs_v4(id, batch_id, dataset_key, source_name, dataset_name, input_sha256, input_id,
+                    state, ready_at, attempts, retry_epoch, current_attempt, worker,
+                    last_failure_class, last_error, superseded_by, created_at, updated_at)
+  SELECT j.id, j.batch_id, j.dataset_key, j.source_name, j.dataset_name, j.input_sha256, i.rowid,
+         j.state, j.ready_at, j.attempts, j.retry_epoch, j.current_attempt, j.worker,
+         j.last_failure_class, j.last_error, j.superseded_by, j.created_at, j.updated_at
+  FROM jobs j JOIN inputs i ON i.sha256 = j.input_sha256;
+DROP TABLE jobs;
+ALTER TABLE jobs_v4 RENAME TO jobs;
+DROP TABLE inputs;
+ALTER TABLE inputs_v4 RENAME TO inputs;
+CREATE INDEX jobs_ready ON jobs(ready_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_batch_state ON jobs(batch_id, state);
+CREATE UNIQUE INDEX jobs_current_key ON jobs(batch_id, dataset_key)
+  WHERE superseded_by IS NULL;
 ALTER TABLE attempts ADD COLUMN token_id INTEGER;
--- When each lease runs out, and when the coordinator was last alive: a
--- restart resumes each lease's clock where it stopped instead of granting a
--- fresh period (restarts in a row kept a dead worker's leases alive).
-ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
 CREATE TABLE engine_clock(id INTEGER PRIMARY KEY CHECK(id = 1), alive_at INTEGER NOT NULL);
-)sql",
+)sql", /*rebuild=*/true},
   };
   return steps;
 }
@@ -149,10 +202,27 @@ absl::Status MigrateTo(Db& db, int target) {
         "database schema version ", *v, " is newer than this coordinator (",
         LatestSchemaVersion(), "); upgrade coordinatord"));
   for (int next = *v + 1; next <= std::min(target, LatestSchemaVersion()); ++next) {
+    const Step& step = Steps()[next - 1];
+    // PRAGMA foreign_keys has no effect inside a transaction: set it around.
+    if (step.rebuild)
+      if (auto e = db.Exec("PRAGMA foreign_keys=OFF"); !e.ok()) return e;
     auto s = InTransaction(db, [&]() -> absl::Status {
-      if (auto e = db.Exec(Steps()[next - 1]); !e.ok()) return e;
+      if (auto e = db.Exec(step.sql); !e.ok()) return e;
+      if (step.rebuild) {
+        auto check = db.Prepare("PRAGMA foreign_key_check");
+        if (!check.ok()) return check.status();
+        auto row = (*check)->Step();
+        if (!row.ok()) return row.status();
+        const bool violation = *row;
+        const std::string table = violation ? (*check)->Text(0) : "";
+        (*check)->Reset();
+        if (violation)
+          return absl::FailedPreconditionError(
+              absl::StrCat("foreign key violation in table ", table, " after the rebuild"));
+      }
       return db.Exec(absl::StrCat("INSERT INTO schema_version(version) VALUES(", next, ")"));
     });
+    if (step.rebuild) (void)db.Exec("PRAGMA foreign_keys=ON");
     if (!s.ok())
       return absl::Status(s.code(), absl::StrCat("migration to v", next, ": ", s.message()));
   }

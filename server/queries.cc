@@ -289,7 +289,7 @@ absl::StatusOr<ResultContext> Queries::ResultContextFor(int64_t job_id) {
   ASSIGN_OR_RETURN(st, l.db().Prepare(
                            "SELECT b.name, j.dataset_key, j.dataset_name, b.profile_json, i.content "
                            "FROM jobs j JOIN batches b ON b.id=j.batch_id "
-                           "JOIN inputs i ON i.rowid=j.input_id WHERE j.id=?"));
+                           "JOIN inputs i ON i.id=j.input_id WHERE j.id=?"));
   st->Bind(1, job_id);
   ASSIGN_OR_RETURN(row, st->Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no job ", job_id));

@@ -457,8 +457,8 @@ TEST(DurabilityTest, SubmitInterruptedByAKillIsAtomicAndResumable) {
             static_cast<int64_t>(files));
   EXPECT_EQ(db.Int("SELECT count(*) FROM events WHERE kind = 'submitted'"),
             static_cast<int64_t>(files));
-  EXPECT_EQ(db.Int("SELECT count(*) FROM jobs j LEFT JOIN inputs i ON i.sha256 = "
-                   "j.input_sha256 WHERE i.sha256 IS NULL"),
+  EXPECT_EQ(db.Int("SELECT count(*) FROM jobs j LEFT JOIN inputs i ON i.id = j.input_id "
+                   "AND i.sha256 = j.input_sha256 WHERE i.id IS NULL"),
             0)
       << "every job's input is stored";
 }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -76,14 +77,18 @@ TEST_F(MigrationsTest, FreshDatabaseMigratesToLatest) {
               1)
         << table;
   }
-  // The schema enforces what the engine relies on.
-  EXPECT_FALSE(db->Exec("INSERT INTO batches(name, profile_json, retry_policy_json, created_at) "
-                        "VALUES('b', '{}', '{}', 1); "
-                        "INSERT INTO inputs VALUES('h', 'x', 1); "
-                        "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
-                        "input_sha256, state, ready_at, created_at, updated_at) "
-                        "VALUES(1, 'k', 'k.json', 'K', 'h', 'bogus', 0, 0, 0)")
-                   .ok());
+  // The schema enforces what the engine relies on: a valid row goes in, an
+  // unknown state or a missing input does not.
+  ASSERT_TRUE(db->Exec("INSERT INTO batches(name, profile_json, retry_policy_json, created_at) "
+                       "VALUES('b', '{}', '{}', 1); "
+                       "INSERT INTO inputs(id, sha256, content, size) VALUES(1, 'h', 'x', 1)")
+                  .ok());
+  const std::string job = "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
+                          "input_sha256, input_id, state, ready_at, created_at, updated_at) "
+                          "VALUES(1, 'k', 'k.json', 'K', 'h', ";
+  EXPECT_FALSE(db->Exec(job + "1, 'bogus', 0, 0, 0)").ok());
+  EXPECT_FALSE(db->Exec(job + "2, 'queued', 0, 0, 0)").ok()) << "input 2 does not exist";
+  EXPECT_TRUE(db->Exec(job + "1, 'queued', 0, 0, 0)").ok());
 }
 
 TEST_F(MigrationsTest, RerunningIsANoOp) {
@@ -106,9 +111,9 @@ TEST_F(MigrationsTest, RerunningIsANoOp) {
   EXPECT_EQ(Text(*db, "SELECT name FROM batches"), "keep-me");
 }
 
-// v4 points every job at its input by rowid; jobs written by a v3
-// coordinator get theirs filled in, and the engine leases them with their
-// metadata.
+// v4 rebuilds jobs and inputs (inputs by id, no sha256 index); a database
+// written by a v3 coordinator keeps every row, the foreign keys hold, and the
+// engine leases its jobs with their metadata.
 TEST_F(MigrationsTest, V4FillsInputIdsOfOlderJobs) {
   {
     auto db = OpenDb();
@@ -121,16 +126,42 @@ TEST_F(MigrationsTest, V4FillsInputIdsOfOlderJobs) {
                          "INSERT INTO jobs(batch_id, dataset_key, source_name, dataset_name, "
                          "input_sha256, state, ready_at, created_at, updated_at) VALUES "
                          "(1, 'two', 'two.json', 'Two', 'h2', 'queued', 0, 0, 0), "
-                         "(1, 'one', 'one.json', 'One', 'h1', 'queued', 0, 0, 0)")
+                         "(1, 'one', 'one.json', 'One', 'h1', 'queued', 0, 0, 0), "
+                         "(1, 'old', 'old.json', 'Old', 'h1', 'succeeded', 0, 0, 0); "
+                         "INSERT INTO attempts(job_id, number, retry_epoch, worker, leased_at, "
+                         "outcome) VALUES(3, 1, 0, 'w', 0, 'succeeded'); "
+                         "INSERT INTO results(job_id, attempt_id, result_json, stored_at) "
+                         "VALUES(3, 1, '{}', 0); "
+                         "INSERT INTO events(ts, batch_id, job_id, kind, detail) "
+                         "VALUES(0, 1, 3, 'succeeded', 'w')")
                     .ok());
   }
   {
     auto db = OpenDb();
     ASSERT_TRUE(Migrate(*db).ok());
-    EXPECT_EQ(Int(*db, "SELECT count(*) FROM jobs j JOIN inputs i ON i.rowid=j.input_id "
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM jobs j JOIN inputs i ON i.id=j.input_id "
                        "WHERE i.sha256=j.input_sha256"),
-              2);
-    EXPECT_EQ(Int(*db, "SELECT count(*) FROM jobs WHERE input_id IS NULL"), 0);
+              3);
+    // The rebuilt jobs table kept its rows, ids and everything that points
+    // at them; the foreign keys hold and are enforced again.
+    EXPECT_EQ(Text(*db, "SELECT group_concat(id || ':' || dataset_key || ':' || state, ' ') "
+                        "FROM (SELECT * FROM jobs ORDER BY id)"),
+              "1:two:queued 2:one:queued 3:old:succeeded");
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM results r JOIN attempts a ON a.id=r.attempt_id "
+                       "JOIN jobs j ON j.id=r.job_id AND j.id=a.job_id"),
+              1);
+    EXPECT_EQ(Text(*db, "SELECT count(*) FROM pragma_foreign_key_check"), "0");
+    EXPECT_EQ(Int(*db, "PRAGMA foreign_keys"), 1);
+    EXPECT_FALSE(db->Exec("INSERT INTO results(job_id, attempt_id, result_json, stored_at) "
+                          "VALUES(99, 98, '{}', 0)")
+                     .ok());
+    // The queue's indexes are back, and the input has no sha256 index.
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
+                       "('jobs_ready','jobs_batch_state','jobs_current_key')"),
+              3);
+    EXPECT_EQ(Int(*db, "SELECT count(*) FROM sqlite_master WHERE type='index' "
+                       "AND tbl_name='inputs'"),
+              0);
   }
   EngineOptions o;
   o.db_path = path_;
@@ -152,6 +183,8 @@ TEST_F(MigrationsTest, V4FillsInputIdsOfOlderJobs) {
   ASSERT_TRUE(sid.ok()) << sid.status();
   std::unique_lock<std::mutex> l(sink->mu);
   ASSERT_TRUE(sink->cv.wait_for(l, std::chrono::seconds(10), [&] { return sink->leases.size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(sink->leases.size(), 2u) << "the succeeded job is not leased";
   for (const auto& lease : sink->leases)
     EXPECT_EQ(lease.metadata(), lease.dataset_key() == "one" ? R"({"Name": "One"})"
                                                              : R"({"Name": "Two"})")
