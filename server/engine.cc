@@ -1036,53 +1036,66 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
       [this, req, worker, checked, principal]() -> absl::StatusOr<v1::CompleteResponse> {
         std::string want = OutcomeFor(req);
         if (want.empty()) return absl::InvalidArgumentError("complete: no outcome given");
-        ASSIGN_OR_RETURN(at, db_->Prepare(
-                                 "SELECT job_id, outcome, coalesce(failure_class,'') FROM attempts "
-                                 "WHERE id=?"));
-        at->Bind(1, req.token());
-        ASSIGN_OR_RETURN(found, at->Step());
-        if (!found || at->Int(0) != req.job_id()) {
-          at->Reset();
-          return absl::FailedPreconditionError(absl::StrCat(
-              "job ", req.job_id(), ": no lease with token ", req.token()));
-        }
-        std::string outcome = at->Text(1);
-        std::string recorded_class = at->Text(2);
-        at->Reset();
-        ASSIGN_OR_RETURN(job_opt, LoadJob(req.job_id()));
-        const JobRow& job = *job_opt;
         v1::CompleteResponse resp;
-        if (outcome != "leased" && outcome != "running") {
-          // An outbox retry of a completion we already recorded is fine;
-          // anything else bears a stale token.
-          // (A result we judged invalid was recorded as an invalid_output failure.)
-          bool same = outcome == want ||
-                      (want == "succeeded" && outcome == "failed" &&
-                       recorded_class == ClassName(v1::FAILURE_CLASS_INVALID_OUTPUT));
-          if (same) {
-            resp.set_duplicate(true);
-            resp.set_job_state(StateFromName(job.state).value_or(v1::JOB_STATE_UNSPECIFIED));
-            return resp;
-          }
-          return absl::FailedPreconditionError(absl::StrCat(
-              "job ", req.job_id(), ": lease ", req.token(), " is no longer held (attempt ",
-              outcome, ")"));
-        }
         auto lease = leases_.find(req.job_id());
-        if (lease == leases_.end() || lease->second.token != req.token())
-          return absl::FailedPreconditionError(absl::StrCat(
-              "job ", req.job_id(), ": lease ", req.token(), " is not held (stale token)"));
+        if (lease == leases_.end() || lease->second.token != req.token()) {
+          // Not held (any more). An outbox re-send of a completion we already
+          // recorded is answered as a duplicate; anything else is stale.
+          ASSIGN_OR_RETURN(at, db_->Prepare(
+                                   "SELECT job_id, outcome, coalesce(failure_class,'') "
+                                   "FROM attempts WHERE id=?"));
+          at->Bind(1, req.token());
+          ASSIGN_OR_RETURN(found, at->Step());
+          if (!found || at->Int(0) != req.job_id()) {
+            at->Reset();
+            return absl::FailedPreconditionError(absl::StrCat(
+                "job ", req.job_id(), ": no lease with token ", req.token()));
+          }
+          const std::string outcome = at->Text(1);
+          const std::string recorded_class = at->Text(2);
+          at->Reset();
+          // (A result we judged invalid was recorded as an invalid_output failure.)
+          const bool same = outcome == want ||
+                            (want == "succeeded" && outcome == "failed" &&
+                             recorded_class == ClassName(v1::FAILURE_CLASS_INVALID_OUTPUT));
+          if (outcome == "leased" || outcome == "running" || !same)
+            return absl::FailedPreconditionError(absl::StrCat(
+                "job ", req.job_id(), ": lease ", req.token(), " is no longer held (attempt ",
+                outcome, ")"));
+          ASSIGN_OR_RETURN(done_job, LoadJob(req.job_id()));
+          resp.set_duplicate(true);
+          resp.set_job_state(done_job ? StateFromName(done_job->state).value_or(
+                                            v1::JOB_STATE_UNSPECIFIED)
+                                      : v1::JOB_STATE_UNSPECIFIED);
+          return resp;
+        }
         RETURN_IF_ERROR(CheckHolder(req.job_id(), lease->second, principal));
+        // The job's row, read only on the paths that need more than its id
+        // and batch (a stored success with a checked result needs neither).
+        std::optional<JobRow> job_row;
+        auto load_job = [&]() -> absl::StatusOr<const JobRow*> {
+          if (!job_row) {
+            ASSIGN_OR_RETURN(j, LoadJob(req.job_id()));
+            if (!j) return absl::InternalError(absl::StrCat("job ", req.job_id(), " vanished"));
+            job_row = std::move(*j);
+          }
+          return &*job_row;
+        };
+        struct {
+          int64_t id;
+          int64_t batch_id;
+        } const job{req.job_id(), lease->second.batch_id};
         int64_t now = Now();
         if (want == "succeeded") {
           CheckedResult check;
           if (checked) {
             check = *checked;
           } else {
+            ASSIGN_OR_RETURN(row, load_job());
             BatchInfo* b = BatchById(job.batch_id);
-            ResultContext ctx{b ? b->name : "", job.dataset_key, job.dataset_name,
+            ResultContext ctx{b ? b->name : "", row->dataset_key, row->dataset_name,
                               b ? b->profile_json : "{}", ""};
-            ASSIGN_OR_RETURN(md, ReadInput(job));
+            ASSIGN_OR_RETURN(md, ReadInput(*row));
             ctx.metadata = std::move(md);
             check = opt_.checker(ctx, req.result_json());
           }
@@ -1091,7 +1104,8 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
             std::string err = absl::StrJoin(errors, "\n");
             RETURN_IF_ERROR(FinishAttempt(req.token(), "failed",
                                           v1::FAILURE_CLASS_INVALID_OUTPUT, err, &req));
-            ASSIGN_OR_RETURN(next, FailJob(job, req.token(), v1::FAILURE_CLASS_INVALID_OUTPUT,
+            ASSIGN_OR_RETURN(row, load_job());
+            ASSIGN_OR_RETURN(next, FailJob(*row, req.token(), v1::FAILURE_CLASS_INVALID_OUTPUT,
                                            err, 0));
             DropLease(job.id);
             resp.set_job_state(next);
@@ -1138,7 +1152,8 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
         if (cls == v1::FAILURE_CLASS_UNSPECIFIED)
           return absl::InvalidArgumentError("failure without a failure class");
         RETURN_IF_ERROR(FinishAttempt(req.token(), "failed", cls, req.failure().reason(), &req));
-        ASSIGN_OR_RETURN(next, FailJob(job, req.token(), cls, req.failure().reason(),
+        ASSIGN_OR_RETURN(row, load_job());
+        ASSIGN_OR_RETURN(next, FailJob(*row, req.token(), cls, req.failure().reason(),
                                        req.failure().retry_after_ms()));
         DropLease(job.id);
         resp.set_job_state(next);
