@@ -1,6 +1,8 @@
 #include "absl/strings/string_view.h"
 #include "server/db.h"
 
+#include <mutex>
+
 #include "absl/strings/str_cat.h"
 
 namespace assessq {
@@ -72,6 +74,11 @@ std::string Stmt::Text(int col) const {
 }
 
 absl::StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, Options opt) {
+  // Before SQLite's first use: no global memory statistics, so allocations
+  // take no process-wide mutex (every connection here is used by one thread
+  // at a time, SQLITE_OPEN_NOMUTEX).
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX |
               (opt.read_only ? SQLITE_OPEN_READONLY
