@@ -85,7 +85,7 @@ absl::StatusOr<Principal> Authenticator::CheckToken(const std::string& token, Ro
     who = Principal{*role, (*st)->Text(1), (*st)->Int(2)};
     (*st)->Reset();
     if (cache_.size() > 10000) cache_.clear();
-    cache_[hash] = Cached{*who, now + 30000};
+    cache_[hash] = Cached{*who, now + kAuthCacheMs};
   }
   if (who->role != want)
     return absl::PermissionDeniedError(absl::StrCat(

@@ -1,8 +1,10 @@
 // API tokens: created by `coordinatord token create --role ROLE`, stored only
 // as SHA-256 hashes, and checked on every RPC from the `authorization:
 // Bearer` metadata. Roles: `operator` (operator service) and `worker`
-// (worker service). Verified hashes are cached briefly so a check costs no
-// database read on the hot path; revocation takes effect within the TTL.
+// (worker service). Verified hashes are cached briefly (kAuthCacheMs) so a
+// check costs no database read on the hot path; revocation takes effect
+// within that time, on open worker sessions too (checked again on each
+// message they send).
 #pragma once
 
 #include "absl/strings/string_view.h"
@@ -33,6 +35,8 @@ struct Principal {
 absl::StatusOr<std::string> CreateToken(const std::string& db_path, Role role,
                                         const std::string& name);
 absl::Status RevokeToken(const std::string& db_path, const std::string& name);
+
+inline constexpr int64_t kAuthCacheMs = 5000;
 
 class Authenticator {
  public:

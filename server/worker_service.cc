@@ -56,7 +56,7 @@ class SessionReactor final
     : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
  public:
   SessionReactor(Engine* engine, Authenticator* auth, grpc::CallbackServerContext* ctx)
-      : engine_(engine), outbox_(std::make_shared<Outbox>(this)) {
+      : engine_(engine), auth_(auth), ctx_(ctx), outbox_(std::make_shared<Outbox>(this)) {
     auto who = auth->Check(ctx, Role::kWorker);
     if (!who.ok()) {
       outbox_->FinishWhenIdle(ToGrpc(who.status()));
@@ -69,6 +69,14 @@ class SessionReactor final
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker closed its side or went away
       outbox_->FinishWhenIdle(grpc::Status::OK);
+      return;
+    }
+    // The token again (cached): a revoked token's session ends at its next
+    // message, as its unary calls would fail.
+    if (auto who = auth_->Check(ctx_, Role::kWorker); !who.ok() || who->id != principal_) {
+      outbox_->FinishWhenIdle(
+          who.ok() ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token changed")
+                   : ToGrpc(who.status()));
       return;
     }
     if (in_.has_hello()) {
@@ -141,6 +149,8 @@ class SessionReactor final
 
  private:
   Engine* engine_;
+  Authenticator* auth_;
+  grpc::CallbackServerContext* ctx_;
   std::shared_ptr<Outbox> outbox_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello

@@ -434,6 +434,61 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
   EXPECT_EQ(c->job_state(), v1::JOB_STATE_SUCCEEDED);
 }
 
+// Revoking a worker token shuts it out within the token cache's lifetime,
+// on the session it already has open too: its heartbeats there end the
+// session, as its unary calls are refused.
+TEST(ApiTest, RevokedWorkerTokenLosesItsOpenSession) {
+  Env env(30.0);
+  env.coord->Start();
+  auto sub = env.Submit("revoke", {{"r.json", Meta("r")}});
+  const int64_t job = sub.items(0).job_id();
+  const std::string doomed = ReadToken(env.coord->CreateToken("worker", "doomed-host"));
+  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + doomed);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub->Session(&ctx);
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_name("doomed");
+  hello.mutable_hello()->set_slots(1);
+  ASSERT_TRUE(stream->Write(hello));
+  v1::CoordinatorMessage m;
+  v1::Lease lease;
+  while (stream->Read(&m))
+    if (m.has_lease()) {
+      lease = m.lease();
+      break;
+    }
+  ASSERT_EQ(lease.job_id(), job);
+  v1::WorkerMessage beat;
+  beat.mutable_heartbeat()->set_job_id(job);
+  beat.mutable_heartbeat()->set_token(lease.token());
+  beat.mutable_heartbeat()->set_seq(1);
+  ASSERT_TRUE(stream->Write(beat));
+  while (stream->Read(&m) && !m.has_heartbeat_ack()) {
+  }
+  ASSERT_TRUE(m.has_heartbeat_ack());
+  EXPECT_EQ(m.heartbeat_ack().code(), 0) << m.heartbeat_ack().error();
+
+  auto r = aqtest::Run({BinPath("coordinatord"), "--db", env.coord->db(), "token", "revoke",
+                        "doomed-host"},
+               30000);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5500));  // the cache's lifetime
+  beat.mutable_heartbeat()->set_seq(2);
+  stream->Write(beat);
+  bool acked = false;
+  while (stream->Read(&m)) acked = acked || m.has_heartbeat_ack();
+  EXPECT_FALSE(acked) << "a revoked token's heartbeat was answered";
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // And its calls are refused.
+  grpc::ClientContext uctx;
+  uctx.AddMetadata("authorization", "Bearer " + doomed);
+  v1::HeartbeatResponse hr;
+  EXPECT_EQ(stub->Heartbeat(&uctx, beat.heartbeat(), &hr).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
 // A restart resumes each lease's clock where it stopped: a dead worker's
 // lease runs out about one lease period after its last heartbeat even when
 // the coordinator restarts every second (each restart used to grant a fresh
