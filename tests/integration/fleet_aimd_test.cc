@@ -11,13 +11,13 @@
 //    provider's own count of calls in flight), and a batch's --start-rate
 //    spaces its leases (coordinator clock, event log).
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <thread>
 
 #include "tests/integration/harness.h"
+#include "tests/support/sqlite_reader.h"
 
 namespace aqtest {
 namespace {
@@ -25,25 +25,14 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
+// Every row of `sql` on the coordinator's database, as integers.
 std::vector<std::vector<int64_t>> Rows(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
-    throw std::runtime_error("open " + db_path);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    std::string e = sqlite3_errmsg(db);
-    sqlite3_close(db);
-    throw std::runtime_error("prepare: " + e + " in " + sql);
-  }
   std::vector<std::vector<int64_t>> out;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    std::vector<int64_t> row;
-    for (int c = 0; c < sqlite3_column_count(st); ++c) row.push_back(sqlite3_column_int64(st, c));
-    out.push_back(std::move(row));
+  for (const auto& row : SqliteReader(db_path).Rows(sql)) {
+    std::vector<int64_t> ints;
+    for (const auto& v : row) ints.push_back(v == "NULL" ? 0 : std::stoll(v));
+    out.push_back(std::move(ints));
   }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
   return out;
 }
 
