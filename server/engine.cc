@@ -391,7 +391,10 @@ absl::Status Engine::CheckHolder(int64_t job_id, const LeaseInfo& lease,
                                  int64_t principal) const {
   if (principal == 0 || lease.principal == 0 || lease.principal == principal)
     return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
+  // FAILED_PRECONDITION (not PERMISSION_DENIED): for the caller this lease is
+  // not held, and retrying cannot change that (a worker's outbox drops such
+  // a report instead of retrying it before every later one).
+  return absl::FailedPreconditionError(absl::StrCat(
       "job ", job_id, ": lease ", lease.token, " was taken with another worker token"));
 }
 

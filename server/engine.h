@@ -126,7 +126,7 @@ class Engine {
   void SetCapacity(int64_t session_id, int slots);
   void CloseSession(int64_t session_id);
   // Heartbeat and Complete from `principal` (a token id; 0: not checked) are
-  // refused with PERMISSION_DENIED for a lease bound to another token.
+  // refused with FAILED_PRECONDITION for a lease bound to another token.
   void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done,
                  int64_t principal = 0);
   // `checked`: the result was already checked off the engine thread (see
@@ -244,7 +244,7 @@ class Engine {
   absl::Status RequeueJob(int64_t job_id, int64_t batch_id, bool new_epoch,
                           absl::string_view why);
   void DropLease(int64_t job_id);
-  // PERMISSION_DENIED when `principal` may not act on `lease`.
+  // FAILED_PRECONDITION when `principal` may not act on `lease`.
   absl::Status CheckHolder(int64_t job_id, const LeaseInfo& lease, int64_t principal) const;
   absl::Status ExpireLeases();
   absl::Status Dispatch();

@@ -14,6 +14,27 @@ namespace {
 
 class SessionReactor;
 
+// Complete, wherever it arrives (the RPC or the session): caps, the result
+// checked here on the calling gRPC thread so the single engine thread only
+// fences and writes (a stale upload is checked for nothing: the engine
+// refuses it), then the engine.
+void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& req,
+                   const Principal& who, Engine::Done<v1::CompleteResponse> done) {
+  if (req.log_tail().size() > (256 << 10) || req.netlog_json().size() > (4 << 20) ||
+      req.result_json().size() > (8 << 20) || req.details_json().size() > (1 << 20)) {
+    done(absl::InvalidArgumentError(
+        "complete: result (8 MiB), log tail (256 KiB), netlog (4 MiB) or details (1 MiB) "
+        "over its cap"));
+    return;
+  }
+  std::optional<CheckedResult> checked;
+  if (req.has_result_json()) {
+    auto ctx = queries->ResultContextFor(req.job_id());
+    if (ctx.ok()) checked = engine->checker()(*ctx, req.result_json());
+  }
+  engine->Complete(req, who.name, std::move(done), std::move(checked), who.id);
+}
+
 // The engine's handle on a session: outlives the reactor, and forgets it
 // once the stream is done, so late pushes are dropped safely.
 class Outbox final : public SessionSink {
@@ -55,14 +76,17 @@ class Outbox final : public SessionSink {
 class SessionReactor final
     : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
  public:
-  SessionReactor(Engine* engine, Authenticator* auth, grpc::CallbackServerContext* ctx)
-      : engine_(engine), auth_(auth), ctx_(ctx), outbox_(std::make_shared<Outbox>(this)) {
+  SessionReactor(Engine* engine, Queries* queries, Authenticator* auth,
+                 grpc::CallbackServerContext* ctx)
+      : engine_(engine), queries_(queries), auth_(auth), ctx_(ctx),
+        outbox_(std::make_shared<Outbox>(this)) {
     auto who = auth->Check(ctx, Role::kWorker);
     if (!who.ok()) {
       outbox_->FinishWhenIdle(ToGrpc(who.status()));
       return;
     }
     principal_ = who->id;
+    who_ = *who;
     StartRead(&in_);
   }
 
@@ -134,6 +158,19 @@ class SessionReactor final
         else ack->set_error(g.error_message());
         outbox->Push(m);
       }, principal_);
+    } else if (in_.has_complete()) {
+      auto outbox = outbox_;
+      StartComplete(engine_, queries_, in_.complete().request(), who_,
+                    [outbox, seq = in_.complete().seq()](absl::StatusOr<v1::CompleteResponse> r) {
+                      v1::CoordinatorMessage m;
+                      v1::CompleteAck* ack = m.mutable_complete_ack();
+                      ack->set_seq(seq);
+                      grpc::Status g = ToGrpc(r.status());
+                      ack->set_code(static_cast<int32_t>(g.error_code()));
+                      if (r.ok()) ack->mutable_response()->Swap(&*r);
+                      else ack->set_error(g.error_message());
+                      outbox->Push(m);
+                    });
     }
     StartRead(&in_);
   }
@@ -149,8 +186,10 @@ class SessionReactor final
 
  private:
   Engine* engine_;
+  Queries* queries_;
   Authenticator* auth_;
   grpc::CallbackServerContext* ctx_;
+  Principal who_;  // the session's token
   std::shared_ptr<Outbox> outbox_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
@@ -204,7 +243,7 @@ void Outbox::FinishLocked(grpc::Status s) {
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerService::Session(
     grpc::CallbackServerContext* ctx) {
-  return new SessionReactor(engine_, auth_, ctx);
+  return new SessionReactor(engine_, queries_, auth_, ctx);
 }
 
 grpc::ServerUnaryReactor* WorkerService::AppendLog(grpc::CallbackServerContext* ctx,
@@ -253,28 +292,11 @@ grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* c
     r->Finish(ToGrpc(who.status()));
     return r;
   }
-  if (req->log_tail().size() > (256 << 10) || req->netlog_json().size() > (4 << 20) ||
-      req->result_json().size() > (8 << 20) || req->details_json().size() > (1 << 20)) {
-    r->Finish(ToGrpc(absl::InvalidArgumentError(
-        "complete: result (8 MiB), log tail (256 KiB), netlog (4 MiB) or details (1 MiB) "
-        "over its cap")));
-    return r;
-  }
-  // Results are checked here, on the RPC thread, so the single engine thread
-  // only fences and writes. (A stale upload is checked for nothing; the
-  // engine refuses it.)
-  std::optional<CheckedResult> checked;
-  if (req->has_result_json()) {
-    auto ctx = queries_->ResultContextFor(req->job_id());
-    if (ctx.ok()) checked = engine_->checker()(*ctx, req->result_json());
-  }
-  engine_->Complete(
-      *req, who->name,
-      [r, resp](absl::StatusOr<v1::CompleteResponse> v) {
-        if (v.ok()) resp->Swap(&*v);
-        r->Finish(ToGrpc(v.status()));
-      },
-      std::move(checked), who->id);
+  StartComplete(engine_, queries_, *req, *who,
+                [r, resp](absl::StatusOr<v1::CompleteResponse> v) {
+                  if (v.ok()) resp->Swap(&*v);
+                  r->Finish(ToGrpc(v.status()));
+                });
   return r;
 }
 

@@ -75,7 +75,11 @@ void ApiClient::Run(MessageFn on_message) {
     bool got_any = false;
     while (wrote && stream->Read(&m)) {
       if (m.has_heartbeat_ack()) {
-        AnswerBeat(m.heartbeat_ack());
+        Answer(m.heartbeat_ack().seq(), m);
+        continue;
+      }
+      if (m.has_complete_ack()) {
+        Answer(m.complete_ack().seq(), m);
         continue;
       }
       if (m.has_welcome()) {
@@ -91,7 +95,7 @@ void ApiClient::Run(MessageFn on_message) {
       stream_.reset();
       ctx_ = nullptr;
     }
-    FailBeats();
+    FailPending();
     grpc::Status st = stream->Finish();
     if (stop_) break;
     if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
@@ -105,60 +109,85 @@ void ApiClient::Run(MessageFn on_message) {
   }
 }
 
-void ApiClient::AnswerBeat(const v1::HeartbeatAck& ack) {
-  std::lock_guard<std::mutex> l(beats_mu_);
-  auto it = beats_.find(ack.seq());
-  if (it == beats_.end()) return;  // its caller gave up waiting
+void ApiClient::Answer(uint64_t seq, const v1::CoordinatorMessage& m) {
+  std::lock_guard<std::mutex> l(calls_mu_);
+  auto it = calls_.find(seq);
+  if (it == calls_.end()) return;  // its caller gave up waiting
   it->second->done = true;
-  it->second->ack = ack;
-  beats_.erase(it);
-  beats_cv_.notify_all();
+  it->second->answer = m;
+  calls_.erase(it);
+  calls_cv_.notify_all();
 }
 
-void ApiClient::FailBeats() {
-  std::lock_guard<std::mutex> l(beats_mu_);
-  for (auto& [seq, p] : beats_) p->session_lost = true;
-  beats_.clear();
-  beats_cv_.notify_all();
+void ApiClient::FailPending() {
+  std::lock_guard<std::mutex> l(calls_mu_);
+  for (auto& [seq, p] : calls_) p->session_lost = true;
+  calls_.clear();
+  calls_cv_.notify_all();
 }
+
+ApiClient::SessionCall ApiClient::CallOnSession(v1::WorkerMessage m,
+                                                void (*set_seq)(v1::WorkerMessage&, uint64_t),
+                                                std::chrono::steady_clock::time_point deadline,
+                                                v1::CoordinatorMessage* answer) {
+  if (!connected_) return SessionCall::kNotSent;
+  auto pending = std::make_shared<Pending>();
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> l(calls_mu_);
+    seq = ++next_seq_;
+    calls_[seq] = pending;
+  }
+  set_seq(m, seq);
+  bool wrote = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stream_) wrote = stream_->Write(m);
+  }
+  std::unique_lock<std::mutex> l(calls_mu_);
+  if (wrote)
+    calls_cv_.wait_until(l, deadline, [&] { return pending->done || pending->session_lost; });
+  calls_.erase(seq);
+  if (pending->done) {
+    *answer = std::move(pending->answer);
+    return SessionCall::kAnswered;
+  }
+  if (!wrote) return SessionCall::kNotSent;
+  return pending->session_lost ? SessionCall::kLost : SessionCall::kTimedOut;
+}
+
+namespace {
+int LeftMs(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(left.count(), 100));
+}
+}  // namespace
 
 absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRequest& req,
                                                            int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  if (connected_) {
-    auto pending = std::make_shared<PendingBeat>();
-    v1::WorkerMessage m;
-    *m.mutable_heartbeat() = req;
-    {
-      std::lock_guard<std::mutex> l(beats_mu_);
-      m.mutable_heartbeat()->set_seq(++next_seq_);
-      beats_[next_seq_] = pending;
-    }
-    const uint64_t seq = m.heartbeat().seq();
-    bool wrote = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (stream_) wrote = stream_->Write(m);
-    }
-    std::unique_lock<std::mutex> l(beats_mu_);
-    if (wrote)
-      beats_cv_.wait_until(l, deadline, [&] { return pending->done || pending->session_lost; });
-    beats_.erase(seq);
-    if (pending->done) {
-      const v1::HeartbeatAck& ack = pending->ack;
+  v1::WorkerMessage m;
+  *m.mutable_heartbeat() = req;
+  v1::CoordinatorMessage answer;
+  switch (CallOnSession(std::move(m),
+                        [](v1::WorkerMessage& w, uint64_t seq) { w.mutable_heartbeat()->set_seq(seq); },
+                        deadline, &answer)) {
+    case SessionCall::kAnswered: {
+      const v1::HeartbeatAck& ack = answer.heartbeat_ack();
       if (ack.code() != 0)
         return FromGrpc(grpc::Status(static_cast<grpc::StatusCode>(ack.code()), ack.error()));
       v1::HeartbeatResponse resp;
       resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
       return resp;
     }
-    if (wrote && !pending->session_lost)
+    case SessionCall::kTimedOut:
       return absl::DeadlineExceededError("heartbeat: no answer on the session in time");
-    // Not sent, or the session ended first: the RPC, with what time is left.
+    case SessionCall::kNotSent:
+    case SessionCall::kLost:
+      break;  // the RPC, with what time is left
   }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  return UnaryHeartbeat(req, static_cast<int>(std::max<int64_t>(left.count(), 100)));
+  return UnaryHeartbeat(req, LeftMs(deadline));
 }
 
 absl::StatusOr<v1::HeartbeatResponse> ApiClient::UnaryHeartbeat(const v1::HeartbeatRequest& req,
@@ -184,6 +213,32 @@ absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_m
 
 absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteRequest& req,
                                                          int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  v1::WorkerMessage m;
+  *m.mutable_complete()->mutable_request() = req;
+  v1::CoordinatorMessage answer;
+  switch (CallOnSession(std::move(m),
+                        [](v1::WorkerMessage& w, uint64_t seq) { w.mutable_complete()->set_seq(seq); },
+                        deadline, &answer)) {
+    case SessionCall::kAnswered: {
+      v1::CompleteAck* ack = answer.mutable_complete_ack();
+      if (ack->code() != 0)
+        return FromGrpc(grpc::Status(static_cast<grpc::StatusCode>(ack->code()), ack->error()));
+      v1::CompleteResponse resp;
+      resp.Swap(ack->mutable_response());
+      return resp;
+    }
+    case SessionCall::kTimedOut:
+      return absl::DeadlineExceededError("complete: no answer on the session in time");
+    case SessionCall::kNotSent:
+    case SessionCall::kLost:
+      break;  // the RPC (a completion already recorded is answered as a duplicate)
+  }
+  return UnaryComplete(req, LeftMs(deadline));
+}
+
+absl::StatusOr<v1::CompleteResponse> ApiClient::UnaryComplete(const v1::CompleteRequest& req,
+                                                              int timeout_ms) {
   grpc::ClientContext ctx;
   AddAuth(ctx, opt_.token);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));

@@ -1,7 +1,7 @@
 // The worker's API client: one dispatch session (a bidirectional stream that
 // delivers leases and cancel/drain notices as they happen, and carries
-// heartbeats and their answers while it is up) plus the fenced unary calls
-// Complete and, while the session is down, Heartbeat. Reconnects with backoff when the
+// heartbeats and completions and their answers while it is up) plus the
+// fenced unary calls Heartbeat and Complete for while it is down. Reconnects with backoff when the
 // coordinator goes away and says Hello again, so leases held across a
 // coordinator restart keep being renewed. Used by workerd, the simulated
 // workers of the durability test, and the lifecycle benchmark.
@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -53,6 +54,9 @@ class ApiClient {
   // the RPC's: FAILED_PRECONDITION means the lease is no longer held.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req,
                                                   int timeout_ms = 10000);
+  // On the session when it is up, else the RPC, as Heartbeat. A completion
+  // whose answer was lost is sent again by the RPC: the coordinator answers
+  // a re-sent completion as a duplicate.
   absl::StatusOr<v1::CompleteResponse> Complete(const v1::CompleteRequest& req,
                                                 int timeout_ms = 30000);
   // A running attempt's new output (for `assessctl logs -f`); best effort.
@@ -63,14 +67,22 @@ class ApiClient {
   void Run(MessageFn on_message);
   absl::StatusOr<v1::HeartbeatResponse> UnaryHeartbeat(const v1::HeartbeatRequest& req,
                                                        int timeout_ms);
-  // Heartbeats sent on the session and waiting for their HeartbeatAck.
-  struct PendingBeat {
+  absl::StatusOr<v1::CompleteResponse> UnaryComplete(const v1::CompleteRequest& req,
+                                                     int timeout_ms);
+  // Calls sent on the session and waiting for their answer (by seq).
+  struct Pending {
     bool done = false;
     bool session_lost = false;
-    v1::HeartbeatAck ack;
+    v1::CoordinatorMessage answer;
   };
-  void AnswerBeat(const v1::HeartbeatAck& ack);
-  void FailBeats();  // the session ended: every waiting heartbeat uses the RPC
+  enum class SessionCall { kAnswered, kNotSent, kLost, kTimedOut };
+  // Sends `m` on the session (`set_seq` stamps the seq into it) and waits
+  // for the answer with that seq until `deadline`.
+  SessionCall CallOnSession(v1::WorkerMessage m, void (*set_seq)(v1::WorkerMessage&, uint64_t),
+                            std::chrono::steady_clock::time_point deadline,
+                            v1::CoordinatorMessage* answer);
+  void Answer(uint64_t seq, const v1::CoordinatorMessage& m);
+  void FailPending();  // the session ended: every waiting call uses the RPC
 
   ApiClientOptions opt_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -83,10 +95,10 @@ class ApiClient {
   grpc::ClientContext* ctx_ = nullptr;  // guarded by mu_
   std::shared_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>>
       stream_;  // guarded by mu_
-  std::mutex beats_mu_;
-  std::condition_variable beats_cv_;
-  uint64_t next_seq_ = 0;                                           // guarded by beats_mu_
-  std::unordered_map<uint64_t, std::shared_ptr<PendingBeat>> beats_;  // guarded by beats_mu_
+  std::mutex calls_mu_;
+  std::condition_variable calls_cv_;
+  uint64_t next_seq_ = 0;                                          // guarded by calls_mu_
+  std::unordered_map<uint64_t, std::shared_ptr<Pending>> calls_;  // guarded by calls_mu_
 };
 
 }  // namespace assessq

@@ -368,9 +368,77 @@ TEST(ApiTest, HeartbeatOnTheSessionIsAnsweredThereAndFenced) {
 }
 
 
+// A completion sent on the session (what ApiClient does while it is up) is
+// answered there with the same seq and fenced exactly as the RPC: stored
+// once, a re-send is a duplicate, a stale token is FAILED_PRECONDITION and an
+// oversized upload INVALID_ARGUMENT.
+TEST(ApiTest, CompleteOnTheSessionIsAnsweredThereAndFenced) {
+  Env env(30.0);
+  env.coord->Start();
+  auto sub = env.Submit("sc", {{"s.json", Meta("s")}});
+  const int64_t job = sub.items(0).job_id();
+  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + env.wk);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub->Session(&ctx);
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_name("raw-complete");
+  hello.mutable_hello()->set_slots(1);
+  ASSERT_TRUE(stream->Write(hello));
+  v1::CoordinatorMessage m;
+  v1::Lease lease;
+  while (stream->Read(&m))
+    if (m.has_lease()) {
+      lease = m.lease();
+      break;
+    }
+  ASSERT_EQ(lease.job_id(), job);
+  auto complete = [&](const v1::CompleteRequest& req, uint64_t seq) {
+    v1::WorkerMessage w;
+    w.mutable_complete()->set_seq(seq);
+    *w.mutable_complete()->mutable_request() = req;
+    EXPECT_TRUE(stream->Write(w));
+    v1::CoordinatorMessage a;
+    while (stream->Read(&a))
+      if (a.has_complete_ack()) return a.complete_ack();
+    ADD_FAILURE() << "the session ended without answering completion " << seq;
+    return v1::CompleteAck();
+  };
+  v1::CompleteRequest big = Success(lease, std::string(9 << 20, ' '));
+  v1::CompleteAck too_big = complete(big, 1);
+  EXPECT_EQ(too_big.seq(), 1u);
+  EXPECT_EQ(too_big.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)) << too_big.error();
+
+  const std::string json = ValidAssessment("s", "stored once");
+  v1::CompleteAck ok = complete(Success(lease, json), 2);
+  EXPECT_EQ(ok.seq(), 2u);
+  ASSERT_EQ(ok.code(), 0) << ok.error();
+  EXPECT_EQ(ok.response().job_state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_FALSE(ok.response().duplicate());
+  v1::CompleteAck again = complete(Success(lease, json), 3);
+  ASSERT_EQ(again.code(), 0) << again.error();
+  EXPECT_TRUE(again.response().duplicate());
+  v1::CompleteRequest stale = Success(lease, json);
+  stale.set_token(lease.token() + 1000);
+  v1::CompleteAck refused = complete(stale, 4);
+  EXPECT_EQ(refused.code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+
+  v1::ResultResponse r;
+  ASSERT_TRUE(env.Result(job, &r).ok());
+  EXPECT_EQ(r.attempt_id(), lease.token());
+  EXPECT_EQ(nlohmann::json::parse(r.result_json()), nlohmann::json::parse(json));
+  v1::JobDetail d = env.Show(job);
+  ASSERT_EQ(d.attempts_size(), 1);
+  EXPECT_EQ(d.attempts(0).outcome(), "succeeded");
+  ctx.TryCancel();
+}
+
 // A lease belongs to the worker token whose session took it: another worker
-// token cannot renew it, complete it (on the session or by RPC), or take over
-// the worker's name while it holds leases; across a coordinator restart too.
+// token cannot renew it or complete it, on the session or by RPC
+// (FAILED_PRECONDITION: not held, do not retry), or take over the worker's
+// name while it holds leases (PERMISSION_DENIED); across a coordinator
+// restart too.
 TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
   Env env(30.0);
   env.coord->Start();
@@ -392,16 +460,18 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ASSERT_TRUE(intruder.api().connected()) << what;
     s = intruder.api().Heartbeat(hb).status();  // on its session
-    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << what << ": " << s;
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << what << ": " << s;
+    EXPECT_NE(s.message().find("another worker token"), absl::string_view::npos) << s;
     // The RPC, on its own channel.
     auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + other);
     v1::HeartbeatResponse hr;
-    EXPECT_EQ(stub->Heartbeat(&ctx, hb, &hr).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+    EXPECT_EQ(stub->Heartbeat(&ctx, hb, &hr).error_code(), grpc::StatusCode::FAILED_PRECONDITION)
         << what;
     s = intruder.api().Complete(Success(l, ValidAssessment("b", "forged"))).status();
-    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << what << ": " << s;
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << what << ": " << s;
+    EXPECT_NE(s.message().find("another worker token"), absl::string_view::npos) << s;
     // A session that says it is "owner" is refused.
     grpc::ClientContext sctx;
     sctx.AddMetadata("authorization", "Bearer " + other);
