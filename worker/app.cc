@@ -1,5 +1,7 @@
 #include "worker/app.h"
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -44,7 +46,20 @@ Profile BuiltinDefaultProfile() {
 }
 }  // namespace
 
+// Each relayed gateway connection holds two sockets and two pipes: raise
+// the soft descriptor limit to the hard one (often 1,024 of 524,288), so a
+// few busy jobs do not run workerd out of descriptors.
+void RaiseDescriptorLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  const rlim_t was = r.rlim_cur;
+  r.rlim_cur = r.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &r) == 0)
+    spdlog::debug("descriptor limit raised from {} to {}", was, r.rlim_cur);
+}
+
 int WorkerdMain(int argc, char** argv) {
+  RaiseDescriptorLimit();
   CLI::App app{"workerd: runs assessq jobs in disposable hardened containers"};
   WorkerOptions wo;
   std::string token_file, policy_file, profile_file, log_format = "text", log_level = "info";

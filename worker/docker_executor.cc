@@ -273,7 +273,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   gateway::RateSignal rate;
   if (gw) {
     gw->Stop();
-    out.netlog_json = gw->Netlog().dump();
+    out.netlog_json = gateway::NetlogText(gw->Netlog());
     rate = gw->rate_signal();
     details["denied_requests"] = gw->denied();
     if (rate.count > 0) {
@@ -281,7 +281,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
       details["model_api_retry_after_ms"] = rate.retry_after_ms;
     }
   }
-  out.details_json = details.dump();
+  out.details_json = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
   if (cancelled) {
     out.kind = JobOutcome::kCancelled;

@@ -833,6 +833,52 @@ TEST_F(GatewayTest, TotalBytesLimitCutsTheTransfer) {
   EXPECT_LT(resp.size(), size_t{64 << 10});
 }
 
+// Headers are the agent's bytes: one that is not UTF-8 lands in the network
+// log, which workerd then serialises for the coordinator; that must neither
+// throw (it would end workerd) nor produce invalid UTF-8.
+TEST_F(GatewayTest, ANetlogWithTheAgentsNonUtf8BytesSerialisesSafely) {
+  Start(Config({"allowed.test"}, {kFarOpen}));
+  std::string resp = Exchange(sock(), "GET http://allowed.test/ HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n");
+  EXPECT_EQ(StatusOf(resp), 400) << resp;
+  auto log = Netlog(1);
+  EXPECT_THROW(log.dump(), nlohmann::json::type_error) << "the hazard this guards against";
+  std::string text;
+  ASSERT_NO_THROW(text = assessq::gateway::NetlogText(log));
+  auto back = nlohmann::json::parse(text, nullptr, false);
+  ASSERT_FALSE(back.is_discarded()) << text;
+  EXPECT_NE(back[0].value("reason", "").find("\xEF\xBF\xBD"), std::string::npos) << text;
+}
+
+// TCP urgent data from upstream stops splice(2) at the urgent mark with
+// EAGAIN while epoll keeps reporting the socket readable: the relay must
+// read past it (the bytes after it arrive) and must not spin the io thread
+// every job shares (CPU measured over a second with the tunnel stuck there).
+TEST_F(GatewayTest, UrgentDataFromUpstreamNeitherStallsNorSpinsTheRelay) {
+  for (bool splice : {true, false}) {
+    SCOPED_TRACE(splice ? "splice" : "copy");
+    splice_ = splice;
+    TestServer urgent(kFar, 0, Mode::kUrgent, nullptr, true);
+    Start(Config({absl::StrCat("allowed.test:", urgent.port())}, {kFarOpen}));
+    UnixClient cl(sock(), 5000);
+    cl.Send(absl::StrCat("CONNECT allowed.test:", urgent.port(), " HTTP/1.1\r\n\r\n"));
+    ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
+    cl.Send("go");
+    EXPECT_EQ(cl.ReadUntil("c"), "ac") << "the bytes after the urgent mark did not arrive";
+    rusage r0{}, r1{};
+    getrusage(RUSAGE_SELF, &r0);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    getrusage(RUSAGE_SELF, &r1);
+    auto cpu = [](const rusage& r) {
+      return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+             static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+    };
+    EXPECT_LT(cpu(r1) - cpu(r0), 0.3) << "the relay spins on the urgent mark";
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+  }
+}
+
 TEST_F(GatewayTest, StopClosesTheListenerAndOpenTunnels) {
   TestServer echo(kFar, 0, Mode::kEcho, nullptr, true);
   Start(Config({absl::StrCat("allowed.test:", echo.port())}, {kFarOpen}));
@@ -842,6 +888,12 @@ TEST_F(GatewayTest, StopClosesTheListenerAndOpenTunnels) {
   cl.Send("x");
   EXPECT_EQ(cl.ReadUntil("x"), "x");
   job_->Stop();
+  // Stop returns once the open tunnel has ended and is in the network log
+  // (read at once, as workerd does at the end of a job).
+  const nlohmann::json log = job_->Netlog();
+  ASSERT_EQ(log.size(), 1u) << log.dump();
+  EXPECT_EQ(log[0].value("bytes_up", int64_t{-1}), 1) << log.dump();
+  EXPECT_EQ(log[0].value("bytes_down", int64_t{-1}), 1) << log.dump();
   bool eof = false;
   cl.ReadAll(&eof);
   EXPECT_TRUE(eof) << "an open tunnel survived Stop()";

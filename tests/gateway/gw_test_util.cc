@@ -361,6 +361,15 @@ void TestServer::Handle(int fd, size_t index) {
   } else if (mode_ == Mode::kSilent) {
     ssize_t n;
     while ((n = rd(buf, sizeof buf)) > 0) keep(buf, static_cast<size_t>(n));
+  } else if (mode_ == Mode::kUrgent) {
+    ssize_t n = rd(buf, sizeof buf);
+    if (n > 0) {
+      keep(buf, static_cast<size_t>(n));
+      wr("a", 1);
+      (void)send(fd, "!", 1, MSG_OOB);
+      wr("c", 1);
+      while ((n = rd(buf, sizeof buf)) > 0) keep(buf, static_cast<size_t>(n));
+    }
   } else {
     // A head, then Content-Length bytes of body.
     size_t end = std::string::npos;

@@ -78,6 +78,8 @@ class TestServer {
     kQuick,   // reads a head, answers `response` and closes, one connection
               // at a time on the accepting thread, keeping nothing (for
               // latency figures: no thread start per connection)
+    kUrgent,  // on the first bytes received: sends "a", "!" as TCP urgent
+              // data (MSG_OOB), then "c", and keeps reading until EOF
   };
   // far: listen in the far namespace (MakeFarNetns).
   TestServer(const std::string& addr, int port, Mode mode, SSL_CTX* tls = nullptr, bool far = false);

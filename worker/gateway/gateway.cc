@@ -128,7 +128,15 @@ class JobGatewayImpl final : public JobGateway,
       std::lock_guard<std::mutex> l(self->mu_);
       for (auto& c : self->closers_) c(true);
       self->closers_.clear();
+      self->stop_ran_ = true;
+      self->idle_cv_.notify_all();
     });
+    // Wait (bounded) until every connection has ended and logged, so the
+    // network log read next has the connections that were still open (a
+    // tunnel held to the end would otherwise be missing from it).
+    if (io_.get_executor().running_in_this_thread()) return;
+    std::unique_lock<std::mutex> l(mu_);
+    idle_cv_.wait_for(l, std::chrono::seconds(3), [&] { return stop_ran_ && active_ == 0; });
   }
 
   nlohmann::json Netlog() override {
@@ -151,6 +159,10 @@ class JobGatewayImpl final : public JobGateway,
       local::socket s = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (stopped_ || ec == asio::error::operation_aborted) co_return;
+        // Out of descriptors (or another error that leaves the connection
+        // queued): do not spin on the io thread every job shares.
+        asio::steady_timer t(io_, std::chrono::milliseconds(50));
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
         continue;
       }
       auto sock = std::make_shared<local::socket>(std::move(s));
@@ -374,6 +386,12 @@ class JobGatewayImpl final : public JobGateway,
     bool failed = static_cast<bool>(ec);
     constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
     int turns = 0;  // pipe fills since this flow last let the io thread go
+    // Set when `from` was reported readable: a splice that still finds
+    // nothing then is stuck at TCP urgent data (splice(2) stops at the
+    // urgent mark and says EAGAIN while epoll keeps reporting the socket
+    // readable), which an ordinary recv reads past.
+    bool woke_readable = false;
+    int idle_wakes = 0;  // wakes in a row that moved nothing
     while (!failed) {
       // A flow that never has to wait would keep the io thread (every other
       // connection, the idle timers, Stop) to itself: it yields now and then.
@@ -431,8 +449,35 @@ class JobGatewayImpl final : public JobGateway,
       if (n == 0) break;  // EOF
       if (errno == EINTR) continue;
       if (errno != EAGAIN) break;  // reset, or closed under us
+      if (woke_readable) {
+        woke_readable = false;
+        char buf[4096];
+        ssize_t r = ::recv(from.native_handle(), buf,
+                           static_cast<size_t>(std::min<int64_t>(want, sizeof buf)), MSG_DONTWAIT);
+        if (r == 0) break;  // EOF
+        if (r > 0) {
+          idle_wakes = 0;
+          *activity = NowMs();
+          if (limit > 0) limit -= r;
+          int64_t ok = TakeBudget(r);
+          f.bytes += ok;
+          if (ok < r) f.cut = true;
+          // The pipe is empty here, and far larger than `buf`.
+          if (ok > 0 && ::write(p.w, buf, static_cast<size_t>(ok)) != ok) break;
+          held = static_cast<size_t>(ok);
+          continue;
+        }
+        if (errno != EAGAIN && errno != EINTR) break;
+        // Readable, yet nothing to read: never spin on it.
+        if (++idle_wakes >= 2) {
+          asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(10));
+          co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+          if (ec) break;
+        }
+      }
       co_await from.async_wait(asio::socket_base::wait_read, asio::redirect_error(use_awaitable, ec));
       if (ec) break;
+      woke_readable = true;
     }
     EndFlow(from, to, f);
   }
@@ -593,6 +638,7 @@ class JobGatewayImpl final : public JobGateway,
       ~Leave() {
         std::lock_guard<std::mutex> l(g->mu_);
         --g->active_;
+        g->idle_cv_.notify_all();
       }
     } leave{this};
     if (e.j.contains("method")) {
@@ -886,11 +932,22 @@ class JobGatewayImpl final : public JobGateway,
   RateSignal rate_;
   int denied_ = 0;
   int active_ = 0;
+  bool stop_ran_ = false;            // guarded by mu_
+  std::condition_variable idle_cv_;  // active_ or stop_ran_ changed
   std::list<std::function<bool(bool close)>> closers_;
   size_t prune_at_ = 64;
 };
 
+std::string NetlogText(const nlohmann::json& netlog) {
+  return netlog.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions opt) {
+  // A relay's two directions and Stop share sockets without a strand: with
+  // two io threads one could close a descriptor another is about to splice
+  // into (and a reused number would reach another job's socket).
+  if (opt.threads != 1)
+    return absl::InvalidArgumentError("gateway: exactly one io thread is supported");
   std::unique_ptr<Gateway> g(new Gateway());
   g->opt_ = std::move(opt);
   g->io_ = std::make_unique<asio::io_context>();

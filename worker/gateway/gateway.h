@@ -20,6 +20,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -65,6 +66,11 @@ struct RateSignal {
   int count = 0;
 };
 
+// The network log as JSON text for the coordinator. Its hosts, paths and
+// headers are the agent's bytes: invalid UTF-8 is replaced (U+FFFD), never
+// thrown on (nlohmann's default, which would end workerd).
+std::string NetlogText(const nlohmann::json& netlog);
+
 class JobGateway {
  public:
   virtual ~JobGateway() = default;
@@ -75,7 +81,8 @@ class JobGateway {
 };
 
 struct GatewayOptions {
-  int threads = 1;  // one thread: a connection's sockets never race
+  // Exactly one (Create refuses more): a connection's sockets never race.
+  int threads = 1;
   // Relays between two plain sockets (CONNECT tunnels, plain HTTP, the
   // model route without TLS) move bytes with splice(2), never through the
   // gateway's memory; false: through a user-space buffer (as the TLS model
