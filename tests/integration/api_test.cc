@@ -294,6 +294,80 @@ TEST(ApiTest, SubmitDerivesKeysFromFileNamesNeverPaths) {
 
 // ------------------------------------------------------------------ fencing
 
+// A worker session driven by hand (no ApiClient, so no fallback to the
+// RPCs): for tests of what the coordinator does with each message on it.
+// Sends Hello at once; cancelled when destroyed; every read is bounded by a
+// 60 s deadline, so a missing answer fails the test instead of hanging it.
+class RawSession {
+ public:
+  RawSession(const Env& env, const std::string& token, const std::string& worker)
+      : stub_(v1::WorkerService::NewStub(env.coord->NewChannel())) {
+    ctx_.AddMetadata("authorization", "Bearer " + token);
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    stream_ = stub_->Session(&ctx_);
+    v1::WorkerMessage hello;
+    hello.mutable_hello()->set_worker_name(worker);
+    hello.mutable_hello()->set_slots(1);
+    hello_sent_ = stream_->Write(hello);
+  }
+  ~RawSession() { ctx_.TryCancel(); }
+
+  bool hello_sent() const { return hello_sent_; }
+  v1::WorkerService::Stub& stub() { return *stub_; }
+  bool Send(const v1::WorkerMessage& m) { return stream_->Write(m); }
+
+  // The next lease (an empty one if the session ends first).
+  v1::Lease NextLease() {
+    v1::CoordinatorMessage m;
+    while (stream_->Read(&m))
+      if (m.has_lease()) return m.lease();
+    return v1::Lease();
+  }
+  v1::HeartbeatAck Beat(const v1::HeartbeatRequest& hb) {
+    v1::WorkerMessage w;
+    *w.mutable_heartbeat() = hb;
+    EXPECT_TRUE(Send(w));
+    v1::CoordinatorMessage a;
+    while (stream_->Read(&a))
+      if (a.has_heartbeat_ack()) return a.heartbeat_ack();
+    ADD_FAILURE() << "the session ended without answering heartbeat " << hb.seq();
+    return v1::HeartbeatAck();
+  }
+  v1::CompleteAck Complete(const v1::CompleteRequest& req, uint64_t seq) {
+    v1::WorkerMessage w;
+    w.mutable_complete()->set_seq(seq);
+    *w.mutable_complete()->mutable_request() = req;
+    EXPECT_TRUE(Send(w));
+    v1::CoordinatorMessage a;
+    while (stream_->Read(&a))
+      if (a.has_complete_ack()) return a.complete_ack();
+    ADD_FAILURE() << "the session ended without answering completion " << seq;
+    return v1::CompleteAck();
+  }
+  // Reads until the coordinator ends the session; what came meanwhile goes
+  // to `got`; returns how it ended.
+  grpc::Status ReadToEnd(std::vector<v1::CoordinatorMessage>* got) {
+    v1::CoordinatorMessage m;
+    while (stream_->Read(&m)) got->push_back(m);
+    return stream_->Finish();
+  }
+
+ private:
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>> stream_;
+  bool hello_sent_ = false;
+};
+
+v1::HeartbeatRequest Beat(int64_t job, int64_t token, bool running, uint64_t seq) {
+  v1::HeartbeatRequest hb;
+  hb.set_job_id(job);
+  hb.set_token(token);
+  hb.set_running(running);
+  hb.set_seq(seq);
+  return hb;
+}
+
 // A heartbeat sent on the session (what ApiClient does while the session is
 // up) is fenced exactly as the RPC: a held lease is renewed and marked
 // running, a stale or unknown token gets FAILED_PRECONDITION; each answer
@@ -305,37 +379,12 @@ TEST(ApiTest, HeartbeatOnTheSessionIsAnsweredThereAndFenced) {
   auto sub = env.Submit("beat", {{"b.json", Meta("b")}});
   const int64_t job = sub.items(0).job_id();
 
-  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + env.wk);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));  // no hang
-  auto stream = stub->Session(&ctx);
-  v1::WorkerMessage hello;
-  hello.mutable_hello()->set_worker_name("raw");
-  hello.mutable_hello()->set_slots(1);
-  ASSERT_TRUE(stream->Write(hello));
-  v1::CoordinatorMessage m;
-  v1::Lease lease;
-  while (stream->Read(&m)) {
-    if (m.has_lease()) {
-      lease = m.lease();
-      break;
-    }
-  }
+  RawSession session(env, env.wk, "raw");
+  ASSERT_TRUE(session.hello_sent());
+  v1::Lease lease = session.NextLease();
   ASSERT_EQ(lease.job_id(), job);
-
   auto beat = [&](int64_t token, bool running, uint64_t seq) {
-    v1::WorkerMessage w;
-    w.mutable_heartbeat()->set_job_id(job);
-    w.mutable_heartbeat()->set_token(token);
-    w.mutable_heartbeat()->set_running(running);
-    w.mutable_heartbeat()->set_seq(seq);
-    EXPECT_TRUE(stream->Write(w));
-    v1::CoordinatorMessage a;
-    while (stream->Read(&a))
-      if (a.has_heartbeat_ack()) return a.heartbeat_ack();
-    ADD_FAILURE() << "the session ended without answering heartbeat " << seq;
-    return v1::HeartbeatAck();
+    return session.Beat(Beat(job, token, running, seq));
   };
   const int64_t before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
@@ -364,7 +413,6 @@ TEST(ApiTest, HeartbeatOnTheSessionIsAnsweredThereAndFenced) {
   EXPECT_EQ(d.job().state(), v1::JOB_STATE_RUNNING);
   ASSERT_EQ(d.attempts_size(), 1);
   EXPECT_EQ(d.attempts(0).outcome(), "running");
-  ctx.TryCancel();
 }
 
 
@@ -377,33 +425,12 @@ TEST(ApiTest, CompleteOnTheSessionIsAnsweredThereAndFenced) {
   env.coord->Start();
   auto sub = env.Submit("sc", {{"s.json", Meta("s")}});
   const int64_t job = sub.items(0).job_id();
-  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + env.wk);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto stream = stub->Session(&ctx);
-  v1::WorkerMessage hello;
-  hello.mutable_hello()->set_worker_name("raw-complete");
-  hello.mutable_hello()->set_slots(1);
-  ASSERT_TRUE(stream->Write(hello));
-  v1::CoordinatorMessage m;
-  v1::Lease lease;
-  while (stream->Read(&m))
-    if (m.has_lease()) {
-      lease = m.lease();
-      break;
-    }
+  RawSession session(env, env.wk, "raw-complete");
+  ASSERT_TRUE(session.hello_sent());
+  v1::Lease lease = session.NextLease();
   ASSERT_EQ(lease.job_id(), job);
   auto complete = [&](const v1::CompleteRequest& req, uint64_t seq) {
-    v1::WorkerMessage w;
-    w.mutable_complete()->set_seq(seq);
-    *w.mutable_complete()->mutable_request() = req;
-    EXPECT_TRUE(stream->Write(w));
-    v1::CoordinatorMessage a;
-    while (stream->Read(&a))
-      if (a.has_complete_ack()) return a.complete_ack();
-    ADD_FAILURE() << "the session ended without answering completion " << seq;
-    return v1::CompleteAck();
+    return session.Complete(req, seq);
   };
   v1::CompleteRequest big = Success(lease, std::string(9 << 20, ' '));
   v1::CompleteAck too_big = complete(big, 1);
@@ -431,7 +458,6 @@ TEST(ApiTest, CompleteOnTheSessionIsAnsweredThereAndFenced) {
   v1::JobDetail d = env.Show(job);
   ASSERT_EQ(d.attempts_size(), 1);
   EXPECT_EQ(d.attempts(0).outcome(), "succeeded");
-  ctx.TryCancel();
 }
 
 // A lease belongs to the worker token whose session took it: another worker
@@ -473,17 +499,10 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << what << ": " << s;
     EXPECT_NE(s.message().find("another worker token"), absl::string_view::npos) << s;
     // A session that says it is "owner" is refused.
-    grpc::ClientContext sctx;
-    sctx.AddMetadata("authorization", "Bearer " + other);
-    sctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    auto stream = stub->Session(&sctx);
-    v1::WorkerMessage hello;
-    hello.mutable_hello()->set_worker_name("owner");
-    hello.mutable_hello()->set_slots(1);
-    stream->Write(hello);
-    v1::CoordinatorMessage m;
-    while (stream->Read(&m)) ADD_FAILURE() << what << ": takeover got " << m.DebugString();
-    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED) << what;
+    RawSession takeover(env, other, "owner");
+    std::vector<v1::CoordinatorMessage> got;
+    EXPECT_EQ(takeover.ReadToEnd(&got).error_code(), grpc::StatusCode::PERMISSION_DENIED) << what;
+    for (const auto& m : got) ADD_FAILURE() << what << ": takeover got " << m.DebugString();
     // Nothing changed.
     v1::JobDetail d = env.Show(job);
     EXPECT_EQ(d.job().state(), v1::JOB_STATE_LEASED) << what;
@@ -513,49 +532,31 @@ TEST(ApiTest, RevokedWorkerTokenLosesItsOpenSession) {
   auto sub = env.Submit("revoke", {{"r.json", Meta("r")}});
   const int64_t job = sub.items(0).job_id();
   const std::string doomed = ReadToken(env.coord->CreateToken("worker", "doomed-host"));
-  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + doomed);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto stream = stub->Session(&ctx);
-  v1::WorkerMessage hello;
-  hello.mutable_hello()->set_worker_name("doomed");
-  hello.mutable_hello()->set_slots(1);
-  ASSERT_TRUE(stream->Write(hello));
-  v1::CoordinatorMessage m;
-  v1::Lease lease;
-  while (stream->Read(&m))
-    if (m.has_lease()) {
-      lease = m.lease();
-      break;
-    }
+  RawSession session(env, doomed, "doomed");
+  ASSERT_TRUE(session.hello_sent());
+  v1::Lease lease = session.NextLease();
   ASSERT_EQ(lease.job_id(), job);
-  v1::WorkerMessage beat;
-  beat.mutable_heartbeat()->set_job_id(job);
-  beat.mutable_heartbeat()->set_token(lease.token());
-  beat.mutable_heartbeat()->set_seq(1);
-  ASSERT_TRUE(stream->Write(beat));
-  while (stream->Read(&m) && !m.has_heartbeat_ack()) {
-  }
-  ASSERT_TRUE(m.has_heartbeat_ack());
-  EXPECT_EQ(m.heartbeat_ack().code(), 0) << m.heartbeat_ack().error();
+  v1::HeartbeatAck first = session.Beat(Beat(job, lease.token(), false, 1));
+  EXPECT_EQ(first.code(), 0) << first.error();
 
   auto r = aqtest::Run({BinPath("coordinatord"), "--db", env.coord->db(), "token", "revoke",
                         "doomed-host"},
                30000);
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   std::this_thread::sleep_for(std::chrono::milliseconds(5500));  // the cache's lifetime
-  beat.mutable_heartbeat()->set_seq(2);
-  stream->Write(beat);
+  v1::WorkerMessage beat;
+  *beat.mutable_heartbeat() = Beat(job, lease.token(), false, 2);
+  session.Send(beat);
+  std::vector<v1::CoordinatorMessage> got;
+  EXPECT_EQ(session.ReadToEnd(&got).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   bool acked = false;
-  while (stream->Read(&m)) acked = acked || m.has_heartbeat_ack();
+  for (const auto& m : got) acked = acked || m.has_heartbeat_ack();
   EXPECT_FALSE(acked) << "a revoked token's heartbeat was answered";
-  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   // And its calls are refused.
   grpc::ClientContext uctx;
   uctx.AddMetadata("authorization", "Bearer " + doomed);
   v1::HeartbeatResponse hr;
-  EXPECT_EQ(stub->Heartbeat(&uctx, beat.heartbeat(), &hr).error_code(),
+  EXPECT_EQ(session.stub().Heartbeat(&uctx, beat.heartbeat(), &hr).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
