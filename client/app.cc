@@ -23,12 +23,15 @@ int AssessctlMain(int argc, char** argv) {
   app.add_option("--tls-cert", ctx.tls.cert_file, "client certificate (PEM)");
   app.add_option("--tls-key", ctx.tls.key_file, "client key (PEM)");
   app.add_option("--tls-server-name", ctx.tls.server_name_override, "expected server name");
+  app.add_option("--connect-timeout", ctx.connect_timeout_s,
+                 "seconds to wait for the coordinator to answer (default 5)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("-o,--output", ctx.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   for (VerbRegistrar reg : {RegisterSubmit, RegisterStatus, RegisterList, RegisterShow,
                             RegisterResult, RegisterRetry, RegisterCancel, RegisterExport,
                             RegisterWorkers, RegisterPause, RegisterWait, RegisterLogs,
-                            RegisterReport, RegisterLimits})
+                            RegisterReport, RegisterLimits, RegisterHealth})
     reg(app, ctx, exit_code);
   try {
     app.parse(argc, argv);

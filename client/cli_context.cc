@@ -19,8 +19,26 @@ absl::Status Context::Connect() {
   token = *t;
   auto ch = MakeChannel(coordinator, tls);
   if (!ch.ok()) return ch.status();
-  stub = v1::OperatorService::NewStub(*ch);
-  return absl::OkStatus();
+  channel = *ch;
+  stub = v1::OperatorService::NewStub(channel);
+  // A coordinator that is still starting answers within a moment: wait for
+  // the channel (gRPC retries the connection with a short backoff) rather
+  // than fail the first call.
+  auto deadline = std::chrono::system_clock::now() +
+                  std::chrono::milliseconds(static_cast<int64_t>(connect_timeout_s * 1000));
+  if (channel->WaitForConnected(deadline)) return absl::OkStatus();
+  // One fail-fast call to learn gRPC's last connection error.
+  grpc::ClientContext probe;
+  probe.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::StatusRequest req;
+  v1::StatusResponse resp;
+  grpc::Status st = stub->Status(&probe, req, &resp);
+  if (st.error_code() != grpc::StatusCode::UNAVAILABLE) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "coordinator unavailable: nothing answers at ", coordinator, " (waited ",
+      connect_timeout_s, " s; last error: ", st.error_message(),
+      "). Start it with `coordinatord --db FILE --listen ", coordinator,
+      "`, or point --coordinator / ASSESSQ_COORDINATOR at a running one."));
 }
 
 std::unique_ptr<grpc::ClientContext> Context::Call(int timeout_s) const {

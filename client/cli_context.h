@@ -24,11 +24,15 @@ struct Context {
   std::string token_file;
   ClientTls tls;
   std::string output = "table";  // table or json
+  double connect_timeout_s = 5;   // how long Connect waits for an answer
   std::string token;
+  std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::OperatorService::Stub> stub;
 
   bool json() const { return output == "json"; }
-  // Dials the coordinator and loads the token; call before any RPC.
+  // Loads the token, dials the coordinator and waits (at most
+  // connect_timeout_s) until it answers; call before any RPC. If nothing
+  // answers, the error names the address and says how to start coordinatord.
   absl::Status Connect();
   // A ClientContext with auth and a deadline.
   std::unique_ptr<grpc::ClientContext> Call(int timeout_s = 60) const;
@@ -97,6 +101,7 @@ void RegisterPause(CLI::App&, Context&, int&);
 void RegisterWait(CLI::App&, Context&, int&);
 void RegisterLogs(CLI::App&, Context&, int&);
 void RegisterLimits(CLI::App&, Context&, int&);
+void RegisterHealth(CLI::App&, Context&, int&);
 
 int AssessctlMain(int argc, char** argv);
 

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Installs everything assessq needs to build, test and run on Debian 12, from
-# Debian's own packages only. Idempotent; run as root (or with sudo).
+# Installs what assessq needs on Debian 12, from Debian's own packages only.
+# Idempotent; run as root (or with sudo).
+#   scripts/install-deps.sh         everything: build, run and all the tests
+#   scripts/install-deps.sh --run   only what building and running the three
+#                                   programs needs (the quick start)
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then exec sudo -E "$0" "$@"; fi
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(
-  g++ cmake ninja-build pkg-config git ca-certificates
+RUN_PKGS=(
+  g++ cmake ninja-build pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libabsl-dev libspdlog-dev
-  libsqlite3-dev libgtest-dev libgmock-dev nlohmann-json3-dev libvalijson-dev
-  libcurl4-openssl-dev libcli11-dev prometheus-cpp-dev libbenchmark-dev libasio-dev
-  libssl-dev libidn2-dev clang libclang-rt-14-dev
-  # run time and tests: the container engine, the test image's static
-  # busybox, the benchmark's baseline queue, the certificate tool
-  docker.io busybox-static beanstalkd openssl sqlite3 iproute2 curl python3 bc
+  libsqlite3-dev nlohmann-json3-dev libvalijson-dev libcurl4-openssl-dev
+  libcli11-dev prometheus-cpp-dev libasio-dev libssl-dev libidn2-dev
+  # the container engine
+  docker.io
+)
+TEST_PKGS=(
+  git libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  # the tests: the test image's static busybox, the benchmark's baseline
+  # queue, the certificate tool
+  busybox-static beanstalkd openssl sqlite3 iproute2 curl python3 bc
   # the real-agent test's image: a minimal Debian root filesystem
   debootstrap
   # the report test opens `assessctl report`'s page in headless Chromium;
@@ -21,6 +28,8 @@ PKGS=(
   # the deploy test's `systemd-analyze verify` of deploy/systemd/*.service
   systemd
 )
+PKGS=("${RUN_PKGS[@]}")
+[ "${1:-}" = "--run" ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

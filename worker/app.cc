@@ -21,6 +21,7 @@
 #include "worker/docker_executor.h"
 #include "worker/health_server.h"
 #include "worker/metrics.h"
+#include "worker/state_dir.h"
 #include "worker/worker_loop.h"
 
 namespace assessq {
@@ -136,7 +137,11 @@ int WorkerdMain(int argc, char** argv) {
   }
   auto metrics = std::make_unique<WorkerMetrics>();
   wo.observer = metrics.get();
-  auto exec = DockerExecutor::Create({wo.api.worker_name, wo.state_dir + "/jobs", docker_socket,
+  // Held until exit: no second workerd on this state dir.
+  auto claim = StateDirClaim::Claim(wo.state_dir);
+  if (!claim.ok()) return die(claim.status());
+  auto exec = DockerExecutor::Create({wo.api.worker_name, claim->instance_id(),
+                                      wo.state_dir + "/jobs", docker_socket,
                                       wo.policy.netbridge_path, wo.policy.egress});
   if (!exec.ok()) return die(exec.status());
   Worker worker(wo, std::move(*exec));
@@ -147,7 +152,7 @@ int WorkerdMain(int argc, char** argv) {
   WorkerMetrics::Sources sources;
   sources.state = [&worker] { return worker.state(); };
   sources.containers_running = [d = std::shared_ptr<docker::DockerClient>(std::move(*metrics_docker)),
-                                filter = absl::StrCat("assessq.worker=", wo.api.worker_name)]()
+                                filter = absl::StrCat("assessq.instance=", claim->instance_id())]()
       -> absl::StatusOr<int64_t> {
     auto list = d->ListContainers({filter}, /*all=*/false);
     if (!list.ok()) return list.status();

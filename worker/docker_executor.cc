@@ -18,6 +18,7 @@
 #include "worker/hardening.h"
 #include "worker/job_fs.h"
 #include "worker/output_reader.h"
+#include "worker/state_dir.h"
 
 namespace assessq {
 namespace {
@@ -65,6 +66,7 @@ int64_t NowMs() {
 }
 
 constexpr char kLabelWorker[] = "assessq.worker";
+constexpr char kLabelInstance[] = "assessq.instance";
 constexpr char kLabelJob[] = "assessq.job";
 constexpr char kLabelToken[] = "assessq.token";
 
@@ -87,6 +89,8 @@ std::string SafeName(const std::string& s) {
 
 absl::StatusOr<std::unique_ptr<DockerExecutor>> DockerExecutor::Create(
     DockerExecutorOptions opt) {
+  if (!ValidInstanceId(opt.instance_id))
+    return absl::InvalidArgumentError("docker executor: instance id must be 16 hex digits");
   std::unique_ptr<DockerExecutor> e(new DockerExecutor(std::move(opt)));
   auto d = docker::DockerClient::Create(e->opt_.docker_socket);
   if (!d.ok()) return d.status();
@@ -176,10 +180,14 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     }
   } stop_gateway{gw};
   std::map<std::string, std::string> labels = {{kLabelWorker, opt_.worker_name},
+                                               {kLabelInstance, opt_.instance_id},
                                                {kLabelJob, absl::StrCat(req.job_id)},
                                                {kLabelToken, absl::StrCat(req.token)}};
   json body = BuildCreateBody(spec, (*jobfs)->mounts(), labels);
-  std::string name = absl::StrCat("assessq-", SafeName(opt_.worker_name), "-", tag);
+  // Unique on the host: job ids and tokens repeat across coordinators, and
+  // worker names may too; the instance id does not.
+  std::string name = absl::StrCat("assessq-", SafeName(opt_.worker_name), "-",
+                                  opt_.instance_id.substr(0, 8), "-", tag);
   (void)docker_->RemoveContainer(name, true, true);  // a leftover of a crashed attempt
   auto id = docker_->CreateContainer(name, body);
   if (!id.ok())
@@ -329,7 +337,9 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
 }
 
 absl::Status DockerExecutor::Reap(const std::function<bool(int64_t job)>& is_live) {
-  auto list = docker_->ListContainers({absl::StrCat(kLabelWorker, "=", opt_.worker_name)}, true);
+  // Only this instance's containers: another workerd on the same dockerd
+  // (another state dir), even one of the same name, is none of our business.
+  auto list = docker_->ListContainers({absl::StrCat(kLabelInstance, "=", opt_.instance_id)}, true);
   if (!list.ok()) return list.status();
   int removed = 0;
   for (const auto& c : *list) {

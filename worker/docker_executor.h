@@ -4,7 +4,8 @@
 // is in force, starts it, enforces the soft (SIGTERM) and hard (SIGKILL)
 // deadlines and cancellation, collects a capped log tail, reads the one
 // output file safely, and removes the container and files. Every container
-// carries labels (worker, job, token) so crashes leave nothing unaccounted.
+// carries labels (worker, instance, job, token) so crashes leave nothing
+// unaccounted; the reaper removes only containers of its own instance.
 #pragma once
 
 #include <memory>
@@ -18,6 +19,7 @@ namespace assessq {
 
 struct DockerExecutorOptions {
   std::string worker_name;
+  std::string instance_id;  // this workerd's state dir's id (StateDirClaim)
   std::string jobs_dir;  // STATE_DIR/jobs
   std::string docker_socket = "/var/run/docker.sock";
   std::string netbridge_path;   // static bridge mounted into gateway jobs

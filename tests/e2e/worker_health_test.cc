@@ -23,7 +23,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "itest/health.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/integration/scrape.h"
 

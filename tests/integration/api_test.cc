@@ -13,7 +13,7 @@
 #include <set>
 #include <thread>
 
-#include "itest/health.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "itest/reflection.grpc.pb.h"
 #include "tests/integration/harness.h"
 #include "worker/api_client.h"

@@ -19,7 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "itest/health.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 extern char** environ;
 
