@@ -1100,6 +1100,7 @@ void Engine::Complete(v1::CompleteRequest req, std::string worker,
                               b ? b->profile_json : "{}", ""};
             ASSIGN_OR_RETURN(md, ReadInput(*row));
             ctx.metadata = std::move(md);
+            ctx.netlog_json = req.netlog_json();
             check = opt_.checker(ctx, req.result_json());
           }
           const std::vector<std::string>& errors = check.errors;

@@ -44,6 +44,9 @@ struct ResultContext {
   std::string dataset_name;
   std::string profile_json;
   std::string metadata;
+  // The attempt's network log ("": no egress gateway); a view, valid during
+  // the check only.
+  std::string_view netlog_json;
 };
 using ResultValidator =
     std::function<std::vector<std::string>(const ResultContext&, const std::string& json)>;

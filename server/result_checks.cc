@@ -38,7 +38,8 @@ class Registry {
         out.errors = mode->custom->Validate(json, ctx.metadata);
         break;
       case Mode::kBuiltin: {
-        auto v = builtin_.Check(json, ctx.metadata, /*with_flags=*/true);
+        const NetEvidence evidence = ParseNetEvidence(ctx.netlog_json);
+        auto v = builtin_.Check(json, ctx.metadata, /*with_flags=*/true, &evidence);
         out.errors = std::move(v.errors);
         out.flags = std::move(v.flags);
         break;

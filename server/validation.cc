@@ -704,7 +704,8 @@ absl::StatusOr<AssessmentValidator> AssessmentValidator::Create(const std::strin
 
 AssessmentValidator::Verdict AssessmentValidator::Check(const std::string& result_json,
                                                         const std::string& metadata_json,
-                                                        bool with_flags) const {
+                                                        bool with_flags,
+                                                        const NetEvidence* evidence) const {
   Verdict v;
   std::vector<std::string>& errors = v.errors;
   json doc;
@@ -749,7 +750,12 @@ AssessmentValidator::Verdict AssessmentValidator::Check(const std::string& resul
   CheckName(doc, metadata_json.empty() ? nullptr : &md, &errors);
   CheckAllProse(doc, &errors);
   CheckSources(doc, &errors);
-  if (with_flags && errors.empty()) v.flags = FlagsOf(doc, md.is_object() ? md : json::object());
+  if (with_flags && errors.empty()) {
+    const json& m = md.is_object() ? md : json::object();
+    v.flags = FlagsOf(doc, m);
+    if (evidence != nullptr)
+      for (std::string& f : EvidenceFlags(doc, m, *evidence)) v.flags.push_back(std::move(f));
+  }
   return v;
 }
 

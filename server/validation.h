@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/net_evidence.h"
 
 namespace assessq {
 
@@ -43,14 +44,16 @@ struct AssessmentValidator {
   std::vector<std::string> Validate(const std::string& result_json,
                                     const std::string& metadata_json) const;
 
-  // Validate and, when the result is valid and `with_flags`, its TrustFlags,
-  // parsing the result and the metadata once (the coordinator's hot path).
+  // Validate and, when the result is valid and `with_flags`, its TrustFlags
+  // followed (when `evidence` is given: the attempt's network log) by its
+  // EvidenceFlags (server/net_evidence.h), parsing the result and the
+  // metadata once (the coordinator's hot path).
   struct Verdict {
     std::vector<std::string> errors;
     std::vector<std::string> flags;
   };
   Verdict Check(const std::string& result_json, const std::string& metadata_json,
-                bool with_flags) const;
+                bool with_flags, const NetEvidence* evidence = nullptr) const;
 
   struct Impl;
 

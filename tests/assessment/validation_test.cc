@@ -4,6 +4,7 @@
 // malformed, huge and deep input give one error; concurrent use; TrustFlags
 // and the text/URL helpers.
 #include "server/validation.h"
+#include "server/result_checks.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -502,6 +503,28 @@ TEST(ValidationHelpersTest, IsHttpUrlWithHost) {
                           "https://a.org/\x01", "https://[::1", "https://a.org:8o/",
                           "javascript:alert(1)", "https://../x", "https://a%2fb.org"})
     EXPECT_FALSE(IsHttpUrlWithHost(bad)) << bad;
+}
+
+// The coordinator's checker adds the flags from the attempt's network log
+// (server/net_evidence) after the result's own, and none without a log.
+TEST(AssessmentValidatorTest, TheCheckerFlagsClaimsTheNetworkLogDoesNotBear) {
+  auto checker = MakeResultChecker();
+  ASSERT_TRUE(checker.ok()) << checker.status();
+  ResultContext ctx{"b", "anc", "Arabic News Corpus", "{}", kMetadata};
+  const std::string loaded = Loaded().dump();
+  // Offline (no gateway, so no log) and metadata only: nothing to flag.
+  EXPECT_THAT((*checker)(ctx, MetadataOnly().dump()).flags, IsEmpty());
+  // A gateway log with nothing fetched: the claim and the sources lack evidence.
+  ctx.netlog_json = "[]";
+  CheckedResult none = (*checker)(ctx, loaded);
+  EXPECT_THAT(none.errors, IsEmpty());
+  EXPECT_THAT(none.flags, ElementsAre("claims_loaded_without_download", "sources_not_contacted"));
+  // Samples downloaded from the dataset's hosts, both sources contacted.
+  const std::string log =
+      R"([{"host": "hf.co", "decision": "allow", "kind": "connect", "bytes_down": 4096},
+          {"host": "github.com", "decision": "allow", "kind": "connect", "bytes_down": 512}])";
+  ctx.netlog_json = log;
+  EXPECT_THAT((*checker)(ctx, loaded).flags, IsEmpty());
 }
 
 }  // namespace

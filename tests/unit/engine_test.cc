@@ -1283,6 +1283,30 @@ TEST_F(EngineTest, InvalidResultIsRetriedWithThePreviousErrors) {
   EXPECT_EQ(Results(id), 1);
 }
 
+TEST_F(EngineTest, TheCheckerSeesTheAttemptsNetworkLog) {
+  // The trust flags from evidence (server/net_evidence) need the network log
+  // the worker reported with the result.
+  auto seen = std::make_shared<std::vector<std::string>>();
+  validator_ = [seen](const ResultContext& ctx, const std::string&) {
+    seen->push_back(std::string(ctx.netlog_json));  // a view: valid during the call only
+    return std::vector<std::string>{};
+  };
+  RestartEngine();
+  auto sink = std::make_shared<FakeSink>();
+  Connect("w1", 1, sink);
+  const int64_t id = SubmitOne("b", "alpha");
+  v1::Lease l = WaitLease(*sink, 1);
+  v1::CompleteRequest req;
+  req.set_job_id(id);
+  req.set_token(l.token());
+  req.set_result_json(R"({"ok": true})");
+  req.set_netlog_json(R"([{"host": "hf.co", "decision": "allow", "bytes_down": 10}])");
+  auto c = Complete(req);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(seen->size(), 1u);
+  EXPECT_EQ((*seen)[0], req.netlog_json());
+}
+
 TEST_F(EngineTest, InvalidResultsEndInNeedsAttention) {
   auto sink = std::make_shared<FakeSink>();
   Connect("w1", 1, sink);
