@@ -9,14 +9,14 @@ using nlohmann::json;
 
 namespace {
 
-const json* Field(const json& o, const char* key) {
+const json* Member(const json& o, const char* key) {
   if (!o.is_object()) return nullptr;
   auto it = o.find(key);
   return it == o.end() ? nullptr : &*it;
 }
 
-constexpr char kLoaded[] = "تم_تحميل_البيانات";
-constexpr char kSources[] = "المصادر_المفتوحة";
+constexpr char kLoadedKey[] = "تم_تحميل_البيانات";
+constexpr char kSourcesKey[] = "المصادر_المفتوحة";
 
 }  // namespace
 
@@ -69,14 +69,14 @@ NetEvidence ParseNetEvidence(std::string_view netlog_json) {
   for (const json& e : log) {
     if (!e.is_object() || e.value("decision", "") != "allow") continue;
     if (e.value("kind", "") == "model") continue;
-    const json* h = Field(e, "host");
+    const json* h = Member(e, "host");
     if (h == nullptr || !h->is_string()) continue;
     std::string host = h->get<std::string>();
     absl::AsciiStrToLower(&host);
     while (!host.empty() && host.back() == '.') host.pop_back();
     if (host.empty()) continue;
     ev.contacted.insert(host);
-    const json* down = Field(e, "bytes_down");
+    const json* down = Member(e, "bytes_down");
     if (down != nullptr && down->is_number_integer() && down->get<int64_t>() > 0)
       ev.downloaded_from.insert(host);
   }
@@ -85,11 +85,11 @@ NetEvidence ParseNetEvidence(std::string_view netlog_json) {
 
 std::vector<std::string> EvidenceFlags(const json& doc, const json& md, const NetEvidence& ev) {
   std::vector<std::string> flags;
-  const json* loaded = Field(doc, kLoaded);
+  const json* loaded = Member(doc, kLoadedKey);
   if (loaded != nullptr && loaded->is_boolean() && loaded->get<bool>()) {
     std::vector<std::string> data = DataHostDomains();
     for (const char* key : {"Link", "HF Link", "HF_Link"}) {
-      const json* l = Field(md, key);
+      const json* l = Member(md, key);
       if (l != nullptr && l->is_string()) {
         std::string h = UrlHost(l->get<std::string>());
         if (!h.empty()) data.push_back(h);
@@ -102,7 +102,7 @@ std::vector<std::string> EvidenceFlags(const json& doc, const json& md, const Ne
     if (!downloaded) flags.push_back("claims_loaded_without_download");
   }
   if (ev.had_gateway) {
-    const json* sources = Field(doc, kSources);
+    const json* sources = Member(doc, kSourcesKey);
     bool missing = false;
     if (sources != nullptr && sources->is_array())
       for (const json& s : *sources) {

@@ -30,7 +30,10 @@ void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& 
   std::optional<CheckedResult> checked;
   if (req.has_result_json()) {
     auto ctx = queries->ResultContextFor(req.job_id());
-    if (ctx.ok()) checked = engine->checker()(*ctx, req.result_json());
+    if (ctx.ok()) {
+      ctx->netlog_json = req.netlog_json();  // the evidence flags read it
+      checked = engine->checker()(*ctx, req.result_json());
+    }
   }
   engine->Complete(req, who.name, std::move(done), std::move(checked), who.id);
 }

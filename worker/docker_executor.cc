@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/utf8.h"
 #include <sys/stat.h>
@@ -58,12 +59,6 @@ class OutputFollower {
   const JobRequest& req_;
   uint64_t out_total_ = 0, err_total_ = 0;
 };
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr char kLabelWorker[] = "assessq.worker";
 constexpr char kLabelInstance[] = "assessq.instance";

@@ -8,18 +8,13 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "common/utf8.h"
 
 namespace assessq {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t MemAvailableMb() {
   std::ifstream in("/proc/meminfo");
