@@ -185,6 +185,7 @@ void ProbeSyscalls() {
     Report("socketpair_vsock", rc, e);
   }
   REPORT_FD("socket_alg", socket(38 /* AF_ALG */, SOCK_SEQPACKET, 0));
+  REPORT_FD("socket_netlink_uevent", socket(AF_NETLINK, SOCK_RAW, 15 /* NETLINK_KOBJECT_UEVENT */));
   REPORT_FD("userfaultfd", syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */));
   {
     unsigned char attr[128] = {};

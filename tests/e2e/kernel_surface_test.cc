@@ -66,6 +66,7 @@ TEST_F(KernelSurfaceTest, SeccompProfileRefusesTheKernelSurfaceAndAllowsOrdinary
            "socket_vsock_highbits",  // AF_VSOCK with bits above the int: succeeds by default
            "socketpair_vsock",       // default: EOPNOTSUPP (reaches the kernel)
            "socket_alg",             // the kernel crypto API's sockets
+           "socket_netlink_uevent",  // netlink other than NETLINK_ROUTE
            "userfaultfd", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
            "unshare_user", "unshare_net", "setns", "clone_newuser", "mount", "umount2",
            "pivot_root", "chroot",
