@@ -217,6 +217,22 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   }
   if (auto s = docker_->StartContainer(*id); !s.ok())
     return Failed(v1::FAILURE_CLASS_INFRA, absl::StrCat("docker start: ", s.message()));
+  if (!spec.apparmor_profile.empty()) {
+    // Engine 20.10 records the AppArmor profile it applied only at start (""
+    // on a host without AppArmor, whatever was asked): check it now and end
+    // the container (removed by `cleanup`) if it is not the one asked for.
+    auto started = docker_->InspectContainer(*id);
+    std::vector<std::string> why =
+        started.ok() ? VerifyStarted(*started, spec)
+                     : std::vector<std::string>{absl::StrCat("docker inspect: ", started.status().message())};
+    if (!why.empty()) {
+      (void)docker_->KillContainer(*id);
+      spdlog::error("[job={}] hardening not in force after start, container killed: {}", req.job_id,
+                    absl::StrJoin(why, "; "));
+      return Failed(v1::FAILURE_CLASS_INFRA,
+                    absl::StrCat("hardening not in force: ", absl::StrJoin(why, "; ")));
+    }
+  }
   out.started_at_ms = NowMs();
   spdlog::info("[job={}] started container {} ({})", req.job_id, name, spec.image);
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "worker/seccomp_profile.h"
 
 namespace assessq {
 namespace {
@@ -27,6 +28,20 @@ std::map<std::string, std::string> WantedTmpfs(const JobSpec& s) {
 
 int64_t Bytes(int64_t mb) { return mb * 1024 * 1024; }
 
+// "seccomp=X" or the older "seccomp:X" (both accepted by Engine 20.10):
+// returns true and X when `opt` names `key`.
+bool OptValue(const std::string& opt, const std::string& key, std::string* value) {
+  if (opt.size() <= key.size() || opt.compare(0, key.size(), key) != 0) return false;
+  char sep = opt[key.size()];
+  if (sep != '=' && sep != ':') return false;
+  *value = opt.substr(key.size() + 1);
+  return true;
+}
+
+std::string Shorten(const std::string& s, size_t max = 80) {
+  return s.size() <= max ? s : absl::StrCat(s.substr(0, max), "... (", s.size(), " bytes)");
+}
+
 }  // namespace
 
 json BuildCreateBody(const JobSpec& s, const std::vector<BindMount>& mounts,
@@ -43,10 +58,12 @@ json BuildCreateBody(const JobSpec& s, const std::vector<BindMount>& mounts,
                   {"BindOptions", {{"Propagation", "rprivate"}}}});
   json tmpfs = json::object();
   for (const auto& [k, v] : WantedTmpfs(s)) tmpfs[k] = v;
+  json secopt = {"no-new-privileges:true", absl::StrCat("seccomp=", SeccompProfileText())};
+  if (!s.apparmor_profile.empty()) secopt.push_back(absl::StrCat("apparmor=", s.apparmor_profile));
   json host = {
       {"CapDrop", {"ALL"}},
       {"CapAdd", json::array()},
-      {"SecurityOpt", {"no-new-privileges:true"}},
+      {"SecurityOpt", secopt},
       {"Privileged", false},
       {"ReadonlyRootfs", s.read_only_rootfs},
       {"Tmpfs", tmpfs},
@@ -111,21 +128,50 @@ std::vector<std::string> VerifyInspect(const json& in, const JobSpec& s,
     bad.push_back(absl::StrCat("CapAdd: wanted none, daemon has ", capadd.dump()));
   expect("Privileged", get(hc, "Privileged"), false);
 
-  // no-new-privileges on; seccomp and AppArmor never unconfined.
+  // no-new-privileges on; exactly our seccomp profile; the AppArmor profile
+  // the policy names (or none asked for); nothing unconfined.
   json secopt = get(hc, "SecurityOpt");
   bool nnp = false;
+  int seccomps = 0, apparmors = 0;
   if (secopt.is_array()) {
     for (const auto& o : secopt) {
       if (!o.is_string()) continue;
-      std::string v = o.get<std::string>();
+      std::string v = o.get<std::string>(), value;
       if (v == "no-new-privileges" || v == "no-new-privileges:true" ||
           v == "no-new-privileges=true")
         nnp = true;
-      if (absl::StrContains(v, "unconfined"))
-        bad.push_back(absl::StrCat("SecurityOpt: '", v, "' is not allowed"));
+      if (OptValue(v, "seccomp", &value)) {
+        ++seccomps;
+        json got = json::parse(value, nullptr, false);
+        if (value == "unconfined")
+          bad.push_back("SecurityOpt seccomp: 'unconfined' is not allowed");
+        else if (got.is_discarded() || got != SeccompProfile())
+          bad.push_back(absl::StrCat(
+              "SecurityOpt seccomp: wanted assessq's profile (deploy/seccomp/assessq.json), daemon has ",
+              Shorten(value)));
+      } else if (OptValue(v, "apparmor", &value)) {
+        ++apparmors;
+        if (value != s.apparmor_profile)
+          bad.push_back(absl::StrCat("SecurityOpt apparmor: wanted ",
+                                     s.apparmor_profile.empty() ? "none" : "'" + s.apparmor_profile + "'",
+                                     ", daemon has '", Shorten(value), "'"));
+      } else if (absl::StrContains(v, "unconfined")) {
+        bad.push_back(absl::StrCat("SecurityOpt: '", Shorten(v), "' is not allowed"));
+      }
     }
   }
-  if (!nnp) bad.push_back(absl::StrCat("SecurityOpt: no-new-privileges missing, daemon has ", secopt.dump()));
+  if (!nnp) bad.push_back(absl::StrCat("SecurityOpt: no-new-privileges missing, daemon has ", Shorten(secopt.dump())));
+  if (seccomps == 0)
+    bad.push_back("SecurityOpt seccomp: assessq's profile missing (the daemon would apply its default)");
+  if (seccomps > 1) bad.push_back(absl::StrCat("SecurityOpt seccomp: ", seccomps, " profiles, wanted one"));
+  if (!s.apparmor_profile.empty() && apparmors == 0)
+    bad.push_back(absl::StrCat("SecurityOpt apparmor: '", s.apparmor_profile, "' requested but missing"));
+  if (apparmors > 1) bad.push_back(absl::StrCat("SecurityOpt apparmor: ", apparmors, " profiles, wanted one"));
+  // Before start, Engine 20.10 shows the requested profile here (or "").
+  json aa = get(in, "AppArmorProfile");
+  if (aa == "unconfined") bad.push_back("AppArmorProfile: 'unconfined' is not allowed");
+  if (!s.apparmor_profile.empty() && aa != s.apparmor_profile)
+    bad.push_back(absl::StrCat("AppArmorProfile: wanted '", s.apparmor_profile, "', daemon has ", aa.dump()));
 
   expect("ReadonlyRootfs", get(hc, "ReadonlyRootfs"), s.read_only_rootfs);
   json want_tmpfs = json::object();
@@ -186,6 +232,17 @@ std::vector<std::string> VerifyInspect(const json& in, const JobSpec& s,
   if (want_m != have_m)
     bad.push_back(absl::StrCat("Mounts: wanted [", absl::StrJoin(want_m, "; "), "], daemon has [",
                                absl::StrJoin(have_m, "; "), "]"));
+  return bad;
+}
+
+std::vector<std::string> VerifyStarted(const json& in, const JobSpec& s) {
+  std::vector<std::string> bad;
+  json aa = in.is_object() && in.contains("AppArmorProfile") ? in["AppArmorProfile"] : json(nullptr);
+  if (aa == "unconfined") bad.push_back("AppArmorProfile: the container runs 'unconfined'");
+  if (!s.apparmor_profile.empty() && aa != s.apparmor_profile)
+    bad.push_back(absl::StrCat("AppArmorProfile: '", s.apparmor_profile,
+                               "' requested but not applied (daemon has ", aa.dump(),
+                               "; is AppArmor enabled on this host?)"));
   return bad;
 }
 

@@ -71,9 +71,14 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
   std::unique_ptr<JobFs> j(new JobFs());
   j->root_ = absl::StrCat(jobs_dir, "/", name);
   RemoveStale(j->root_);
-  if (mkdir(j->root_.c_str(), 0711) != 0) return Errno(absl::StrCat("mkdir ", j->root_));
+  // Every mode below is set explicitly: workerd's umask (0077 under the
+  // shipped unit) must not make them 0700, which would keep the container's
+  // non-root user out of its own net directory.
+  if (mkdir(j->root_.c_str(), 0711) != 0 || chmod(j->root_.c_str(), 0711) != 0)
+    return Errno(absl::StrCat("mkdir ", j->root_));
   std::string input = j->root_ + "/input";
-  if (mkdir(input.c_str(), 0711) != 0) return Errno(absl::StrCat("mkdir ", input));
+  if (mkdir(input.c_str(), 0711) != 0 || chmod(input.c_str(), 0711) != 0)
+    return Errno(absl::StrCat("mkdir ", input));
   // World-readable inside a directory only root can list: the container's
   // user can read the file through its bind mount and nothing else.
   if (auto s = WriteFile(input + "/metadata.json", metadata, 0444, 0, 0); !s.ok()) return s;
@@ -113,7 +118,8 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
     // Only the gateway's socket lives here; root-owned, so the container's
     // user can connect to it but create nothing beside it.
     std::string net = j->root_ + "/net";
-    if (mkdir(net.c_str(), 0711) != 0) return Errno(absl::StrCat("mkdir ", net));
+    if (mkdir(net.c_str(), 0711) != 0 || chmod(net.c_str(), 0711) != 0)
+      return Errno(absl::StrCat("mkdir ", net));
     j->net_socket_ = net + "/proxy.sock";
     j->mounts_.push_back({net, kNetDir, false});
     if (netbridge.empty() || access(netbridge.c_str(), X_OK) != 0)

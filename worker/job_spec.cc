@@ -178,8 +178,15 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
   Reader r(j, "policy");
   TRY(r.Only({"allowed_images", "max", "allow_root", "allow_writable_rootfs", "runtime",
               "credentials", "min_free_disk_mb", "min_free_mem_mb", "model_providers", "egress",
-              "netbridge_path"}));
+              "netbridge_path", "apparmor_profile"}));
   TRY(r.Str("netbridge_path", p.netbridge_path));
+  TRY(r.Str("apparmor_profile", p.apparmor_profile));
+  if (!p.apparmor_profile.empty() &&
+      (p.apparmor_profile == "unconfined" ||
+       p.apparmor_profile.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789._-") != std::string::npos))
+    return Bad("policy.apparmor_profile must name a loaded AppArmor profile ([A-Za-z0-9._-]), "
+               "not \"unconfined\"");
   if (j.contains("model_providers")) {
     if (!j["model_providers"].is_object()) return Bad("policy.model_providers must be an object");
     for (auto& [name, v] : j["model_providers"].items()) {
@@ -315,6 +322,7 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
   s.user = p.user;
   s.read_only_rootfs = p.read_only_rootfs;
   s.runtime = pol.runtime.empty() ? p.runtime : pol.runtime;
+  s.apparmor_profile = pol.apparmor_profile;
   s.limits = l;
   s.network = p.network;
   s.output_file = p.output_file;

@@ -105,6 +105,7 @@ struct LocalPolicy {
   std::map<std::string, ModelProvider> model_providers;
   EgressLimits egress;
   std::string netbridge_path;  // static bridge binary mounted into gateway jobs
+  std::string apparmor_profile;  // "": the daemon's default; else required and verified
 };
 
 // The fully decided job: profile checked against policy, placeholders filled.
@@ -115,6 +116,7 @@ struct JobSpec {
   std::string user;
   bool read_only_rootfs = true;
   std::string runtime;
+  std::string apparmor_profile;  // from the policy ("" = the daemon's default)
   Limits limits;
   NetworkPolicy network;
   std::string output_file;

@@ -345,6 +345,7 @@ void Workerd::Start() {
                                    "--docker-socket", DockerSocket(),
                                    "--log-level", "info"};
   argv.insert(argv.end(), opt_.extra_args.begin(), opt_.extra_args.end());
+  argv.insert(argv.begin(), opt_.wrapper.begin(), opt_.wrapper.end());
   ++starts_;
   child_ = Child::Spawn(argv, log_, opt_.extra_env);
   auto started = [&] {

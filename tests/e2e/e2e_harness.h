@@ -133,6 +133,7 @@ struct WorkerOptions {
   double reap_seconds = 60;
   std::vector<std::string> extra_args;
   std::vector<std::string> extra_env;  // NAME=VALUE added to workerd's environment
+  std::vector<std::string> wrapper;    // a command workerd's argv is appended to (it must exec it)
 };
 
 // One workerd with its own name and state dir. Start waits until the
