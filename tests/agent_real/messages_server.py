@@ -208,6 +208,17 @@ def plan(body):
             text, err = results[step_id(prev[0])]
             log(event="tool_result", step=prev[0], tool=prev[1], is_error=err, content=text)
         if tool not in tools:
+            # Claude Code defers some tools (WebFetch among them): the model
+            # loads one with ToolSearch "select:NAME", as a real model does.
+            search_id = step_id("search_" + tool)
+            if "ToolSearch" in tools and search_id not in results:
+                props = (tools["ToolSearch"].get("input_schema") or {}).get("properties") or {}
+                inp = {"query": "select:" + tool}
+                if "max_results" in props:
+                    inp["max_results"] = 1
+                log(event="toolsearch", tool=tool, schema=tools["ToolSearch"].get("input_schema"))
+                return "toolsearch", [{"type": "tool_use", "id": search_id, "name": "ToolSearch",
+                                       "input": inp}], "tool_use"
             log(event="error", error="Claude Code offers no %s tool: %s" % (tool, sorted(tools)))
             return "no-" + tool, [{"type": "text", "text": "no %s tool" % tool}], "end_turn"
         if step == "env":
