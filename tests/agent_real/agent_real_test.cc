@@ -613,6 +613,12 @@ TEST_F(AgentRealTest, EveryReplayedStepGotTheStandInsContent) {
     if (e.value("event", "") == "side")
       for (const auto& m : e["markers"]) summarised.insert(m.get<std::string>());
   for (const char* m : {"paper", "publisher", "github"}) EXPECT_TRUE(summarised.count(Marker(m))) << m;
+  for (const auto& e : StandInLog())
+    if (e.value("event", "") == "side" && !e["markers"].empty()) {
+      std::cout << "agent_real: a WebFetch summary request (model " << e.value("model", "?") << "): "
+                << e.value("user", "").substr(0, 700) << "\n";
+      break;
+    }
 }
 
 // The network log lists each host of the replay with its decision, and the
