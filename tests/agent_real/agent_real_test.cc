@@ -99,6 +99,11 @@ constexpr char kDeniedHost[] = "www.kaggle.com";
 const std::vector<std::string> kReplaySteps = {"read",     "download", "paper",  "doi",      "publisher",
                                                "github",   "denied",   "analysis", "write"};
 
+// The gateway's refusals carry `x-deny-reason: host_not_allowed` (issue 15
+// item 2, another change): then Claude Code's WebFetch result says why.
+// Set to true once that is on main.
+constexpr bool kGatewaySendsDenyReason = false;
+
 bool ReplayBefore() {
   const char* e = std::getenv("AQ_REPLAY_BEFORE");
   return e != nullptr && std::string(e) == "1";
@@ -606,6 +611,9 @@ TEST_F(AgentRealTest, EveryReplayedStepGotTheStandInsContent) {
   // which Claude Code turns into "the egress proxy blocked the host").
   std::string denied = StepResult("denied").value("content", "");
   std::cout << "agent_real: the refused WebFetch's result: " << denied.substr(0, 400) << "\n";
+  if (kGatewaySendsDenyReason && !ReplayBefore())
+    EXPECT_TRUE(absl::StrContains(denied, "host_not_allowed") || absl::StrContains(denied, "not allowed"))
+        << "the refusal does not say why: " << denied;
   // WebFetch's summaries: one side request per fetched page, each with the
   // page's marker.
   std::set<std::string> summarised;
