@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "common/channel.h"
 #include "worker/agent_done.h"
+#include "worker/agent_steps.h"
 #include "worker/hardening.h"
 #include "worker/job_fs.h"
 #include "worker/output_reader.h"
@@ -301,6 +302,8 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     if (!logs->err.empty()) out.log_tail += absl::StrCat("\n--- stderr ---\n", logs->err);
     out.log_tail = TailUtf8(out.log_tail, static_cast<size_t>(spec.limits.log_kb) * 1024);
     details["log_bytes"] = logs->out_total_bytes + logs->err_total_bytes;
+    // The agent's own account of its tool calls, if it printed Claude Code's events.
+    if (json steps = ClaudeSteps(logs->out); !steps.is_null()) details["agent_steps"] = std::move(steps);
   }
   gateway::RateSignal rate;
   if (gw) {

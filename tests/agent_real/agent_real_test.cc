@@ -624,9 +624,33 @@ TEST_F(AgentRealTest, EveryReplayedStepGotTheStandInsContent) {
   for (const auto& e : StandInLog())
     if (e.value("event", "") == "side" && !e["markers"].empty()) {
       std::cout << "agent_real: a WebFetch summary request (model " << e.value("model", "?") << "): "
-                << e.value("user", "").substr(0, 700) << "\n";
+                << e.value("user", "").substr(0, 1200) << "\n";
       break;
     }
+}
+
+// The attempt keeps the agent's own account of its tool calls (from Claude
+// Code's stream-json), marked as reported by the agent, in the order made,
+// with the refused fetch as an error.
+TEST_F(AgentRealTest, TheAttemptKeepsTheAgentsReportedSteps) {
+  const json& d = W().show["attempts"].back()["details"];
+  ASSERT_TRUE(d.contains("agent_steps")) << d.dump(2);
+  const json& a = d["agent_steps"];
+  EXPECT_EQ(a.value("reported_by", ""), "agent");
+  EXPECT_EQ(a.value("complete", false), true);
+  std::vector<std::string> got;  // "TOOL TARGET ok|error|-"
+  for (const auto& s : a["steps"]) {
+    if (s.value("tool", "") == "ToolSearch") continue;
+    got.push_back(s.value("tool", "") + " " + s.value("target", "") + " " +
+                  (s.contains("ok") ? (s["ok"].get<bool>() ? "ok" : "error") : "-"));
+  }
+  ASSERT_EQ(got.size(), 1 + kReplaySteps.size()) << a.dump(2);
+  EXPECT_EQ(got[1], "Read /input/metadata.json ok");
+  EXPECT_TRUE(absl::StartsWith(got[2], "Bash python3 - <<'PY'") && absl::EndsWith(got[2], " ok")) << got[2];
+  EXPECT_EQ(got[3], "WebFetch https://aclanthology.org/2023.emnlp-main.655/ ok");
+  EXPECT_EQ(got[7], std::string("WebFetch https://") + kDeniedHost + "/datasets/aoc-aldi error");
+  EXPECT_EQ(got[9], "Write /output/assessment.json ok");
+  for (const auto& g : got) std::cout << "agent_real: reported step: " << g.substr(0, 90) << "\n";
 }
 
 // The network log lists each host of the replay with its decision, and the

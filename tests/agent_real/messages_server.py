@@ -257,6 +257,8 @@ def side(body):
     last = text_of(messages[-1].get("content")) if messages else ""
     system = body.get("system")
     system = text_of(system) if isinstance(system, list) else (system or "")
+    if not last.strip():
+        last = json.dumps(messages, ensure_ascii=False)
     log(event="side", model=body.get("model"), markers=markers, system=system[:400],
         user=last[:3000], tools=sorted(t.get("name", "?") for t in body.get("tools") or []
                                        if isinstance(t, dict)))
