@@ -204,6 +204,18 @@ void RemoveStaleNamespaces() {
   }
 }
 
+// Test-CA images of killed runs (assessq-claude-testca:PID with PID gone).
+void RemoveStaleImages() {
+  RunResult r = Run({DockerCli(), "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "assessq-claude-testca"},
+                    60000);
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    std::string tag(absl::StripAsciiWhitespace(line));
+    std::string pid = tag.substr(tag.find(':') + 1);
+    if (pid.find_first_not_of("0123456789") == std::string::npos && !fs::exists("/proc/" + pid))
+      (void)Run({DockerCli(), "image", "rm", "-f", tag}, 60000);
+  }
+}
+
 void BuildNamespace(World& w) {
   const std::string pid = std::to_string(getpid());
   w.ns = "aqreal-" + pid;
@@ -369,6 +381,7 @@ void SetUpWorld(World& w) {
   if (w.lock_fd < 0 || !PollUntil([&] { return flock(w.lock_fd, LOCK_EX | LOCK_NB) == 0; }, 200000, 200))
     throw std::runtime_error(std::string("another agent_real_test holds ") + kLockFile);
   RemoveStaleNamespaces();
+  RemoveStaleImages();
   w.dir = std::make_unique<TempDir>();
   BuildNamespace(w);
 
