@@ -6,6 +6,8 @@
 #include "worker/agent_done.h"
 
 #include <gtest/gtest.h>
+
+#include "worker/job_spec.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -112,6 +114,44 @@ TEST(ParseDoneWhen, Table) {
     auto w = ParseDoneWhen(bad);
     ASSERT_FALSE(w.ok()) << bad;
     EXPECT_NE(std::string(w.status().message()).find("profile.done_when"), std::string::npos);
+  }
+}
+
+TEST(ProfileDoneWhen, ParsedCheckedAndCarriedIntoTheJobSpec) {
+  const std::string base = R"("image": "assessq-x", "command": ["/agent"])";
+  struct Case {
+    const char* name;
+    std::string json;
+    std::string error;  // "" = parses
+  } cases[] = {
+      {"default", "{" + base + "}", ""},
+      {"claude_result", "{" + base + R"(, "done_when": "claude_result", "limits": {"done_grace_s": 5}})", ""},
+      {"unknown mode", "{" + base + R"(, "done_when": "whenever"})", "profile.done_when 'whenever'"},
+      {"not a string", "{" + base + R"(, "done_when": true})", "profile.done_when must be a string"},
+      {"grace too long", "{" + base + R"(, "limits": {"done_grace_s": 3601}})",
+       "profile.limits.done_grace_s must be between 0 and 3600"},
+      {"grace negative", "{" + base + R"(, "limits": {"done_grace_s": -1}})",
+       "profile.limits.done_grace_s must be between 0 and 3600"},
+  };
+  for (const auto& c : cases) {
+    auto p = ParseProfile(c.json, Profile{});
+    if (!c.error.empty()) {
+      ASSERT_FALSE(p.ok()) << c.name;
+      EXPECT_NE(std::string(p.status().message()).find(c.error), std::string::npos)
+          << c.name << ": " << p.status();
+      continue;
+    }
+    ASSERT_TRUE(p.ok()) << c.name << ": " << p.status();
+    LocalPolicy pol;
+    auto spec = DecideJobSpec(*p, pol, JobVars{});
+    ASSERT_TRUE(spec.ok()) << c.name << ": " << spec.status();
+    if (std::string(c.name) == "default") {
+      EXPECT_EQ(spec->done_when, DoneWhen::kExit);
+      EXPECT_EQ(spec->limits.done_grace_s, 10);
+    } else {
+      EXPECT_EQ(spec->done_when, DoneWhen::kClaudeResult);
+      EXPECT_EQ(spec->limits.done_grace_s, 5);
+    }
   }
 }
 
