@@ -100,8 +100,10 @@ const std::vector<std::string> kReplaySteps = {"read",     "download", "paper", 
                                                "github",   "denied",   "analysis", "write"};
 
 // The gateway's refusals carry `x-deny-reason: host_not_allowed` (issue 15
-// item 2, another change): then Claude Code's WebFetch result says why.
-// Set to true once that is on main.
+// item 2, another change): then Claude Code 2.1.335's WebFetch result says
+// why ({"error_type":"EGRESS_BLOCKED",...,"message":"Access to HOST is
+// blocked by the network egress proxy."}; checked against that change's
+// branch). Set to true once that is on main.
 constexpr bool kGatewaySendsDenyReason = false;
 
 bool ReplayBefore() {
@@ -625,7 +627,9 @@ TEST_F(AgentRealTest, EveryReplayedStepGotTheStandInsContent) {
   std::string denied = StepResult("denied").value("content", "");
   std::cout << "agent_real: the refused WebFetch's result: " << denied.substr(0, 400) << "\n";
   if (kGatewaySendsDenyReason && !ReplayBefore())
-    EXPECT_TRUE(absl::StrContains(denied, "host_not_allowed") || absl::StrContains(denied, "not allowed"))
+    EXPECT_TRUE(absl::StrContains(denied, "EGRESS_BLOCKED") &&
+                absl::StrContains(denied, std::string("Access to ") + kDeniedHost +
+                                              " is blocked by the network egress proxy"))
         << "the refusal does not say why: " << denied;
   // WebFetch's summaries: one side request per fetched page, each with the
   // page's marker.
