@@ -106,6 +106,15 @@ const std::vector<std::string> kReplaySteps = {"read",     "download", "paper", 
 // branch). Set to true once that is on main.
 constexpr bool kGatewaySendsDenyReason = false;
 
+// The coordinator computes the trust flags with the attempt's network log.
+// On main today the result is checked before the engine (worker_service.cc
+// StartComplete) with a ResultContext whose netlog_json is never set, so
+// every "data loaded" claim is flagged claims_loaded_without_download. With
+// `ctx->netlog_json = req.netlog_json();` there this replay has no flag (and
+// the before case gets sources_not_contacted): checked by hand; set to true
+// once that is on main.
+constexpr bool kCoordinatorFlagsSeeTheNetlog = false;
+
 bool ReplayBefore() {
   const char* e = std::getenv("AQ_REPLAY_BEFORE");
   return e != nullptr && std::string(e) == "1";
@@ -153,7 +162,7 @@ struct World {
   std::unique_ptr<Ctl> ctl;
   int64_t job = 0;
   Running running;
-  json show, netlog;
+  json show, netlog, exported;  // exported: the job's `export --format jsonl` row
   RunResult result;
   std::string setup_error;
   int64_t job_ms = 0;
@@ -482,6 +491,8 @@ void SetUpWorld(World& w) {
   w.show = w.ctl->Show(w.job);
   w.netlog = w.ctl->Json({"netlog", std::to_string(w.job)});
   w.result = w.ctl->Run({"result", std::to_string(w.job)});
+  RunResult ex = w.ctl->Run({"export", "--batch", "agent-real", "--format", "jsonl"});
+  w.exported = json::parse(std::string(absl::StripAsciiWhitespace(ex.out)), nullptr, false);
   std::cout << "agent_real: job " << w.job << " finished in " << w.job_ms << " ms, state "
             << w.show.value("state", "?") << " (first model request held at +" << t_held - t0
             << " ms, released at +" << t_open - t0 << " ms)\n";
@@ -603,6 +614,19 @@ TEST_F(AgentRealTest, JobSucceedsWithAResultThatValidates) {
   // The shipped profile ends the job once Claude Code has reported its result.
   std::cout << "agent_real: attempt details " << W().show["attempts"].back()["details"].dump() << "\n";
   EXPECT_LT(W().job_ms, 240000);
+}
+
+// The coordinator's trust flags (from the gateway's network log) find
+// nothing to flag: the result says data was loaded and huggingface.co sent
+// it; every source it lists was contacted. (Before issue 15 the paper's host
+// was never reached and its source is flagged.)
+TEST_F(AgentRealTest, TheResultsClaimsAreBackedByTheNetworkLog) {
+  ASSERT_TRUE(W().exported.is_object()) << W().exported.dump();
+  std::string connects;
+  for (const auto& e : W().netlog)
+    if (e.value("kind", "") == "connect") connects += e.dump() + "\n";
+  std::cout << "agent_real: trust flags: " << W().exported["flags"].dump() << "\n";
+  if (kCoordinatorFlagsSeeTheNetlog) EXPECT_EQ(W().exported["flags"], json::array()) << connects;
 }
 
 // The nine steps of a real assessment, each through the real Claude Code and
