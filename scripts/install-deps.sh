@@ -39,3 +39,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The real-agent test's image: npm fetches the pinned Claude Code
+# (scripts/build-claude-image.sh). Any npm will do; Debian's only if none.
+if [ "${1:-}" != "--run" ] && ! command -v npm >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends npm
+fi

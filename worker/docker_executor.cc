@@ -16,6 +16,8 @@
 
 #include "absl/strings/ascii.h"
 #include "common/channel.h"
+#include "worker/agent_done.h"
+#include "worker/agent_steps.h"
 #include "worker/hardening.h"
 #include "worker/job_fs.h"
 #include "worker/output_reader.h"
@@ -26,37 +28,39 @@ namespace {
 
 using nlohmann::json;
 
-// Follows a running container's output for JobRequest::on_output by polling
-// the logs endpoint for a bounded tail and handing on what is new since the
-// last poll (by the daemon's running byte counts; stdout, then stderr).
+// Follows a running container's output for JobRequest::on_output and for
+// the agent-done detector (stdout only) by polling the logs endpoint for a
+// bounded tail and handing on what is new since the last poll (by the
+// daemon's running byte counts; stdout, then stderr).
 class OutputFollower {
  public:
   static constexpr size_t kPollTail = 64 * 1024;
-  OutputFollower(docker::DockerClient* d, std::string id, const JobRequest& req)
-      : d_(d), id_(std::move(id)), req_(req) {}
+  OutputFollower(docker::DockerClient* d, std::string id, const JobRequest& req,
+                 AgentDoneDetector& done)
+      : d_(d), id_(std::move(id)), req_(req), done_(done) {}
   void Poll() {
-    if (!req_.on_output) return;
+    if (!req_.on_output && !done_.active()) return;
     auto logs = d_->Logs(id_, kPollTail);
     if (!logs.ok()) return;
-    Deliver(logs->out, logs->out_total_bytes, out_total_);
-    Deliver(logs->err, logs->err_total_bytes, err_total_);
+    Deliver(logs->out, logs->out_total_bytes, out_total_, &done_);
+    Deliver(logs->err, logs->err_total_bytes, err_total_, nullptr);
   }
 
  private:
-  void Deliver(const std::string& tail, uint64_t total, uint64_t& seen) {
+  void Deliver(const std::string& tail, uint64_t total, uint64_t& seen, AgentDoneDetector* done) {
     if (total == seen) return;
     if (total < seen) seen = 0;  // the log file was rotated: start over
     uint64_t fresh = total - seen;
     seen = total;
-    if (fresh <= tail.size()) {
-      req_.on_output(tail.substr(tail.size() - fresh), 0);
-    } else {
-      req_.on_output(tail, static_cast<int64_t>(fresh - tail.size()));
-    }
+    std::string chunk = fresh <= tail.size() ? tail.substr(tail.size() - fresh) : tail;
+    int64_t skipped = fresh <= tail.size() ? 0 : static_cast<int64_t>(fresh - tail.size());
+    if (done) done->Feed(chunk, skipped);
+    if (req_.on_output) req_.on_output(chunk, skipped);
   }
   docker::DockerClient* d_;
   std::string id_;
   const JobRequest& req_;
+  AgentDoneDetector& done_;
   uint64_t out_total_ = 0, err_total_ = 0;
 };
 
@@ -240,7 +244,13 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   const int64_t hard_at = out.started_at_ms + spec.limits.timeout_s * 1000;
   bool termed = false, timed_out = false, cancelled = false;
   int64_t exit_code = -1;
-  OutputFollower follower(docker_.get(), *id, req);
+  // done_when: once the agent has reported its final result and its output
+  // is in place, it is stopped done_grace_s later (leftover background
+  // processes do not hold the job to its deadline).
+  AgentDoneDetector done(spec.done_when);
+  int64_t done_since = 0;
+  bool done_stopped = false;
+  OutputFollower follower(docker_.get(), *id, req, done);
   int64_t next_poll = out.started_at_ms + 1000;
   while (true) {
     auto w = docker_->WaitContainer(*id, absl::Milliseconds(500));
@@ -251,6 +261,9 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     if (NowMs() >= next_poll) {
       follower.Poll();
       next_poll = NowMs() + 1000;
+      bool is_done = done.done() && OutputFilePresent((*jobfs)->output_dir(), spec.output_file);
+      if (!is_done) done_since = 0;
+      else if (done_since == 0) done_since = NowMs();
     }
     if (!absl::IsDeadlineExceeded(w.status())) {
       // The daemon went away or the container vanished: infra.
@@ -261,6 +274,12 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     int64_t now = NowMs();
     if (stop.stopped() && !cancelled) {
       cancelled = true;
+      (void)docker_->KillContainer(*id, "SIGKILL");
+    } else if (done_since > 0 && !done_stopped && !termed &&
+               now >= done_since + spec.limits.done_grace_s * 1000) {
+      done_stopped = true;
+      spdlog::info("[job={}] the agent reported its result {} s ago and its output is in place: "
+                   "stopping what it left running", req.job_id, spec.limits.done_grace_s);
       (void)docker_->KillContainer(*id, "SIGKILL");
     } else if (now >= hard_at && !cancelled) {
       timed_out = true;
@@ -274,6 +293,12 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   }
   out.ended_at_ms = NowMs();
   follower.Poll();  // the last of it, before the outcome is reported
+  if (done_stopped) {
+    // The agent was done; the worker's SIGKILL is not the agent's failure.
+    details["stopped_after_done_s"] = spec.limits.done_grace_s;
+    details["exit_code_after_stop"] = exit_code;
+    exit_code = 0;
+  }
   out.exit_code = static_cast<int>(exit_code);
   details["duration_ms"] = out.ended_at_ms - out.started_at_ms;
   bool oom = false;
@@ -288,6 +313,8 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     if (!logs->err.empty()) out.log_tail += absl::StrCat("\n--- stderr ---\n", logs->err);
     out.log_tail = TailUtf8(out.log_tail, static_cast<size_t>(spec.limits.log_kb) * 1024);
     details["log_bytes"] = logs->out_total_bytes + logs->err_total_bytes;
+    // The agent's own account of its tool calls, if it printed Claude Code's events.
+    if (json steps = ClaudeSteps(logs->out); !steps.is_null()) details["agent_steps"] = std::move(steps);
   }
   gateway::RateSignal rate;
   if (gw) {

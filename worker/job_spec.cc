@@ -94,7 +94,7 @@ absl::Status ReadLimits(const json& j, const std::string& where, Limits& l) {
   if (!j.is_object()) return Bad(absl::StrCat(where, " must be an object"));
   Reader r(j, where);
   TRY(r.Only({"memory_mb", "cpus", "pids", "timeout_s", "grace_s", "output_mb", "tmp_mb",
-              "home_mb", "nofile", "log_kb", "result_kb"}));
+              "home_mb", "nofile", "log_kb", "result_kb", "done_grace_s"}));
   TRY(r.Int("memory_mb", l.memory_mb, 16, 1 << 20));
   TRY(r.Num("cpus", l.cpus, 0.01, 1024));
   TRY(r.Int("pids", l.pids, 8, 1 << 22));
@@ -106,6 +106,7 @@ absl::Status ReadLimits(const json& j, const std::string& where, Limits& l) {
   TRY(r.Int("nofile", l.nofile, 64, 1 << 20));
   TRY(r.Int("log_kb", l.log_kb, 1, 1 << 20));
   TRY(r.Int("result_kb", l.result_kb, 1, 64 << 10));
+  TRY(r.Int("done_grace_s", l.done_grace_s, 0, 3600));  // only ever shortens a job: no ceiling
   return absl::OkStatus();
 }
 
@@ -128,7 +129,7 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
   Reader r(j, "profile");
   TRY(r.Only({"image", "command", "env", "prompt_template", "output_file", "user",
               "read_only_rootfs", "runtime", "credential", "limits", "network", "name",
-              "description", "schema"}));
+              "description", "schema", "done_when"}));
   TRY(r.Str("image", p.image));
   TRY(r.StrList("command", p.command));
   TRY(r.StrMap("env", p.env));
@@ -138,6 +139,13 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
   TRY(r.Bool("read_only_rootfs", p.read_only_rootfs));
   TRY(r.Str("runtime", p.runtime));
   TRY(r.Str("credential", p.credential));
+  if (j.contains("done_when")) {
+    std::string when;
+    TRY(r.Str("done_when", when));
+    auto w = ParseDoneWhen(when);
+    if (!w.ok()) return w.status();
+    p.done_when = *w;
+  }
   if (j.contains("limits")) TRY(ReadLimits(j["limits"], "profile.limits", p.limits));
   if (j.contains("network")) {
     const json& n = j["network"];
@@ -323,6 +331,7 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
   s.read_only_rootfs = p.read_only_rootfs;
   s.runtime = pol.runtime.empty() ? p.runtime : pol.runtime;
   s.apparmor_profile = pol.apparmor_profile;
+  s.done_when = p.done_when;
   s.limits = l;
   s.network = p.network;
   s.output_file = p.output_file;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/agent_done.h"
 #include "worker/gateway/egress_policy.h"
 
 namespace assessq {
@@ -29,6 +30,7 @@ struct Limits {
   int64_t nofile = 1024;
   int64_t log_kb = 256;       // captured log tail
   int64_t result_kb = 1024;   // the assessment file's cap
+  int64_t done_grace_s = 10;  // done_when: stopped this long after the agent is done
 };
 
 struct NetworkPolicy {
@@ -72,6 +74,7 @@ struct Profile {
   bool read_only_rootfs = true;  // Claude Code needs false; a policy may forbid it
   std::string runtime;           // e.g. "runsc"; empty: the daemon's default
   std::string credential;        // name of a credential in the worker policy
+  DoneWhen done_when = DoneWhen::kExit;  // when the agent counts as done (agent_done.h)
   Limits limits;
   NetworkPolicy network;
 };
@@ -117,6 +120,7 @@ struct JobSpec {
   bool read_only_rootfs = true;
   std::string runtime;
   std::string apparmor_profile;  // from the policy ("" = the daemon's default)
+  DoneWhen done_when = DoneWhen::kExit;
   Limits limits;
   NetworkPolicy network;
   std::string output_file;

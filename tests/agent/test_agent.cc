@@ -7,6 +7,8 @@
 // probe_syscalls (the kernel surface the seccomp profile closes, and the
 // ordinary work it must leave open), probe_unit (the output filesystem's cap
 // and the gateway socket, for the deployed unit's test).
+// done_linger (a final Claude Code result line, the output, then it lingers
+// with a background child), done_linger_no_output.
 // Probes print "LEAK ..." / "ESCALATED ..." when a protection is missing and
 // "PROBE-DONE" at the end, so a test can read the log tail; probe_syscalls
 // and probe_unit print "PROBE name=ok" or "PROBE name=ERRNO" per attempt.
@@ -437,6 +439,19 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
     return WriteFile(output, ValidAssessment(md, key)) ? 0 : 1;
+  }
+  if (b == "done_linger" || b == "done_linger_no_output") {
+    // Claude Code when a Bash command it moved to the background outlives
+    // its final turn: the result event is printed (and, for done_linger, the
+    // output written), but the process waits on for its background child.
+    if (b == "done_linger" && !WriteFile(output, ValidAssessment(md, key))) return 1;
+    if (fork() == 0) {
+      for (;;) pause();
+    }
+    std::printf("{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"test-agent\"}\n");
+    std::printf("{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,"
+                "\"num_turns\":1,\"result\":\"done\",\"session_id\":\"test-agent\"}\n");
+    for (;;) pause();
   }
   if (b == "exit1") return 1;
   if (b == "no_output") return 0;

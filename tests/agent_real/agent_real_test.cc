@@ -10,10 +10,22 @@
 // CA, with a real-looking key the gateway adds to every model request.
 //
 // The stand-in scripts the conversation: a Bash tool call printing the
-// agent's environment and that of every process in the container, a Write
-// tool call of a valid assessment to the path the prompt names, then end_turn.
-// It holds its first answer until the test has inspected the running
-// container. The tests then check that the job succeeded with a result that
+// agent's environment and that of every process in the container, then the
+// nine steps a real assessment takes (messages_server.py --replay): Read the
+// metadata; a Python (urllib, through HTTPS_PROXY) download of samples from a
+// stand-in huggingface.co; WebFetch of the paper on a stand-in
+// aclanthology.org; WebFetch of a doi.org link that redirects to a stand-in
+// publisher, then of the publisher's page; WebFetch of the GitHub repository;
+// WebFetch of a host the profile does not allow (refused by the gateway); a
+// Python analysis of the samples; Write of the assessment. The stand-in web
+// hosts (web_server.py) live in the same namespace behind the gateway's
+// resolver_overrides, with a certificate from the test CA, which a derived
+// image adds to the image's system store (the entrypoint points Claude Code's
+// NODE_EXTRA_CA_CERTS at it; Python reads it anyway). Claude Code's WebFetch
+// asks the model to summarise each fetched page in a second request; the
+// stand-in answers those with the page's markers, so each tool result that
+// Claude Code sent back shows what it read. It holds its first answer until
+// the test has inspected the running container. The tests then check that the job succeeded with a result that
 // validates, that the stand-in saw the real key (never the placeholder) on
 // every request, that the key was nowhere in the container (its Docker
 // config, its processes' environments as the host sees them and as the agent
@@ -26,9 +38,17 @@
 // HTTP_PROXY as CONNECT 127.0.0.1:3128; the gateway takes that tunnel as the
 // model route. This test found that the gateway used to deny it.)
 //
-// Network: the profile allows no host at all, the model route only reaches
-// the namespace's address, names resolve only through resolver_overrides:
-// nothing leaves this machine. Fails, never skips, without Docker or the image.
+// The profile is deploy/agent/claude/profile.json with only the image and the
+// allow list (the stand-in hosts) changed. Network: the allow list holds only
+// hosts that resolve (resolver_overrides) to the namespace's addresses, every
+// other name is refused before any lookup: nothing leaves this machine.
+// Fails, never skips, without Docker or the image.
+//
+// AQ_REPLAY_BEFORE=1 measures the replay as it went before issue 15: the
+// image without the managed settings (WebFetch's preflight not skipped) and
+// today's allow list of the old profile (of the replay's hosts, only
+// huggingface.co and github.com); it prints how many tool calls succeeded and
+// is expected to fail its assertions.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -44,6 +64,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -65,11 +86,47 @@ constexpr char kModelHost[] = "model.test";
 // range the gateway blocks, so the policy needs no open_ranges.
 constexpr char kHostVethAddr[] = "198.51.100.1";
 constexpr char kModelAddr[] = "198.51.100.2";
-constexpr char kDataset[] = "1997_hub5_arabic_transcripts";
+constexpr char kWebAddr[] = "198.51.100.3";  // the stand-in web hosts
+constexpr char kDataset[] = "aoc-aldi";
 constexpr char kLockFile[] = "/tmp/assessq-agent-real-test.lock";
-constexpr int kJobTimeoutS = 150;
+constexpr int kJobWaitS = 300;
+// The replayed assessment's hosts: allowed (and served by web_server.py)...
+const std::vector<std::string> kWebHosts = {"huggingface.co", "aclanthology.org", "doi.org",
+                                            "link.springer.com", "github.com"};
+// ...and one the profile does not allow (refused by name, never resolved).
+constexpr char kDeniedHost[] = "www.kaggle.com";
+// The steps of the replay, in order, after the environment print.
+const std::vector<std::string> kReplaySteps = {"read",     "download", "paper",  "doi",      "publisher",
+                                               "github",   "denied",   "analysis", "write"};
+
+// The gateway's refusals carry `x-deny-reason: host_not_allowed` (issue 15
+// item 2, another change): then Claude Code 2.1.335's WebFetch result says
+// why ({"error_type":"EGRESS_BLOCKED",...,"message":"Access to HOST is
+// blocked by the network egress proxy."}; checked against that change's
+// branch). Set to true once that is on main.
+constexpr bool kGatewaySendsDenyReason = false;
+
+// The coordinator computes the trust flags with the attempt's network log.
+// On main today the result is checked before the engine (worker_service.cc
+// StartComplete) with a ResultContext whose netlog_json is never set, so
+// every "data loaded" claim is flagged claims_loaded_without_download. With
+// `ctx->netlog_json = req.netlog_json();` there this replay has no flag (and
+// the before case gets sources_not_contacted): checked by hand; set to true
+// once that is on main.
+constexpr bool kCoordinatorFlagsSeeTheNetlog = false;
+
+bool ReplayBefore() {
+  const char* e = std::getenv("AQ_REPLAY_BEFORE");
+  return e != nullptr && std::string(e) == "1";
+}
 
 std::string Ip() { return fs::exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"; }
+// The docker CLI (the tests run it with execve, not through a shell).
+std::string DockerCli() {
+  for (const char* p : {"/usr/bin/docker", "/usr/local/bin/docker"})
+    if (fs::exists(p)) return p;
+  return "docker";
+}
 
 void IpCmd(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {Ip()};
@@ -92,6 +149,9 @@ struct Running {
 
 struct World {
   std::string image, ns, veth_host, veth_ns;
+  std::string shipped_image;  // the build script's image; `image` adds the test CA to it
+  std::unique_ptr<Child> web;
+  std::string web_log;
   bool ns_created = false;
   int lock_fd = -1;
   std::unique_ptr<TempDir> dir;
@@ -102,7 +162,7 @@ struct World {
   std::unique_ptr<Ctl> ctl;
   int64_t job = 0;
   Running running;
-  json show, netlog;
+  json show, netlog, exported;  // exported: the job's `export --format jsonl` row
   RunResult result;
   std::string setup_error;
   int64_t job_ms = 0;
@@ -115,6 +175,9 @@ struct World {
     coord.reset();
     if (stand_in) stand_in->Kill();
     stand_in.reset();
+    if (web) web->Kill();
+    web.reset();
+    if (!image.empty() && image != shipped_image) (void)Run({DockerCli(), "image", "rm", "-f", image}, 60000);
     if (ns_created) {
       (void)Run({Ip(), "netns", "del", ns}, 20000);  // the veth pair goes with it
       (void)Run({Ip(), "link", "del", veth_host}, 20000);
@@ -152,6 +215,18 @@ void RemoveStaleNamespaces() {
   }
 }
 
+// Test-CA images of killed runs (assessq-claude-testca:PID with PID gone).
+void RemoveStaleImages() {
+  RunResult r = Run({DockerCli(), "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "assessq-claude-testca"},
+                    60000);
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    std::string tag(absl::StripAsciiWhitespace(line));
+    std::string pid = tag.substr(tag.find(':') + 1);
+    if (pid.find_first_not_of("0123456789") == std::string::npos && !fs::exists("/proc/" + pid))
+      (void)Run({DockerCli(), "image", "rm", "-f", tag}, 60000);
+  }
+}
+
 void BuildNamespace(World& w) {
   const std::string pid = std::to_string(getpid());
   w.ns = "aqreal-" + pid;
@@ -164,12 +239,22 @@ void BuildNamespace(World& w) {
   IpCmd({"addr", "add", std::string(kHostVethAddr) + "/24", "dev", w.veth_host});
   IpCmd({"link", "set", w.veth_host, "up"});
   IpCmd({"-n", w.ns, "addr", "add", std::string(kModelAddr) + "/24", "dev", w.veth_ns});
+  IpCmd({"-n", w.ns, "addr", "add", std::string(kWebAddr) + "/24", "dev", w.veth_ns});
   IpCmd({"-n", w.ns, "link", "set", "lo", "up"});
   IpCmd({"-n", w.ns, "link", "set", w.veth_ns, "up"});
   RunResult r = Run({Ip(), "route", "get", kModelAddr}, 20000);
   if (r.exit_code != 0 || !absl::StrContains(r.out, "dev " + w.veth_host + " "))
     throw std::runtime_error(absl::StrCat("the route to ", kModelAddr,
                                           " does not go into the test namespace: ", r.out));
+}
+
+std::vector<json> JsonLines(const std::string& file) {
+  std::vector<json> out;
+  for (absl::string_view line : absl::StrSplit(ReadFile(file), '\n', absl::SkipEmpty())) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded()) out.push_back(j);
+  }
+  return out;
 }
 
 std::vector<json> StandInLog() {
@@ -179,6 +264,36 @@ std::vector<json> StandInLog() {
     if (!j.is_discarded()) out.push_back(j);
   }
   return out;
+}
+
+// The shipped image plus the test CA in its system store (what a site with
+// its own CA would add): docker create, cp, commit. Before issue 15 the image
+// had no managed settings: AQ_REPLAY_BEFORE=1 empties them.
+std::string ImageTrustingTestCa(World& w, const std::string& ca_pem_file) {
+  RunResult bundle = Run({DockerCli(), "run", "--rm", "--network", "none", "--entrypoint", "cat",
+                          w.shipped_image, "/etc/ssl/certs/ca-certificates.crt"}, 60000);
+  if (bundle.exit_code != 0 || bundle.out.empty())
+    throw std::runtime_error("cannot read the image's CA bundle: " + bundle.Describe());
+  std::string file = w.dir->Join("ca-certificates.crt");
+  WriteFile(file, bundle.out + "\n" + ReadFile(ca_pem_file));
+  chmod(file.c_str(), 0644);
+  RunResult c = Run({DockerCli(), "create", w.shipped_image}, 60000);
+  std::string id(absl::StripAsciiWhitespace(c.out));
+  if (c.exit_code != 0 || id.empty()) throw std::runtime_error("docker create: " + c.Describe());
+  std::string tag = absl::StrCat("assessq-claude-testca:", getpid());
+  RunResult cp = Run({DockerCli(), "cp", file, id + ":/etc/ssl/certs/ca-certificates.crt"}, 60000);
+  RunResult cp2{0};
+  if (ReplayBefore()) {
+    std::string empty = w.dir->Join("managed-settings.json");
+    WriteFile(empty, "{}\n");
+    chmod(empty.c_str(), 0644);
+    cp2 = Run({DockerCli(), "cp", empty, id + ":/etc/claude-code/managed-settings.json"}, 60000);
+  }
+  RunResult commit = Run({DockerCli(), "commit", id, tag}, 120000);
+  (void)Run({DockerCli(), "rm", "-f", id}, 60000);
+  if (cp.exit_code != 0 || cp2.exit_code != 0 || commit.exit_code != 0)
+    throw std::runtime_error("making " + tag + ": " + cp.Describe() + cp2.Describe() + commit.Describe());
+  return tag;
 }
 
 std::string ClaudeImageTag() {
@@ -195,6 +310,8 @@ std::string WritePolicy(World& w, const std::string& ca_pem) {
   chmod(key_file.c_str(), 0600);
   // deploy/agent/claude/worker-policy.example.json, with the provider moved
   // to the stand-in and the test's names.
+  json overrides = {{kModelHost, {kModelAddr}}};
+  for (const auto& h : kWebHosts) overrides[h] = {kWebAddr};
   json policy = {
       {"allowed_images", {"assessq-*"}},
       {"allow_writable_rootfs", false},
@@ -206,7 +323,7 @@ std::string WritePolicy(World& w, const std::string& ca_pem) {
           {"header", "x-api-key"}, {"credential", "anthropic"}}}}},
       {"egress",
        {{"forbidden_hosts", json::array()},
-        {"resolver_overrides", {{kModelHost, {kModelAddr}}}},
+        {"resolver_overrides", overrides},
         {"max_connections", 64},
         {"idle_timeout_s", 60}}},
   };
@@ -216,26 +333,17 @@ std::string WritePolicy(World& w, const std::string& ca_pem) {
 }
 
 std::string WriteProfile(World& w) {
-  // deploy/agent/claude/profile.json with this test's image, no allowed host
-  // (only the model route), a read-only root and limits for one short job.
+  // deploy/agent/claude/profile.json as shipped, with this test's image and
+  // the stand-in hosts as its allow list (the prompt template inlined).
   json p = json::parse(ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/profile.json"), nullptr, false);
   if (p.is_discarded()) throw std::runtime_error("deploy/agent/claude/profile.json does not parse");
   std::string tmpl = ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/prompt.ar.txt");
   if (tmpl.empty()) throw std::runtime_error("deploy/agent/claude/prompt.ar.txt is missing");
   p["image"] = w.image;
   p["prompt_template"] = tmpl;
-  p["read_only_rootfs"] = true;
-  p["network"]["allow"] = json::array();
-  p["network"]["deny"] = json::array();
-  p["network"]["model"] = "anthropic";
-  p["env"] = {{"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"},
-              {"DISABLE_TELEMETRY", "1"},
-              {"DISABLE_ERROR_REPORTING", "1"},
-              {"DISABLE_AUTOUPDATER", "1"},
-              {"DISABLE_BUG_COMMAND", "1"}};
-  p["limits"] = {{"memory_mb", 2048}, {"cpus", 2}, {"pids", 512}, {"timeout_s", kJobTimeoutS},
-                 {"grace_s", 10}, {"tmp_mb", 512}, {"home_mb", 256}, {"output_mb", 16},
-                 {"nofile", 4096}, {"log_kb", 512}};
+  p["network"]["allow"] = kWebHosts;
+  // Before issue 15 the profile allowed, of these hosts, only these two.
+  if (ReplayBefore()) p["network"]["allow"] = {"huggingface.co", "github.com"};
   std::string path = w.dir->Join("profile.json");
   WriteFile(path, p.dump(2));
   return path;
@@ -275,15 +383,16 @@ void ScanJobFiles(World& w, Running& r) {
 
 void SetUpWorld(World& w) {
   Docker();  // throws without Docker: a failure, never a skip
-  w.image = ClaudeImageTag();
-  auto img = Docker().ImageExists(w.image);
+  w.shipped_image = ClaudeImageTag();
+  auto img = Docker().ImageExists(w.shipped_image);
   if (!img.ok() || !*img)
-    throw std::runtime_error(w.image + " is missing: run scripts/build-claude-image.sh "
-                                       "(the assessq_claude_image ctest fixture does)");
+    throw std::runtime_error(w.shipped_image + " is missing: run scripts/build-claude-image.sh "
+                                               "(the assessq_claude_image ctest fixture does)");
   w.lock_fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (w.lock_fd < 0 || !PollUntil([&] { return flock(w.lock_fd, LOCK_EX | LOCK_NB) == 0; }, 200000, 200))
     throw std::runtime_error(std::string("another agent_real_test holds ") + kLockFile);
   RemoveStaleNamespaces();
+  RemoveStaleImages();
   w.dir = std::make_unique<TempDir>();
   BuildNamespace(w);
 
@@ -291,15 +400,40 @@ void SetUpWorld(World& w) {
   fs::create_directories(w.dir->Join("ca"));
   gwtest::TestCa ca = gwtest::MakeTestCa(w.dir->Join("ca"));
   auto [cert, key] = ca.Issue("model", std::string("DNS:") + kModelHost);
+  w.image = ImageTrustingTestCa(w, ca.ca_pem);
+  // The replayed assessment's URLs (from the metadata where it has them).
+  json md = json::parse(ReadFile(MasaderDir() + "/" + kDataset + ".json"), nullptr, false);
+  if (md.is_discarded()) throw std::runtime_error(std::string("cannot read the metadata of ") + kDataset);
+  json replay = {
+      {"hf_url", "https://huggingface.co/datasets/arbml/AOC_ALDi/resolve/main/samples.jsonl"},
+      {"paper_url", md.value("Paper Link", "")},
+      {"doi_url", "https://doi.org/10.1007/s10579-023-09999-x"},
+      {"publisher_host", "link.springer.com"},
+      {"publisher_url", "https://link.springer.com/article/10.1007/s10579-023-09999-x"},
+      {"github_url", "https://github.com/AMR-KELEG/ALDi"},
+      {"denied_url", std::string("https://") + kDeniedHost + "/datasets/aoc-aldi"},
+  };
+  if (!absl::StartsWith(replay["paper_url"].get<std::string>(), "https://aclanthology.org/"))
+    throw std::runtime_error("the metadata's Paper Link is not on aclanthology.org: " + replay.dump());
+  WriteFile(w.dir->Join("replay.json"), replay.dump(2));
+  std::string sans;
+  for (const auto& h : kWebHosts) sans += (sans.empty() ? "DNS:" : ",DNS:") + h;
+  auto [web_cert, web_key] = ca.Issue("web", sans);
+  w.web_log = w.dir->Join("web.jsonl");
+  w.web = Child::Spawn({Ip(), "netns", "exec", w.ns, "/usr/bin/python3", ASSESSQ_WEB_SERVER_PY, "--log",
+                        w.web_log, "--bind", kWebAddr, "--port", "443", "--cert", web_cert, "--key", web_key},
+                       w.dir->Join("web-server.out"));
   w.stand_in_log = w.dir->Join("messages.jsonl");
   w.gate_file = w.dir->Join("gate");
   w.stand_in = Child::Spawn({Ip(), "netns", "exec", w.ns, "/usr/bin/python3", ASSESSQ_MESSAGES_SERVER_PY,
-                             "--log", w.stand_in_log, "--port", "443", "--cert", cert, "--key", key,
-                             "--gate", w.gate_file},
+                             "--log", w.stand_in_log, "--bind", kModelAddr, "--port", "443", "--cert", cert,
+                             "--key", key, "--gate", w.gate_file, "--replay", w.dir->Join("replay.json")},
                             w.dir->Join("messages-server.out"));
   if (!PollUntil([&] { return absl::StrContains(ReadFile(w.stand_in_log), "\"ready\""); }, 20000, 50))
     throw std::runtime_error("the stand-in Messages API did not start: " +
                              ReadFile(w.dir->Join("messages-server.out")));
+  if (!PollUntil([&] { return absl::StrContains(ReadFile(w.web_log), "\"ready\""); }, 20000, 50))
+    throw std::runtime_error("the stand-in web hosts did not start: " + ReadFile(w.dir->Join("web-server.out")));
 
   w.coord = std::make_unique<Coordinator>(w.dir->path());
   w.coord->Start();
@@ -352,11 +486,13 @@ void SetUpWorld(World& w) {
   const int64_t t_open = NowMs();
   WriteFile(w.gate_file, "go\n");
 
-  json status = w.ctl->WaitBatchFinished("agent-real", 1, (kJobTimeoutS + 30) * 1000);
+  json status = w.ctl->WaitBatchFinished("agent-real", 1, kJobWaitS * 1000);
   w.job_ms = NowMs() - t0;
   w.show = w.ctl->Show(w.job);
   w.netlog = w.ctl->Json({"netlog", std::to_string(w.job)});
   w.result = w.ctl->Run({"result", std::to_string(w.job)});
+  RunResult ex = w.ctl->Run({"export", "--batch", "agent-real", "--format", "jsonl"});
+  w.exported = json::parse(std::string(absl::StripAsciiWhitespace(ex.out)), nullptr, false);
   std::cout << "agent_real: job " << w.job << " finished in " << w.job_ms << " ms, state "
             << w.show.value("state", "?") << " (first model request held at +" << t_held - t0
             << " ms, released at +" << t_open - t0 << " ms)\n";
@@ -399,11 +535,49 @@ class AgentRealTest : public ::testing::Test {
       if (e.value("event", "") == "request") out.push_back(e);
     return out;
   }
-  static std::string BashResult() {
+  static std::string BashResult() { return StepResult("env").value("content", ""); }
+  // The tool result Claude Code sent back for a step (the stand-in logs it
+  // from the next request's messages); {} if it never came.
+  static json StepResult(const std::string& step) {
     for (const auto& e : StandInLog())
-      if (e.value("event", "") == "tool_result" && e.value("tool", "") == "Bash")
-        return e.value("content", "");
-    return "";
+      if (e.value("event", "") == "tool_result" && e.value("step", "") == step) return e;
+    return json::object();
+  }
+  static std::string Marker(const std::string& name) {
+    for (const auto& e : JsonLines(W().web_log))
+      if (e.value("event", "") == "ready") return e["markers"].value(name, "?");
+    return "?";
+  }
+  // Whether a step's result holds what the stand-in served (or, for the
+  // refused host, the refusal).
+  static std::string StepProblem(const std::string& step) {
+    json r = StepResult(step);
+    if (r.empty()) return "no tool result";
+    std::string c = r.value("content", "");
+    bool err = r.value("is_error", true);
+    auto want = [&](bool ok, const std::string& what) {
+      return ok ? std::string() : absl::StrCat(what, " (is_error ", err, "): ", c.substr(0, 600));
+    };
+    if (step == "read") return want(!err && absl::StrContains(c, "AOC-ALDi") && absl::StrContains(c, "Paper Link"), "not the metadata");
+    if (step == "download")
+      return want(!err && absl::StrContains(c, "AQ-DOWNLOAD rows=6") && absl::StrContains(c, Marker("hf")) &&
+                      absl::StrContains(c, "الجو جميل اليوم في القاهرة"),
+                  "not the samples");
+    if (step == "paper") return want(!err && absl::StrContains(c, Marker("paper")), "not the paper's page");
+    if (step == "doi")
+      return want(absl::StrContains(c, "https://link.springer.com/article/10.1007/s10579-023-09999-x"),
+                  "not the redirect to the publisher");
+    if (step == "publisher") return want(!err && absl::StrContains(c, Marker("publisher")), "not the publisher's page");
+    if (step == "github") return want(!err && absl::StrContains(c, Marker("github")), "not the repository's page");
+    if (step == "denied") {
+      std::string lower = absl::AsciiStrToLower(c);
+      bool refused = absl::StrContains(c, "403") || absl::StrContains(lower, "blocked") ||
+                     absl::StrContains(lower, "proxy");
+      return want(refused && !absl::StrContains(c, "AQ-"), "not a refusal");
+    }
+    if (step == "analysis") return want(!err && absl::StrContains(c, "AQ-ANALYSIS rows=6"), "not the analysis");
+    if (step == "write") return want(!err, "the Write failed");
+    return "unknown step";
   }
 };
 
@@ -428,13 +602,153 @@ TEST_F(AgentRealTest, JobSucceedsWithAResultThatValidates) {
   EXPECT_EQ(W().show["attempts"].size(), 1u) << W().show["attempts"].dump(2);
   std::vector<std::string> turns;
   for (const auto& r : Requests())
-    if (r.contains("turn") && r["turn"] != "side") turns.push_back(r["turn"]);
-  EXPECT_EQ(turns, (std::vector<std::string>{"env", "write", "done"})) << Tail(ReadFile(W().stand_in_log), 4000);
-  for (const auto& e : StandInLog()) {
-    EXPECT_NE(e.value("event", ""), "error") << e.dump();
-    if (e.value("event", "") == "tool_result") EXPECT_FALSE(e.value("is_error", true)) << e.dump();
+    if (r.contains("turn") && r["turn"] != "side" && r["turn"] != "toolsearch") turns.push_back(r["turn"]);
+  std::vector<std::string> want = {"env"};
+  want.insert(want.end(), kReplaySteps.begin(), kReplaySteps.end());
+  want.push_back("done");
+  EXPECT_EQ(turns, want) << Tail(ReadFile(W().stand_in_log), 4000);
+  for (const auto& e : StandInLog()) EXPECT_NE(e.value("event", ""), "error") << e.dump();
+  // What the agent says it did matches what it did: samples were loaded.
+  EXPECT_EQ(stored["تم_تحميل_البيانات"], true);
+  EXPECT_EQ(stored["فحص_البيانات"]["عدد_العينات_المفحوصة"], 6);
+  // The shipped profile ends the job once Claude Code has reported its result.
+  std::cout << "agent_real: attempt details " << W().show["attempts"].back()["details"].dump() << "\n";
+  EXPECT_LT(W().job_ms, 240000);
+}
+
+// The coordinator's trust flags (from the gateway's network log) find
+// nothing to flag: the result says data was loaded and huggingface.co sent
+// it; every source it lists was contacted. (Before issue 15 the paper's host
+// was never reached and its source is flagged.)
+TEST_F(AgentRealTest, TheResultsClaimsAreBackedByTheNetworkLog) {
+  ASSERT_TRUE(W().exported.is_object()) << W().exported.dump();
+  std::string connects;
+  for (const auto& e : W().netlog)
+    if (e.value("kind", "") == "connect") connects += e.dump() + "\n";
+  std::cout << "agent_real: trust flags: " << W().exported["flags"].dump() << "\n";
+  if (kCoordinatorFlagsSeeTheNetlog) EXPECT_EQ(W().exported["flags"], json::array()) << connects;
+}
+
+// The nine steps of a real assessment, each through the real Claude Code and
+// the gateway: every tool result Claude Code sent back holds the stand-in's
+// content, and the refused host's holds the refusal.
+TEST_F(AgentRealTest, EveryReplayedStepGotTheStandInsContent) {
+  int ok = 0;
+  std::vector<std::string> failed;
+  for (const auto& step : kReplaySteps) {
+    std::string problem = StepProblem(step);
+    EXPECT_EQ(problem, "") << step;
+    if (problem.empty()) ++ok;
+    else failed.push_back(step);
+    std::cout << "agent_real: replay step " << step << ": " << (problem.empty() ? "ok" : problem.substr(0, 300))
+              << "\n";
   }
-  EXPECT_LT(W().job_ms, 180000);
+  std::cout << "agent_real: replay tool calls that did what they should: " << ok << " of " << kReplaySteps.size()
+            << (failed.empty() ? "" : " (failed: " + absl::StrJoin(failed, ", ") + ")")
+            << (ReplayBefore() ? " [before: no managed settings, old allow list]" : "") << "\n";
+  // The refusal says why (the gateway's x-deny-reason: host_not_allowed,
+  // which Claude Code turns into "the egress proxy blocked the host").
+  std::string denied = StepResult("denied").value("content", "");
+  std::cout << "agent_real: the refused WebFetch's result: " << denied.substr(0, 400) << "\n";
+  if (kGatewaySendsDenyReason && !ReplayBefore())
+    EXPECT_TRUE(absl::StrContains(denied, "EGRESS_BLOCKED") &&
+                absl::StrContains(denied, std::string("Access to ") + kDeniedHost +
+                                              " is blocked by the network egress proxy"))
+        << "the refusal does not say why: " << denied;
+  // WebFetch's summaries: one side request per fetched page, each with the
+  // page's marker.
+  std::set<std::string> summarised;
+  for (const auto& e : StandInLog())
+    if (e.value("event", "") == "side")
+      for (const auto& m : e["markers"]) summarised.insert(m.get<std::string>());
+  for (const char* m : {"paper", "publisher", "github"}) EXPECT_TRUE(summarised.count(Marker(m))) << m;
+  for (const auto& e : StandInLog())
+    if (e.value("event", "") == "side" && !e["markers"].empty()) {
+      std::cout << "agent_real: a WebFetch summary request (model " << e.value("model", "?") << "): "
+                << e.value("user", "").substr(0, 1200) << "\n";
+      break;
+    }
+}
+
+// The attempt keeps the agent's own account of its tool calls (from Claude
+// Code's stream-json), marked as reported by the agent, in the order made,
+// with the refused fetch as an error.
+TEST_F(AgentRealTest, TheAttemptKeepsTheAgentsReportedSteps) {
+  const json& d = W().show["attempts"].back()["details"];
+  ASSERT_TRUE(d.contains("agent_steps")) << d.dump(2);
+  const json& a = d["agent_steps"];
+  EXPECT_EQ(a.value("reported_by", ""), "agent");
+  EXPECT_EQ(a.value("complete", false), true);
+  std::vector<std::string> got;  // "TOOL TARGET ok|error|-"
+  for (const auto& s : a["steps"]) {
+    if (s.value("tool", "") == "ToolSearch") continue;
+    got.push_back(s.value("tool", "") + " " + s.value("target", "") + " " +
+                  (s.contains("ok") ? (s["ok"].get<bool>() ? "ok" : "error") : "-"));
+  }
+  ASSERT_EQ(got.size(), 1 + kReplaySteps.size()) << a.dump(2);
+  EXPECT_EQ(got[1], "Read /input/metadata.json ok");
+  EXPECT_TRUE(absl::StartsWith(got[2], "Bash python3 - <<'PY'") && absl::EndsWith(got[2], " ok")) << got[2];
+  EXPECT_EQ(got[3], "WebFetch https://aclanthology.org/2023.emnlp-main.655/ ok");
+  EXPECT_EQ(got[7], std::string("WebFetch https://") + kDeniedHost + "/datasets/aoc-aldi error");
+  EXPECT_EQ(got[9], "Write /output/assessment.json ok");
+  for (const auto& g : got) std::cout << "agent_real: reported step: " << g.substr(0, 90) << "\n";
+}
+
+// The network log lists each host of the replay with its decision, and the
+// web stand-in saw exactly the allowed fetches.
+TEST_F(AgentRealTest, NetlogListsEachHostWithItsDecision) {
+  ASSERT_TRUE(W().netlog.is_array()) << W().netlog.dump();
+  std::map<std::string, std::set<std::string>> decisions;  // host -> decisions
+  for (const auto& e : W().netlog)
+    if (e.contains("host") && e["host"].is_string()) decisions[e["host"]].insert(e.value("decision", "?"));
+  for (const auto& h : kWebHosts)
+    EXPECT_EQ(decisions[h], std::set<std::string>{"allow"}) << h << "\n" << W().netlog.dump(2).substr(0, 6000);
+  EXPECT_EQ(decisions[kDeniedHost], std::set<std::string>{"deny"}) << W().netlog.dump(2).substr(0, 6000);
+  // WebFetch's preflight is skipped: nothing asked api.anthropic.com.
+  EXPECT_EQ(decisions.count("api.anthropic.com"), 0u) << W().netlog.dump(2).substr(0, 6000);
+  for (const auto& e : W().netlog) {
+    if (e.value("decision", "") != "deny") continue;
+    if (e.contains("host") && e["host"] == kDeniedHost) {
+      EXPECT_TRUE(absl::StrContains(e.dump(), "not allowed") || absl::StrContains(e.dump(), "no rule"))
+          << e.dump();
+    }
+  }
+  std::map<std::string, int> served;
+  for (const auto& e : JsonLines(W().web_log))
+    if (e.value("event", "") == "request") ++served[e.value("host", "?") + " " + std::to_string(e.value("status", 0))];
+  std::cout << "agent_real: web stand-in served:";
+  for (const auto& [k, n] : served) std::cout << " " << k << " x" << n;
+  std::cout << "\n";
+  EXPECT_GE(served["huggingface.co 200"], 1);
+  EXPECT_GE(served["aclanthology.org 200"], 1);
+  EXPECT_GE(served["doi.org 302"], 1);
+  EXPECT_GE(served["link.springer.com 200"], 1);
+  EXPECT_GE(served["github.com 200"], 1);
+}
+
+// The image runs the files deploy/agent/claude ships: the entrypoint, the
+// managed settings and the pinned Claude Code.
+TEST_F(AgentRealTest, TheImageHoldsTheShippedFiles) {
+  auto cat = [&](const std::string& path) {
+    RunResult r = aqe2e::Run({DockerCli(), "run", "--rm", "--network", "none", "--entrypoint", "cat", W().shipped_image, path},
+                      60000);
+    EXPECT_EQ(r.exit_code, 0) << path << ": " << r.Describe();
+    return r.out;
+  };
+  EXPECT_EQ(cat("/usr/local/bin/assessq-agent"), ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/entrypoint.sh"));
+  EXPECT_EQ(cat("/etc/claude-code/managed-settings.json"),
+            ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/managed-settings.json"));
+  std::string lock = ReadFile(ASSESSQ_SOURCE_DIR "/deploy/agent/claude/claude-code.lock");
+  auto at = lock.find("\nCLAUDE_CODE_VERSION=");
+  ASSERT_NE(at, std::string::npos);
+  std::string version = lock.substr(at + 21, lock.find('\n', at + 1) - at - 21);
+  RunResult v = aqe2e::Run({DockerCli(), "run", "--rm", "--network", "none", "--entrypoint", "claude", W().shipped_image,
+                     "--version"}, 60000);
+  EXPECT_TRUE(absl::StartsWith(v.out, version + " ")) << v.Describe() << " want " << version;
+  json settings = json::parse(cat("/etc/claude-code/managed-settings.json"), nullptr, false);
+  EXPECT_EQ(settings.value("skipWebFetchPreflight", false), true);
+  // The job ran Claude Code's stream-json output to stdout, ending in its result.
+  EXPECT_TRUE(absl::StrContains(LastLogTail(), "\"type\":\"result\"")) << LastLogTail().substr(0, 2000);
 }
 
 TEST_F(AgentRealTest, StandInGotTheRealKeyOnEveryRequestAndNeverThePlaceholder) {
@@ -503,10 +817,11 @@ TEST_F(AgentRealTest, TheContainerNeverHeldTheKey) {
   EXPECT_FALSE(absl::StrContains(W().result.out, kRealKey));
 }
 
-TEST_F(AgentRealTest, OnlyTheModelRouteLeftTheContainer) {
+TEST_F(AgentRealTest, OnlyTheModelRouteAndTheAllowedHostsLeftTheContainer) {
   ASSERT_TRUE(W().netlog.is_array()) << W().netlog.dump();
   int model = 0;
   std::vector<std::string> denied;
+  const std::set<std::string> allowed(kWebHosts.begin(), kWebHosts.end());
   for (const auto& e : W().netlog) {
     if (e.value("kind", "") == "model") {
       ++model;
@@ -515,20 +830,25 @@ TEST_F(AgentRealTest, OnlyTheModelRouteLeftTheContainer) {
       EXPECT_EQ(e["status"], 200) << e.dump();
       continue;
     }
-    // Anything else Claude Code tried must have been refused.
+    if (e.value("decision", "") == "allow") {
+      // Only the profile's hosts, only at the stand-in's address.
+      EXPECT_TRUE(e.contains("host") && e["host"].is_string() && allowed.count(e["host"])) << e.dump();
+      EXPECT_EQ(e.value("address", ""), kWebAddr) << e.dump();
+      continue;
+    }
     EXPECT_EQ(e.value("decision", ""), "deny") << e.dump();
     denied.push_back(absl::StrCat(e.value("kind", "?"), " ", e.value("method", "?"), " ",
                                   e.contains("host") ? e["host"].dump() : "?", ":",
                                   e.contains("port") ? e["port"].dump() : "?", " (",
                                   e.value("reason", ""), ")"));
   }
-  EXPECT_GE(model, 3) << W().netlog.dump(2);
+  EXPECT_GE(model, 10) << W().netlog.dump(2);
   for (const auto& e : W().netlog)
     std::cout << "agent_real: netlog " << e.value("ts", int64_t{0}) << " +" << e.value("duration_ms", int64_t{0})
               << "ms " << e.value("decision", "?") << " " << e.value("kind", "?") << " "
               << e.value("method", "?") << " " << (e.contains("host") ? e["host"].dump() : "?") << " "
               << e.value("path", "") << "\n";
-  std::cout << "agent_real: " << model << " model requests; other attempts, all denied: "
+  std::cout << "agent_real: " << model << " model requests; denied: "
             << (denied.empty() ? "none" : absl::StrJoin(denied, "; ")) << "\n";
 }
 

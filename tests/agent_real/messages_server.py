@@ -9,16 +9,28 @@ answered, and the tool results Claude Code sent back.
 
 POST /v1/messages (streamed as server-sent events when the request asks for
 "stream", else one JSON message) plays one scripted conversation. A request
-whose `tools` offer Bash and Write is the agent's conversation:
-  1. no tool result yet: a Bash tool_use that prints the agent's environment
-     and that of every process in the container (the test checks that the
-     real key is nowhere in it);
-  2. after the Bash result: a Write tool_use of a valid assessment (the
-     dataset name and the output path are taken from the prompt);
-  3. after the Write result: end_turn with a short text.
-With --gate FILE, turn 1 is held until FILE exists. Any other /v1/messages request (a side query without those tools) gets a short
-end_turn text; /v1/messages/count_tokens gets a count; every other path gets
-200 {} (and is logged, so the test can report what Claude Code asked for).
+whose `tools` offer Bash and Write is the agent's conversation; each answer is
+the first step whose tool result is not yet in the request's messages, and the
+result of the step before it is logged (event "tool_result", with its step):
+  env       a Bash tool_use that prints the agent's environment and that of
+            every process in the container (the test checks that the real key
+            is nowhere in it); with --gate FILE held until FILE exists;
+  with --replay FILE (JSON: the URLs), the nine steps of a real assessment:
+  read      Read /input/metadata.json
+  download  Bash: python3 (urllib, through HTTPS_PROXY) downloads samples
+  paper     WebFetch of the paper's page
+  doi       WebFetch of a doi.org link (the host redirects to a publisher)
+  publisher WebFetch of the publisher's URL found in the doi result
+  github    WebFetch of the repository
+  denied    WebFetch of a host the profile does not allow
+  analysis  Bash: python3 analyses the downloaded samples
+  write     Write of a valid assessment (name and path from the prompt)
+  done      end_turn with a short text.
+Any other /v1/messages request (a side query without those tools, such as
+WebFetch's summary of a fetched page) is logged (event "side", with the
+stand-in markers it holds) and answered with a text naming those markers;
+/v1/messages/count_tokens gets a count; every other path gets 200 {} (and is
+logged, so the test can report what Claude Code asked for).
 """
 import argparse
 import json
@@ -32,10 +44,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 lock = threading.Lock()
 LOG = None
 GATE = None
+REPLAY = None
 counter = [0]
 
-ENV_TOOL_ID = "toolu_aq_01_env"
-WRITE_TOOL_ID = "toolu_aq_02_write"
 ENV_COMMAND = (
     "echo AQ-ENV-BEGIN; env; echo AQ-ENV-END; "
     "for p in /proc/[0-9]*; do "
@@ -43,6 +54,22 @@ ENV_COMMAND = (
     "tr '\\0' '\\n' < $p/environ 2>/dev/null; done; "
     "echo AQ-PROC-END; ls -la /run/secrets 2>&1 | head -3; ls /run/assessq 2>&1"
 )
+DOWNLOAD_PY = r"""import json, urllib.request
+u = "%s"
+data = urllib.request.urlopen(u, timeout=60).read().decode("utf-8")
+open("/tmp/samples.jsonl", "w", encoding="utf-8").write(data)
+rows = [json.loads(l) for l in data.splitlines() if l.strip()]
+print("AQ-DOWNLOAD rows=%%d" %% len(rows))
+for r in rows[:3]:
+    print(json.dumps(r, ensure_ascii=False))
+"""
+ANALYSIS_PY = r"""import collections, json
+rows = [json.loads(l) for l in open("/tmp/samples.jsonl", encoding="utf-8") if l.strip()]
+c = collections.Counter(r["label"] for r in rows)
+print("AQ-ANALYSIS rows=%d mean_chars=%.1f labels=%s" % (
+    len(rows), sum(len(r["text"]) for r in rows) / len(rows), json.dumps(c, sort_keys=True)))
+"""
+MARKER_RE = re.compile(r"AQ-[A-Z]+(?:-[A-Z]+)*-[0-9a-f]{6}")
 
 
 def log(**kv):
@@ -83,30 +110,33 @@ def tool_results(messages):
     return out
 
 
-def assessment(name):
+def assessment(name, replay):
+    loaded = bool(replay)
     return {
         "الاسم": name,
         "الاسم_الأصلي": name,
         "درجة_الجودة": 55,
         "تقدير_الجودة": "مقبول",
-        "الملخص": "تقييم آلي أولي لمجموعة البيانات بناءً على بياناتها الوصفية وحدها، "
-                  "دون تحميل عينات منها.",
+        "الملخص": ("تقييم لمجموعة البيانات بعد تحميل عينات منها وقراءة ورقتها ومستودعها."
+                   if loaded else
+                   "تقييم آلي أولي لمجموعة البيانات بناءً على بياناتها الوصفية وحدها، "
+                   "دون تحميل عينات منها."),
         "فحص_البيانات": {
-            "الطريقة_المستخدمة": "metadata_only",
-            "عدد_العينات_المفحوصة": 0,
-            "معاينة_العينات": [],
-            "مشاكل_مكتشفة": ["لم تُحمَّل أي عينة"],
+            "الطريقة_المستخدمة": "hf_viewer" if loaded else "metadata_only",
+            "عدد_العينات_المفحوصة": 6 if loaded else 0,
+            "معاينة_العينات": ["الجو جميل اليوم في القاهرة", "إن التعليم أساس نهضة الأمم"] if loaded else [],
+            "مشاكل_مكتشفة": ["عينة صغيرة"] if loaded else ["لم تُحمَّل أي عينة"],
             "البيانات_تطابق_الوصف": True,
         },
         "نقاط_القوة": ["وصف واضح للمحتوى"],
-        "نقاط_الضعف": ["لم تُفحص البيانات نفسها"],
+        "نقاط_الضعف": ["لم تُفحص إلا عينات قليلة"] if loaded else ["لم تُفحص البيانات نفسها"],
         "الاستخدامات_الموصى_بها": ["البحث في معالجة اللغة العربية"],
         "تفصيل_الجودة": {
             "سهولة_الوصول": 50, "التوثيق": 60, "السلامة_الأخلاقية": 60, "الترخيص": 50,
             "قابلية_إعادة_الإنتاج": 50, "المراجعة_العلمية": 50, "جودة_البيانات": 55,
         },
-        "المصادر_المفتوحة": [],
-        "تم_تحميل_البيانات": False,
+        "المصادر_المفتوحة": [replay["paper_url"], replay["github_url"], replay["hf_url"]] if loaded else [],
+        "تم_تحميل_البيانات": loaded,
     }
 
 
@@ -125,39 +155,115 @@ def wait_for_gate():
     log(event="gate", state="open" if os.path.exists(GATE) else "timed out")
 
 
+def webfetch(url, what):
+    return {"url": url, "prompt": "Summarise %s: title, what it says about the dataset, licence." % what}
+
+
+def steps(replay):
+    """The conversation: (step, tool, input or a function of the results so
+    far). Without --replay: the environment print and the Write only."""
+    out = [("env", "Bash", {"command": ENV_COMMAND, "description": "Print the environment"})]
+    if replay:
+        r = replay
+
+        def publisher_url(results):
+            text = results.get(step_id("doi"), ("", False))[0]
+            m = re.search(r"https://%s[^\s\"'<>)\]]*" % re.escape(r["publisher_host"]), text)
+            return webfetch(m.group(0).rstrip(".,") if m else r["publisher_url"], "the publisher's page")
+
+        out += [
+            ("read", "Read", {"file_path": "/input/metadata.json"}),
+            ("download", "Bash", {"command": "python3 - <<'PY'\n" + DOWNLOAD_PY % r["hf_url"] + "PY",
+                                  "description": "Download samples from Hugging Face"}),
+            ("paper", "WebFetch", webfetch(r["paper_url"], "the paper")),
+            ("doi", "WebFetch", webfetch(r["doi_url"], "the DOI's page")),
+            ("publisher", "WebFetch", publisher_url),
+            ("github", "WebFetch", webfetch(r["github_url"], "the repository")),
+            ("denied", "WebFetch", webfetch(r["denied_url"], "the dataset's page")),
+            ("analysis", "Bash", {"command": "python3 - <<'PY'\n" + ANALYSIS_PY + "PY",
+                                  "description": "Analyse the samples"}),
+        ]
+    out.append(("write", "Write", None))
+    return out
+
+
+def step_id(step):
+    return "toolu_aq_%s" % step
+
+
 def plan(body):
     """(turn name, content blocks, stop_reason) for a /v1/messages request."""
     tools = {t.get("name"): t for t in body.get("tools") or [] if isinstance(t, dict)}
     messages = body.get("messages") or []
     if "Bash" not in tools or "Write" not in tools:
-        return "side", [{"type": "text", "text": "حسناً."}], "end_turn"
+        return side(body)
     results = tool_results(messages)
-    if ENV_TOOL_ID not in results:
-        wait_for_gate()
-        return "env", [{"type": "tool_use", "id": ENV_TOOL_ID, "name": "Bash",
-                        "input": {"command": ENV_COMMAND,
-                                  "description": "Print the environment"}}], "tool_use"
-    if WRITE_TOOL_ID not in results:
-        env_text, env_error = results[ENV_TOOL_ID]
-        log(event="tool_result", tool="Bash", is_error=env_error, content=env_text)
-        props = (tools["Write"].get("input_schema") or {}).get("properties") or {}
-        if "file_path" not in props or "content" not in props:
-            log(event="error", error="the Write tool's schema has no file_path/content: %s"
-                % json.dumps(tools["Write"].get("input_schema"))[:2000])
-            return "bad-write-schema", [{"type": "text", "text": "no usable Write tool"}], "end_turn"
-        prompt = text_of(messages[0].get("content")) if messages else ""
-        name = re.search(r"«([^»]+)»", prompt)
-        path = re.search(r"(/output/[A-Za-z0-9_.-]*[A-Za-z0-9_-])", prompt)
-        if not name or not path:
-            log(event="error", error="no dataset name or output path in the prompt", prompt=prompt[:4000])
-            return "bad-prompt", [{"type": "text", "text": "no name/path in the prompt"}], "end_turn"
-        log(event="prompt", name=name.group(1), path=path.group(1), prompt=prompt[:4000])
-        doc = json.dumps(assessment(name.group(1)), ensure_ascii=False, indent=2)
-        return "write", [{"type": "tool_use", "id": WRITE_TOOL_ID, "name": "Write",
-                          "input": {"file_path": path.group(1), "content": doc}}], "tool_use"
-    w_text, w_error = results[WRITE_TOOL_ID]
-    log(event="tool_result", tool="Write", is_error=w_error, content=w_text)
+    prev = None
+    for step, tool, inp in steps(REPLAY):
+        sid = step_id(step)
+        if sid in results:
+            prev = (step, tool)
+            continue
+        if prev:
+            text, err = results[step_id(prev[0])]
+            log(event="tool_result", step=prev[0], tool=prev[1], is_error=err, content=text)
+        if tool not in tools:
+            # Claude Code defers some tools (WebFetch among them): the model
+            # loads one with ToolSearch "select:NAME", as a real model does.
+            search_id = step_id("search_" + tool)
+            if "ToolSearch" in tools and search_id not in results:
+                props = (tools["ToolSearch"].get("input_schema") or {}).get("properties") or {}
+                inp = {"query": "select:" + tool}
+                if "max_results" in props:
+                    inp["max_results"] = 1
+                log(event="toolsearch", tool=tool, schema=tools["ToolSearch"].get("input_schema"))
+                return "toolsearch", [{"type": "tool_use", "id": search_id, "name": "ToolSearch",
+                                       "input": inp}], "tool_use"
+            log(event="error", error="Claude Code offers no %s tool: %s" % (tool, sorted(tools)))
+            return "no-" + tool, [{"type": "text", "text": "no %s tool" % tool}], "end_turn"
+        if step == "env":
+            wait_for_gate()
+        if tool == "Write":
+            props = (tools["Write"].get("input_schema") or {}).get("properties") or {}
+            if "file_path" not in props or "content" not in props:
+                log(event="error", error="the Write tool's schema has no file_path/content: %s"
+                    % json.dumps(tools["Write"].get("input_schema"))[:2000])
+                return "bad-write-schema", [{"type": "text", "text": "no usable Write tool"}], "end_turn"
+            prompt = text_of(messages[0].get("content")) if messages else ""
+            name = re.search(r"«([^»]+)»", prompt)
+            path = re.search(r"(/output/[A-Za-z0-9_.-]*[A-Za-z0-9_-])", prompt)
+            if not name or not path:
+                log(event="error", error="no dataset name or output path in the prompt", prompt=prompt[:4000])
+                return "bad-prompt", [{"type": "text", "text": "no name/path in the prompt"}], "end_turn"
+            log(event="prompt", name=name.group(1), path=path.group(1), prompt=prompt[:4000])
+            doc = json.dumps(assessment(name.group(1), REPLAY), ensure_ascii=False, indent=2)
+            inp = {"file_path": path.group(1), "content": doc}
+        elif callable(inp):
+            inp = inp(results)
+        return step, [{"type": "tool_use", "id": sid, "name": tool, "input": inp}], "tool_use"
+    text, err = results[step_id("write")]
+    log(event="tool_result", step="write", tool="Write", is_error=err, content=text)
     return "done", [{"type": "text", "text": "كُتب التقييم."}], "end_turn"
+
+
+def side(body):
+    """A request without the agent's tools: Claude Code's side queries, among
+    them WebFetch's summary of a fetched page (the page's text in the user
+    message). The answer names every stand-in marker it was sent, so the
+    WebFetch result Claude Code hands back shows what it read."""
+    raw = json.dumps(body, ensure_ascii=False)
+    markers = sorted(set(MARKER_RE.findall(raw)))
+    messages = body.get("messages") or []
+    last = text_of(messages[-1].get("content")) if messages else ""
+    system = body.get("system")
+    system = text_of(system) if isinstance(system, list) else (system or "")
+    if not last.strip():
+        last = json.dumps(messages, ensure_ascii=False)
+    log(event="side", model=body.get("model"), markers=markers, system=system[:400],
+        user=last[:3000], tools=sorted(t.get("name", "?") for t in body.get("tools") or []
+                                       if isinstance(t, dict)))
+    text = "Summary of the page. Markers: %s." % (", ".join(markers) if markers else "none")
+    return "side", [{"type": "text", "text": text}], "end_turn"
 
 
 def sse(event, data):
@@ -289,7 +395,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global LOG, GATE
+    global LOG, GATE, REPLAY
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=443)
@@ -297,8 +403,12 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--gate", help="the first turn waits until this file exists")
+    ap.add_argument("--replay", help="JSON file: the URLs of the replayed assessment's steps")
     a = ap.parse_args()
     GATE = a.gate
+    if a.replay:
+        with open(a.replay, encoding="utf-8") as f:
+            REPLAY = json.load(f)
     LOG = open(a.log, "a", encoding="utf-8")
     srv = ThreadingHTTPServer((a.bind, a.port), Handler)
     srv.daemon_threads = True
