@@ -694,7 +694,7 @@ TEST_F(CliTest, HostileStringsAreEscapedOnTheTerminalAndExactInJson) {
   for (const auto& row : rows)
     for (const auto& cell : row)
       EXPECT_FALSE(!cell.empty() && std::string("=+-@\t\r").find(cell[0]) != std::string::npos)
-          << "cell starts like a formula: " << cell;
+          << "cell starts like a formula: " << json(cell).dump();
   r = Ctl({"export", "--batch", "hostile", "--format", "jsonl"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   json line = json::parse(r.out.substr(0, r.out.find('\n')));
