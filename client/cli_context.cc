@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/address.h"
 #include "common/status_util.h"
+#include "common/terminal_escape.h"
 
 namespace assessq::cli {
 
@@ -49,21 +50,29 @@ std::unique_ptr<grpc::ClientContext> Context::Call(int timeout_s) const {
 }
 
 int Fail(const absl::Status& s) {
-  std::cerr << "assessctl: " << s.message() << "\n";
+  std::cerr << "assessctl: " << SafeText(s.message()) << "\n";
   return kExitError;
 }
 
 int Fail(const grpc::Status& s) {
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE)
-    std::cerr << "assessctl: coordinator unavailable: " << s.error_message() << "\n";
+    std::cerr << "assessctl: coordinator unavailable: " << SafeText(s.error_message()) << "\n";
   else
-    std::cerr << "assessctl: " << s.error_message() << "\n";
+    std::cerr << "assessctl: " << SafeText(s.error_message()) << "\n";
   return kExitError;
 }
 
 void PrintJson(const nlohmann::json& j) {
-  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << EscapeJsonForTerminal(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace))
+            << "\n";
 }
+
+std::string JsonLine(const nlohmann::json& j) {
+  return EscapeJsonForTerminal(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+std::string Safe(absl::string_view s) { return EscapeForTerminal(s, EscapeMode::kLine); }
+std::string SafeText(absl::string_view s) { return EscapeForTerminal(s, EscapeMode::kText); }
 
 namespace {
 // Display width of UTF-8 text: one column per code point (combining marks
@@ -77,9 +86,16 @@ size_t Width(const std::string& s) {
 }  // namespace
 
 void Table::Print() const {
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(rows_.size());
+  for (const auto& r : rows_) {
+    std::vector<std::string> safe;
+    for (const auto& c : r) safe.push_back(Safe(c));
+    rows.push_back(std::move(safe));
+  }
   std::vector<size_t> w(header_.size(), 0);
   for (size_t i = 0; i < header_.size(); ++i) w[i] = Width(header_[i]);
-  for (const auto& r : rows_)
+  for (const auto& r : rows)
     for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], Width(r[i]));
   auto line = [&](const std::vector<std::string>& r) {
     std::string out;
@@ -92,7 +108,7 @@ void Table::Print() const {
     std::cout << out << "\n";
   };
   line(header_);
-  for (const auto& r : rows_) line(r);
+  for (const auto& r : rows) line(r);
 }
 
 std::string FormatTime(int64_t ms) {
@@ -181,8 +197,8 @@ nlohmann::json LimitJson(const v1::LimitStatus& l) {
 
 std::string DescribeLimit(const v1::LimitStatus& l) {
   std::string limit = l.current_limit() > 0 ? absl::StrCat(l.current_limit()) : "none";
-  return absl::StrCat(l.scope(), " ", l.name(), ": running ", l.running(), ", limit ", limit,
-                      " (", l.reason(), ")");
+  return Safe(absl::StrCat(l.scope(), " ", l.name(), ": running ", l.running(), ", limit ",
+                           limit, " (", l.reason(), ")"));
 }
 
 }  // namespace assessq::cli

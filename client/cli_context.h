@@ -1,6 +1,11 @@
 // What every assessctl verb shares: the global flags (coordinator address,
 // token, TLS, output format), the operator stub they dial, and the small
 // helpers for printing tables, JSON and errors the same way everywhere.
+// Whatever came from the coordinator (an agent's output, names from metadata
+// files, worker names, error messages) goes out through Safe/SafeText,
+// Table, PrintJson/JsonLine or Fail, all of which escape what a terminal
+// would act on (common/terminal_escape.h); `-o json` parses to the exact
+// values.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -11,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "assessq/v1/assessq.grpc.pb.h"
 #include "common/channel.h"
 
@@ -42,10 +48,20 @@ struct Context {
 int Fail(const absl::Status& s);
 int Fail(const grpc::Status& s);
 
+// Pretty-printed JSON (2-space indent), with DEL, C1 and bidi controls
+// also written as \uXXXX: valid JSON, the exact same values.
 void PrintJson(const nlohmann::json& j);
+// The same on one line, without the newline (`logs -f -o json`, JSONL).
+std::string JsonLine(const nlohmann::json& j);
+
+// Untrusted text for the terminal: one line (names, cells, paths), or
+// multi-line text that keeps its newlines and tabs (logs, error lists).
+std::string Safe(absl::string_view s);
+std::string SafeText(absl::string_view s);
 
 // A plain text table: header, rows, columns padded to their widest cell
-// (by display width, so Arabic and other UTF-8 text lines up).
+// (by display width, so Arabic and other UTF-8 text lines up). Every cell is
+// printed through Safe(), so no cell can hold a control or a line break.
 class Table {
  public:
   explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
@@ -62,7 +78,7 @@ std::string FormatDuration(int64_t ms);   // 1h02m, 3m04s, 5.2s
 std::string StateName(v1::JobState s);
 std::string ClassName(v1::FailureClass c);
 nlohmann::json JobJson(const v1::JobSummary& j);
-// A fleet-wide limit (status, limits): JSON, and one human line.
+// A fleet-wide limit (status, limits): JSON, and one human line (escaped).
 nlohmann::json LimitJson(const v1::LimitStatus& l);
 std::string DescribeLimit(const v1::LimitStatus& l);
 // A job argument: a numeric id, or with --batch a dataset key.

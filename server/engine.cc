@@ -186,6 +186,7 @@ absl::Status Engine::Load() {
     limits_.OnStart(li.batch_id, now, /*recovered=*/true);
     expiries_.insert({li.expires_at, job});
     ++in_use_[li.worker];
+    live_logs_.Open(job, li.token, li.principal);
     leases_.emplace(job, std::move(li));
   }
   ASSIGN_OR_RETURN(ws, db_->Prepare("SELECT name, slots, draining, last_seen FROM workers"));
@@ -403,11 +404,13 @@ void Engine::DropLease(int64_t job_id) {
   if (it == leases_.end()) return;
   OnRollback([this, job_id, l = it->second] {
     leases_[job_id] = l;
+    live_logs_.Open(job_id, l.token, l.principal);
     ++in_use_[l.worker];
     expiries_.insert({l.expires_at, job_id});
     limits_.OnStart(l.batch_id, 0, /*recovered=*/true);
   });
   limits_.OnEnd(it->second.batch_id);
+  live_logs_.Close(it->second.token, Now());
   expiries_.erase({it->second.expires_at, job_id});
   if (--in_use_[it->second.worker] <= 0) in_use_.erase(it->second.worker);
   leases_.erase(it);
@@ -1321,9 +1324,11 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
                  session->principal};
     expiries_.insert({li.expires_at, job_id});
     leases_[job_id] = li;
+    live_logs_.Open(job_id, token, li.principal);
     ++in_use_[li.worker];
     limits_.OnStart(li.batch_id, now);
     OnRollback([this, job_id, li] {
+      live_logs_.Close(li.token, Now());
       leases_.erase(job_id);
       if (--in_use_[li.worker] <= 0) in_use_.erase(li.worker);
       expiries_.erase({li.expires_at, job_id});

@@ -155,7 +155,9 @@ class Engine {
   }
 
   int64_t lease_period_ms() const { return opt_.lease_period_ms; }
-  // Running attempts' output for `logs -f` (thread-safe, memory only).
+  // Running attempts' output for `logs -f` (thread-safe, memory only); the
+  // engine opens each attempt's token there when it leases it and closes it
+  // when the lease ends, so only the lease's holder can append.
   LiveLogs& live_logs() { return live_logs_; }
   const std::string& db_path() const { return opt_.db_path; }
 

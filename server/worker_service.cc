@@ -261,9 +261,10 @@ grpc::ServerUnaryReactor* WorkerService::AppendLog(grpc::CallbackServerContext* 
     r->Finish(ToGrpc(absl::InvalidArgumentError("log append: data over 1 MiB")));
     return r;
   }
-  engine_->live_logs().Append(req->job_id(), req->token(), req->offset(), req->data(),
-                              SystemNowMs());
-  r->Finish(grpc::Status::OK);
+  // Bound to the lease like Heartbeat and Complete: only the token that
+  // holds the attempt's lease may append (FAILED_PRECONDITION otherwise).
+  r->Finish(ToGrpc(engine_->live_logs().Append(req->job_id(), req->token(), who->id,
+                                               req->offset(), req->data(), SystemNowMs())));
   return r;
 }
 

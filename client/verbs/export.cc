@@ -2,27 +2,28 @@
 // assessment with its provenance. JSONL: one object per dataset. CSV:
 // RFC 4180 quoting, a UTF-8 byte-order mark so spreadsheet programs read the
 // Arabic text as UTF-8, one column per top-level assessment field (nested
-// values as JSON).
+// values as JSON); text cells that a spreadsheet would run as a formula are
+// neutralised with a leading ' (client/csv.h). Either format printed to a
+// terminal carries no control a terminal would act on (cli_context.h).
+#include <unistd.h>
+
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "client/cli_context.h"
+#include "client/csv.h"
 
 namespace assessq::cli {
 namespace {
 
-std::string CsvCell(const std::string& s) {
-  bool quote = s.find_first_of(",\"\r\n") != std::string::npos || (!s.empty() && (s[0] == ' ' || s.back() == ' '));
-  if (!quote) return s;
-  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
-}
-
+// A JSON value as a CSV cell: strings as text (neutralised), the rest as
+// the JSON the export writes itself (numbers, booleans, nested values).
 std::string CellOf(const nlohmann::json& v) {
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return CsvCell(v.get<std::string>(), /*text=*/true);
   if (v.is_null()) return "";
-  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return CsvCell(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                 /*text=*/false);
 }
 
 }  // namespace
@@ -76,9 +77,10 @@ void RegisterExport(CLI::App& app, Context& ctx, int& exit_code) {
       }
     }
     std::ostream& out = o->out.empty() ? std::cout : file;
+    // A CSV cell may hold any text; on a terminal it is printed escaped.
+    const bool tty = o->out.empty() && isatty(STDOUT_FILENO);
     if (o->format == "jsonl") {
-      for (const auto& r : rows)
-        out << r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      for (const auto& r : rows) out << JsonLine(r) << "\n";
     } else {
       std::vector<std::string> fixed = {"job_id", "batch", "dataset_key", "dataset_name",
                                         "state", "attempts", "duration_s", "worker",
@@ -90,24 +92,24 @@ void RegisterExport(CLI::App& app, Context& ctx, int& exit_code) {
             if (std::find(fields.begin(), fields.end(), k) == fields.end()) fields.push_back(k);
       out << "\xEF\xBB\xBF";
       std::string header;
-      for (const auto& f : fixed) header += CsvCell(f) + ",";
-      for (const auto& f : fields) header += CsvCell(f) + ",";
+      for (const auto& f : fixed) header += CsvCell(f, /*text=*/true) + ",";
+      for (const auto& f : fields) header += CsvCell(f, /*text=*/true) + ",";
       header.pop_back();
-      out << header << "\r\n";
+      out << (tty ? SafeText(header) : header) << "\r\n";
       for (const auto& r : rows) {
         std::string line;
-        for (const auto& f : fixed) line += CsvCell(CellOf(r[f])) + ",";
+        for (const auto& f : fixed) line += CellOf(r[f]) + ",";
         for (const auto& f : fields) {
           const auto& a = r["assessment"];
-          line += CsvCell(a.is_object() && a.contains(f) ? CellOf(a[f]) : "") + ",";
+          line += (a.is_object() && a.contains(f) ? CellOf(a[f]) : "") + ",";
         }
         line.pop_back();
-        out << line << "\r\n";
+        out << (tty ? SafeText(line) : line) << "\r\n";
       }
     }
     out.flush();
     if (!o->out.empty())
-      std::cerr << "wrote " << rows.size() << " record(s) to " << o->out << "\n";
+      std::cerr << "wrote " << rows.size() << " record(s) to " << Safe(o->out) << "\n";
     exit_code = kExitOk;
   });
 }

@@ -1,13 +1,17 @@
 // `assessctl logs JOB [--attempt N]`: the captured stdout/stderr tail of a
 // job's attempt (the latest by default). `assessctl netlog JOB`: every
 // request the job's gateway saw (time, method, host, port, address, decision,
-// rule or reason, bytes each way, duration), as a table or `-o json`.
+// rule or reason, bytes each way, duration), as a table or `-o json`. The
+// output is printed escaped (newlines and tabs kept, every other control
+// and bidi override written out visibly, cli_context.h); `-o json` carries
+// it exactly.
 #include <chrono>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "client/cli_context.h"
+#include "common/terminal_escape.h"
 
 namespace assessq::cli {
 namespace {
@@ -54,6 +58,9 @@ int Follow(Context& ctx, const std::string& job, const std::string& batch) {
   if (!ref.ok()) return Fail(ref.status());
   if (auto s = ctx.Connect(); !s.ok()) return Fail(s);
   int64_t attempt = 0, offset = 0;
+  // One escaper per attempt's output: a character split between two reads
+  // is escaped as one.
+  TerminalEscaper escaper(EscapeMode::kText);
   while (true) {
     v1::LogReadRequest req;
     *req.mutable_job() = *ref;
@@ -65,23 +72,23 @@ int Follow(Context& ctx, const std::string& job, const std::string& batch) {
     if (!st.ok()) return Fail(st);
     if (attempt == 0 && r.attempt_id() != 0) attempt = r.attempt_id();
     if (r.skipped() > 0 && !ctx.json())
-      std::cout << "\n[... " << r.skipped() << " bytes not kept ...]\n";
+      std::cout << escaper.Finish() << "\n[... " << r.skipped() << " bytes not kept ...]\n";
     if (!r.data().empty()) {
       if (ctx.json())
-        std::cout << nlohmann::json{{"attempt_id", r.attempt_id()}, {"offset", offset},
-                                    {"skipped", r.skipped()}, {"data", r.data()}}
-                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+        std::cout << JsonLine({{"attempt_id", r.attempt_id()}, {"offset", offset},
+                               {"skipped", r.skipped()}, {"data", r.data()}})
                   << "\n";
       else
-        std::cout << r.data();
+        std::cout << escaper.Feed(r.data());
       std::cout.flush();
     }
     offset = r.next_offset();
     if (r.ended() && r.data().empty()) {
+      if (!ctx.json()) std::cout << escaper.Finish() << std::flush;
       if (Terminal(r.job_state())) return kExitOk;
       if (attempt != 0) {
         if (!ctx.json())
-          std::cout << "\n[attempt " << attempt << " " << r.outcome()
+          std::cout << "\n[attempt " << attempt << " " << Safe(r.outcome())
                     << "; waiting for the next one]\n";
         // Follow the next attempt once there is one.
         attempt = 0;
@@ -134,7 +141,8 @@ void RegisterLogs(CLI::App& app, Context& ctx, int& exit_code) {
         if (ctx.json())
           PrintJson({{"job_id", d.job().job_id()}, {"attempt", a->number()}, {"log_tail", a->log_tail()}});
         else
-          std::cout << a->log_tail() << (a->log_tail().empty() || a->log_tail().back() == '\n' ? "" : "\n");
+          std::cout << SafeText(a->log_tail())
+                    << (a->log_tail().empty() || a->log_tail().back() == '\n' ? "" : "\n");
         exit_code = kExitOk;
         return;
       }

@@ -170,8 +170,9 @@ void RegisterReport(CLI::App& app, Context& ctx, int& exit_code) {
       exit_code = Fail(path.status());
       return;
     }
-    std::cout << "wrote " << *path << ": " << inputs.size() << " dataset(s)";
-    if (std::string grades = report::GradeLine(s); !grades.empty()) std::cout << " (" << grades << ")";
+    std::cout << "wrote " << Safe(*path) << ": " << inputs.size() << " dataset(s)";
+    if (std::string grades = report::GradeLine(s); !grades.empty())
+      std::cout << " (" << Safe(grades) << ")";
     std::cout << "\n";
     exit_code = kExitOk;
   });

@@ -1,5 +1,7 @@
 // `assessctl result JOB` (or `result --batch B DATASET`): the stored
-// assessment JSON, pretty-printed, UTF-8 as is.
+// assessment JSON, pretty-printed, UTF-8 as is (DEL, C1 and bidi controls
+// as \uXXXX escapes: the same JSON values). A stored text that is not JSON
+// is printed escaped.
 #include <iostream>
 
 #include "client/cli_context.h"
@@ -30,7 +32,7 @@ void RegisterResult(CLI::App& app, Context& ctx, int& exit_code) {
       return;
     }
     auto j = nlohmann::json::parse(r.result_json(), nullptr, false);
-    if (j.is_discarded()) std::cout << r.result_json() << "\n";
+    if (j.is_discarded()) std::cout << SafeText(r.result_json()) << "\n";
     else PrintJson(j);
     exit_code = kExitOk;
   });

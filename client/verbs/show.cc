@@ -1,5 +1,6 @@
 // `assessctl show JOB` (or `show --batch B DATASET`): the job, every attempt
 // (worker, times, outcome, failure class, error, log tail) and its events.
+// Every value from the coordinator is printed escaped (cli_context.h).
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -60,11 +61,12 @@ void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
       return;
     }
     const auto& j = d.job();
-    std::cout << "job " << j.job_id() << "  batch " << j.batch() << "  dataset "
-              << j.dataset_key() << " (" << j.dataset_name() << ")\n"
+    std::cout << "job " << j.job_id() << "  batch " << Safe(j.batch()) << "  dataset "
+              << Safe(j.dataset_key()) << " (" << Safe(j.dataset_name()) << ")\n"
               << "state " << StateName(j.state()) << "  attempts " << j.attempts();
     if (j.last_failure_class()) std::cout << "  last failure " << ClassName(j.last_failure_class());
-    std::cout << "\ninput " << j.source_name() << " sha256 " << j.input_sha256() << "\n\n";
+    std::cout << "\ninput " << Safe(j.source_name()) << " sha256 " << Safe(j.input_sha256())
+              << "\n\n";
     Table t({"ATTEMPT", "WORKER", "LEASED", "ENDED", "OUTCOME", "CLASS", "EXIT", "ERROR"});
     for (const auto& a : d.attempts()) {
       std::string err = a.error();
@@ -77,10 +79,10 @@ void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
     for (const auto& a : d.attempts()) {
       if (a.failure_class() == v1::FAILURE_CLASS_INVALID_OUTPUT) {
         std::cout << "\nattempt " << a.number() << " validation errors:\n";
-        std::cout << a.error() << "\n";
+        std::cout << SafeText(a.error()) << "\n";
       }
       if (*logs && !a.log_tail().empty())
-        std::cout << "\nattempt " << a.number() << " log tail:\n" << a.log_tail() << "\n";
+        std::cout << "\nattempt " << a.number() << " log tail:\n" << SafeText(a.log_tail()) << "\n";
     }
     exit_code = kExitOk;
   });

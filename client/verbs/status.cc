@@ -62,12 +62,12 @@ void PrintHuman(const v1::StatusResponse& r, const v1::WorkersResponse* workers)
   for (const auto& b : r.batches()) {
     int64_t finished = Count(b, "succeeded") + Count(b, "needs_attention") +
                        Count(b, "cancelled");
-    std::cout << b.name() << "  "
+    std::cout << Safe(b.name()) << "  "
               << RenderBar(finished, b.total(), b.throughput_per_min() / 60.0, 30);
     if (b.denied_requests() > 0) std::cout << "  denied requests: " << b.denied_requests();
     if (!b.failure_counts().empty()) {
       std::cout << "  failed attempts:";
-      for (const auto& [k, v] : b.failure_counts()) std::cout << " " << k << "=" << v;
+      for (const auto& [k, v] : b.failure_counts()) std::cout << " " << Safe(k) << "=" << v;
     }
     std::cout << "\n";
     if (b.limit().current_limit() > 0 || b.limit().start_rate_per_min() > 0)
@@ -88,7 +88,7 @@ void PrintHuman(const v1::StatusResponse& r, const v1::WorkersResponse* workers)
     std::cout << "workers: " << in_use << "/" << slots << " slots in use";
     for (const auto& w : workers->workers()) {
       if (!w.connected()) continue;
-      std::cout << "  " << w.name() << " " << w.in_use() << "/" << w.slots()
+      std::cout << "  " << Safe(w.name()) << " " << w.in_use() << "/" << w.slots()
                 << (w.draining() ? " (draining)" : "");
     }
     std::cout << "\n";

@@ -3,6 +3,9 @@
 // once), and submits the good ones in chunks. Bad files are reported with the
 // reason and do not stop the rest; the exit code says the submission was
 // partial. Dataset keys come from file names and are never used as paths.
+// Nothing outside the submitted folders is read: symbolic links that leave
+// the folder (unless --follow-links), fifos, sockets and devices are bad
+// files like the rest (client/input_files.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/cli_context.h"
+#include "client/input_files.h"
 #include "client/progress.h"
 #include "server/intake.h"
 
@@ -19,6 +23,11 @@ namespace assessq::cli {
 namespace fs = std::filesystem;
 
 namespace {
+
+struct Found {
+  std::string path;  // as found, for messages
+  std::string root;  // the submitted folder it was found in
+};
 
 struct Local {
   std::string path;  // as found, for messages
@@ -31,28 +40,39 @@ struct Rejection {
   std::string error;
 };
 
-// Expands files and folders (folders: every *.json below, sorted).
-void Collect(const std::string& arg, std::vector<std::string>& out,
-             std::vector<Rejection>& bad) {
+// Expands files and folders (folders: every *.json below that is not a
+// folder, sorted; links to folders are not descended). Whether each may be
+// read is ReadInputFile's decision, so links and fifos are reported.
+void Collect(const std::string& arg, std::vector<Found>& out, std::vector<Rejection>& bad) {
   std::error_code ec;
   auto st = fs::status(arg, ec);
   if (ec || !fs::exists(st)) {
+    // A dangling link or an unreadable entry: ReadInputFile names it.
+    if (fs::is_symlink(fs::symlink_status(arg, ec))) {
+      fs::path parent = fs::path(arg).parent_path();
+      out.push_back({arg, parent.empty() ? "." : parent.string()});
+      return;
+    }
     bad.push_back({arg, "no such file or directory"});
     return;
   }
   if (fs::is_directory(st)) {
-    std::vector<std::string> found;
+    std::vector<Found> found;
     for (auto it = fs::recursive_directory_iterator(
              arg, fs::directory_options::skip_permission_denied, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_regular_file(ec) && it->path().extension() == ".json")
-        found.push_back(it->path().string());
+      std::error_code e2;
+      if (it->is_directory(e2) && !it->is_symlink(e2)) continue;
+      if (it->path().extension() == ".json") found.push_back({it->path().string(), arg});
     }
-    std::sort(found.begin(), found.end());
+    std::sort(found.begin(), found.end(),
+              [](const Found& a, const Found& b) { return a.path < b.path; });
     out.insert(out.end(), found.begin(), found.end());
     return;
   }
-  out.push_back(arg);
+  // A file named on the command line: its folder is the one it is in.
+  fs::path parent = fs::path(arg).parent_path();
+  out.push_back({arg, parent.empty() ? "." : parent.string()});
 }
 
 }  // namespace
@@ -62,7 +82,7 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
   struct Opts {
     std::vector<std::string> paths;
     std::string batch, profile;
-    bool rerun = false;
+    bool rerun = false, follow_links = false;
     std::vector<std::string> max_attempts;
     std::optional<int> max_running;
     std::optional<double> start_rate;
@@ -72,6 +92,8 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--batch", o->batch, "batch name (created on first submit)")->required();
   cmd->add_option("--profile", o->profile, "job profile JSON file for the batch");
   cmd->add_flag("--rerun", o->rerun, "run again even datasets already succeeded or in flight");
+  cmd->add_flag("--follow-links", o->follow_links,
+                "read *.json symbolic links that point outside the submitted folder");
   cmd->add_option("--max-attempts", o->max_attempts,
                   "per-class attempt limit, CLASS=N (e.g. agent=5)");
   cmd->add_option("--max-running", o->max_running,
@@ -81,7 +103,7 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
                   "fleet-wide: the batch's job starts per minute; 0 = no limit")
       ->check(CLI::Range(0.0, 1e6));
   cmd->callback([&ctx, &exit_code, o] {
-    std::vector<std::string> files;
+    std::vector<Found> files;
     std::vector<Rejection> rejected;
     for (const auto& p : o->paths) Collect(p, files, rejected);
 
@@ -132,13 +154,14 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
     // Local checks first: every problem names its file.
     std::vector<Local> good;
     std::map<std::string, std::string> key_owner;
-    for (const auto& f : files) {
+    for (const auto& found : files) {
+      const std::string& f = found.path;
       auto key = DatasetKeyFromSourceName(f);
       if (!key.ok()) {
         rejected.push_back({f, std::string(key.status().message())});
         continue;
       }
-      auto content = ReadFileToString(f, kMaxMetadataBytes);
+      auto content = ReadInputFile(found.root, f, o->follow_links, kMaxMetadataBytes);
       if (!content.ok()) {
         rejected.push_back({f, std::string(content.status().message())});
         continue;
@@ -217,8 +240,8 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
                  {"items", items}});
     } else {
       for (const auto& r : rejected)
-        std::cerr << "assessctl: " << r.path << ": " << r.error << "\n";
-      std::cout << "batch " << o->batch << ": " << created << " queued ("
+        std::cerr << "assessctl: " << Safe(r.path) << ": " << Safe(r.error) << "\n";
+      std::cout << "batch " << Safe(o->batch) << ": " << created << " queued ("
                 << counts[v1::SubmitItem::OUTCOME_REPLACED] << " replacing changed files, "
                 << counts[v1::SubmitItem::OUTCOME_REQUEUED] << " requeued), "
                 << counts[v1::SubmitItem::OUTCOME_SKIPPED_SUCCEEDED]

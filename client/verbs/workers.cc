@@ -33,7 +33,7 @@ void RegisterWorkers(CLI::App& app, Context& ctx, int& exit_code) {
         return;
       }
       if (ctx.json()) PrintJson({{"worker", *name}, {"draining", !undrain}});
-      else std::cout << "worker " << *name << (undrain ? " takes leases again\n" : " is draining\n");
+      else std::cout << "worker " << Safe(*name) << (undrain ? " takes leases again\n" : " is draining\n");
       exit_code = kExitOk;
     });
   }

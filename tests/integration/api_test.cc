@@ -523,6 +523,82 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
   EXPECT_EQ(c->job_state(), v1::JOB_STATE_SUCCEEDED);
 }
 
+// Live output is bound to the lease like heartbeats and completions: only
+// the worker token that holds the attempt's lease may append to it. Another
+// worker token (with the right job and token), a stale token, the right
+// token under another job's id, and the holder after the lease ended are
+// all refused with FAILED_PRECONDITION, and change nothing a follower reads;
+// across a coordinator restart too.
+TEST(ApiTest, AppendLogIsBoundToTheLease) {
+  Env env(30.0);
+  env.coord->Start();
+  auto sub = env.Submit("live", {{"l.json", Meta("l")}, {"m.json", Meta("m")}});
+  const int64_t job = sub.items(0).job_id();
+  TestWorker owner(env, "owner", 1);
+  v1::Lease l = owner.NextLease();
+  ASSERT_EQ(l.job_id(), job);
+  const std::string other = ReadToken(env.coord->CreateToken("worker", "other-host"));
+  auto stub = v1::WorkerService::NewStub(env.coord->NewChannel());
+  auto append = [&](const std::string& token, int64_t job_id, int64_t lease_token,
+                    int64_t offset, const std::string& data) {
+    v1::LogAppendRequest a;
+    a.set_job_id(job_id);
+    a.set_token(lease_token);
+    a.set_offset(offset);
+    a.set_data(data);
+    v1::Empty e;
+    auto ctx = Ctx(token);
+    return stub->AppendLog(ctx.get(), a, &e);
+  };
+  auto read = [&]() {
+    v1::LogReadRequest r;
+    r.mutable_job()->set_job_id(job);
+    v1::LogReadResponse resp;
+    auto ctx = Ctx(env.op);
+    auto st = env.coord->OperatorStub()->ReadLog(ctx.get(), r, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.data();
+  };
+  auto expect_refused = [&](const grpc::Status& st, const std::string& says,
+                            const std::string& what) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << what << ": " << st.error_message();
+    EXPECT_NE(st.error_message().find(says), std::string::npos) << what << ": "
+                                                                 << st.error_message();
+  };
+
+  grpc::Status ok = append(env.wk, job, l.token(), 0, "owner line\n");
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(read(), "owner line\n");
+  std::string kept = "owner line\n";
+  auto intruders = [&](const std::string& when) {
+    expect_refused(append(other, job, l.token(), static_cast<int64_t>(kept.size()),
+                          "forged \x1b]0;owned\x07\n"),
+                   "another worker token", "another worker token " + when);
+    expect_refused(append(env.wk, job, l.token() + 1000, 0, "stale\n"), "not held",
+                   "a stale token " + when);
+    expect_refused(append(env.wk, sub.items(1).job_id(), l.token(), 0, "wrong job\n"),
+                   "not held", "another job's id " + when);
+  };
+  intruders("before a restart");
+  EXPECT_EQ(read(), kept) << "refused appends must change nothing";
+
+  // After a restart the recovered lease is still bound to its token.
+  env.coord->Restart();
+  for (int i = 0; i < 200 && !owner.api().connected(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  intruders("after a restart");
+  ok = append(env.wk, job, l.token(), 0, "after restart\n");
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(read(), "after restart\n");
+
+  // Once the lease ends the holder cannot append either; the output stays.
+  auto c = owner.api().Complete(Success(l, ValidAssessment("l", "done")));
+  ASSERT_TRUE(c.ok()) << c.status();
+  expect_refused(append(env.wk, job, l.token(), 14, "late\n"), "not held", "after completion");
+  EXPECT_EQ(read(), "after restart\n");
+}
+
 // Revoking a worker token shuts it out within the token cache's lifetime,
 // on the session it already has open too: its heartbeats there end the
 // session, as its unary calls are refused.

@@ -2,9 +2,12 @@
 // Masader catalogue and bad inputs, inspecting and exporting results a
 // simulated worker produced, retry/cancel/pause/resume, draining workers,
 // `-o json` on every verb, exit codes, and authentication (including an
-// operator token on the worker service, through worker/api_client).
+// operator token on the worker service, through worker/api_client); hostile
+// strings from agents, metadata and workers printed escaped (JSON exact, CSV
+// formulas neutralised), and submitted folders never read outside.
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -299,6 +302,66 @@ TEST_F(CliTest, BadInputsAreNamedAndGoodOnesStillSubmittedWithExitCode3) {
   EXPECT_EQ(r.exit_code, 1) << r.Describe();
 }
 
+// A folder someone handed over: links that leave it are refused, naming the
+// file and where it points, unless --follow-links; a link inside it is
+// read; a fifo is refused without being opened (it would block forever),
+// named on the command line too; the rest still goes in, exit code 3.
+TEST_F(CliTest, SubmitNeverReadsOutsideTheFolderItWasGiven) {
+  std::string in = Inputs("handed/in", {{"good.json", Meta("good")}});
+  fs::create_directories(in + "/sub");
+  WriteFile(in + "/sub/inner.json", Meta("inner"));
+  WriteFile(dir_.Join("handed/credentials.json"), Meta("the operator's own secret"));
+  fs::create_symlink(dir_.Join("handed/credentials.json"), in + "/x.json");
+  fs::create_symlink("../credentials.json", in + "/relative.json");
+  fs::create_symlink("/etc/passwd", in + "/passwd.json");
+  fs::create_symlink(in + "/sub/inner.json", in + "/inside.json");
+  fs::create_symlink(dir_.Join("handed"), in + "/up");  // a folder link: not descended
+  ASSERT_EQ(mkfifo((in + "/pipe.json").c_str(), 0600), 0);
+  const std::string lone_pipe = dir_.Join("handed/lone-pipe.json");
+  ASSERT_EQ(mkfifo(lone_pipe.c_str(), 0600), 0);
+
+  auto r = Ctl({"submit", in, lone_pipe, "--batch", "handed"}, 20000);
+  ASSERT_FALSE(r.timed_out) << "submit blocked (on a fifo?): " << r.Describe();
+  EXPECT_EQ(r.exit_code, 3) << r.Describe();
+  struct Bad {
+    std::string path, why;
+  };
+  const std::vector<Bad> bad = {
+      {in + "/x.json", "symbolic link to " + fs::canonical(dir_.Join("handed/credentials.json")).string() +
+                           ", outside the submitted folder"},
+      {in + "/relative.json", "outside the submitted folder"},
+      {in + "/passwd.json", "symbolic link to /etc/passwd, outside the submitted folder"},
+      {in + "/pipe.json", "not a regular file (fifo)"},
+      {lone_pipe, "not a regular file (fifo)"}};
+  for (const auto& x : bad) {
+    std::string line;
+    std::istringstream err(r.err);
+    bool found = false;
+    while (std::getline(err, line))
+      if (line.find(x.path + ":") != std::string::npos && line.find(x.why) != std::string::npos)
+        found = true;
+    EXPECT_TRUE(found) << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
+  }
+  EXPECT_NE(r.err.find("--follow-links"), std::string::npos) << r.err;
+  std::set<std::string> keys;
+  for (const auto& j : CtlJson({"list", "--batch", "handed"}))
+    keys.insert(j["dataset_key"].get<std::string>());
+  EXPECT_EQ(keys, (std::set<std::string>{"good", "inner", "inside"}))
+      << "nothing from outside the folder was submitted";
+  EXPECT_EQ(CtlJson({"show", "--batch", "handed", "inside"})["dataset_name"], "inner");
+
+  // The operator says so: links outside are read; fifos still are not.
+  r = Ctl({"submit", in, "--batch", "followed", "--follow-links"}, 20000);
+  ASSERT_FALSE(r.timed_out) << r.Describe();
+  EXPECT_EQ(r.exit_code, 3) << r.Describe();
+  EXPECT_NE(r.err.find(in + "/pipe.json: not a regular file (fifo)"), std::string::npos) << r.err;
+  keys.clear();
+  for (const auto& j : CtlJson({"list", "--batch", "followed"}))
+    keys.insert(j["dataset_key"].get<std::string>());
+  EXPECT_EQ(keys, (std::set<std::string>{"good", "inner", "inside", "x", "relative"}));
+  EXPECT_NE(r.err.find(in + "/passwd.json: invalid JSON"), std::string::npos) << r.err;
+}
+
 // ------------------------------------------------------------------ inspect
 
 // Minimal RFC 4180 reader: quoted cells, doubled quotes, CRLF rows.
@@ -469,6 +532,174 @@ TEST_F(CliTest, ListShowResultAndExportAfterASimWorkerCompletes) {
   EXPECT_EQ(ParseCsv(r.out.substr(3)), rows);
   r = Ctl({"export", "--batch", "no-such-batch"});
   EXPECT_EQ(r.exit_code, 1) << r.Describe();
+}
+
+// What agents, metadata files and workers write reaches the operator's
+// terminal escaped: a dataset name, a worker name, a log tail (stored and
+// streamed), a failure reason and the network log carry ESC sequences
+// (title change, clear screen, OSC 52 clipboard write), C1 CSI, DEL and
+// bidi overrides; no text output of list, show, logs, logs -f, netlog,
+// workers, status or result holds one raw byte of them, each is visibly
+// escaped, `-o json` carries every value exactly, and the CSV export
+// neutralises the `=HYPERLINK(...)` name.
+TEST_F(CliTest, HostileStringsAreEscapedOnTheTerminalAndExactInJson) {
+  const std::string kTitle = "\x1b]0;owned\x07", kClear = "\x1b[2J\x1b[H",
+                    kClip = "\x1b]52;c;cm0gLXJmIH4K\x07", kCsi = "\xc2\x9b" "31m",
+                    kRlo = "\xe2\x80\xae", kIsolate = "\xe2\x81\xa6", kDel = "\x7f";
+  const std::string name = "=HYPERLINK(\"http://evil.example/\",\"click\")" + kTitle + kRlo +
+                           "fdp.exe" + kCsi + kDel;
+  const std::string worker = "w" + kClip + kIsolate;
+  const std::string log = "starting\n" + kClip + kTitle + kClear + "\n" + kRlo + "gnp.exe\n" +
+                          kCsi + "red" + kDel + "\n";
+  const std::string reason = "agent said " + kClear + kTitle + kRlo + "\nsecond line";
+  std::string in = Inputs("hostile", {{"evil.json", Meta(name)}, {"failing.json", Meta("plain")}});
+  json sub = CtlJson({"submit", in, "--batch", "hostile"});
+  ASSERT_EQ(sub["queued"], 2) << sub.dump();
+
+  // A worker that reports all of it.
+  auto client = assessq::ApiClient::Create({coord_->address(), ReadToken(wk_), {}, worker, 2});
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::mutex mu;
+  std::vector<v1::Lease> leases;
+  (*client)->Start([&](const v1::CoordinatorMessage& m) {
+    std::lock_guard<std::mutex> l(mu);
+    if (m.has_lease()) leases.push_back(m.lease());
+  });
+  ASSERT_TRUE(PollUntil([&] {
+    std::lock_guard<std::mutex> l(mu);
+    return leases.size() == 2;
+  }, 30000));
+  const json netlog = json::array({{{"ts", NowMs()}, {"method", "GET"},
+                                    {"host", "h" + kClear + ".example"}, {"port", 443},
+                                    {"decision", "denied"}, {"reason", "no rule " + kRlo}}});
+  int64_t evil_job = 0, failing_job = 0;
+  for (const auto& l : leases) {
+    v1::CompleteRequest c;
+    c.set_job_id(l.job_id());
+    c.set_token(l.token());
+    c.set_log_tail(log);
+    c.set_netlog_json(netlog.dump());
+    if (l.dataset_key() == "evil") {
+      evil_job = l.job_id();
+      v1::LogAppendRequest a;
+      a.set_job_id(l.job_id());
+      a.set_token(l.token());
+      a.set_offset(0);
+      a.set_data(log);
+      ASSERT_TRUE((*client)->AppendLog(a).ok());
+      c.set_result_json(ValidAssessment(name));
+    } else {
+      failing_job = l.job_id();
+      c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_INPUT);
+      c.mutable_failure()->set_reason(reason);
+    }
+    auto done = (*client)->Complete(c);
+    ASSERT_TRUE(done.ok()) << done.status();
+  }
+  (*client)->Stop();
+  ASSERT_GT(evil_job, 0);
+  ASSERT_GT(failing_job, 0);
+  const std::string evil = std::to_string(evil_job), failing = std::to_string(failing_job);
+
+  auto expect_inert = [&](const RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.exit_code, 0) << what << ": " << r.Describe();
+    for (const std::string* stream : {&r.out, &r.err}) {
+      for (char c : {'\x1b', '\x07', '\x7f'})
+        EXPECT_EQ(stream->find(c), std::string::npos)
+            << what << ": raw byte " << static_cast<int>(c) << " in:\n" << *stream;
+      for (const std::string& raw : {std::string("\xc2\x9b"), kRlo, kIsolate})
+        EXPECT_EQ(stream->find(raw), std::string::npos) << what << ": raw " << json(raw).dump();
+      EXPECT_EQ(stream->find('\r'), std::string::npos) << what;
+    }
+  };
+  auto expect_has = [&](const RunResult& r, const std::string& text, const std::string& what) {
+    EXPECT_NE(r.out.find(text), std::string::npos) << what << ": no " << text << " in:\n" << r.out;
+  };
+  const std::string name_escaped =
+      "=HYPERLINK(\"http://evil.example/\",\"click\")\\x1b]0;owned\\x07\\u202efdp.exe"
+      "\\u009b31m\\x7f";
+  const std::string worker_escaped = "w\\x1b]52;c;cm0gLXJmIH4K\\x07\\u2066";
+
+  auto r = Ctl({"list", "--batch", "hostile"});
+  expect_inert(r, "list");
+  expect_has(r, worker_escaped, "list");
+  r = Ctl({"show", evil, "--logs"});
+  expect_inert(r, "show");
+  expect_has(r, name_escaped, "show");
+  expect_has(r, worker_escaped, "show");
+  expect_has(r, "\\x1b]52;c;cm0gLXJmIH4K\\x07\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\n", "show --logs");
+  r = Ctl({"show", failing});
+  expect_inert(r, "show failing");
+  expect_has(r, "agent said \\x1b[2J\\x1b[H\\x1b]0;owned\\x07\\u202e \u2026", "show error cell");
+  r = Ctl({"logs", evil});
+  expect_inert(r, "logs");
+  expect_has(r, "starting\n\\x1b]52;c;cm0gLXJmIH4K\\x07", "logs");
+  expect_has(r, "\\u202egnp.exe\n\\u009b31mred\\x7f\n", "logs");
+  r = Ctl({"logs", "-f", evil}, 30000);
+  expect_inert(r, "logs -f");
+  expect_has(r, "starting\n\\x1b]52;c;cm0gLXJmIH4K\\x07", "logs -f");
+  r = Ctl({"netlog", evil});
+  expect_inert(r, "netlog");
+  expect_has(r, "h\\x1b[2J\\x1b[H.example", "netlog");
+  expect_has(r, "no rule \\u202e", "netlog");
+  r = Ctl({"workers"});
+  expect_inert(r, "workers");
+  expect_has(r, worker_escaped, "workers");
+  expect_inert(Ctl({"status"}), "status");
+  expect_inert(Ctl({"status", "--batch", "hostile"}), "status --batch");
+  r = Ctl({"result", evil});
+  expect_inert(r, "result");
+  EXPECT_EQ(JsonOut(r), json::parse(ValidAssessment(name))) << "result: the exact values";
+  r = Ctl({"export", "--batch", "hostile", "--format", "jsonl", "--all"});
+  expect_inert(r, "export jsonl");
+
+  // -o json: every value exact.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"list", "--batch", "hostile"}, {"show", evil}, {"show", failing}, {"logs", evil},
+           {"netlog", evil}, {"workers"}, {"logs", "-f", evil}}) {
+    auto a = args;
+    a.insert(a.end(), {"-o", "json"});
+    expect_inert(Ctl(a, 30000), "-o json " + args[0]);
+  }
+  json show = CtlJson({"show", evil});
+  EXPECT_EQ(show["dataset_name"], name);
+  EXPECT_EQ(show["worker"], worker);
+  EXPECT_EQ(show["attempts"][0]["log_tail"], log);
+  EXPECT_EQ(CtlJson({"show", failing})["attempts"][0]["error"].get<std::string>().find(reason), 0u);
+  EXPECT_EQ(CtlJson({"logs", evil})["log_tail"], log);
+  EXPECT_EQ(CtlJson({"netlog", evil}), netlog);
+  EXPECT_EQ(CtlJson({"workers"})[0]["name"], worker);
+  EXPECT_EQ(CtlJson({"list", "--batch", "hostile"})[0]["worker"], worker);
+  r = Ctl({"logs", "-f", evil, "-o", "json"}, 30000);
+  std::string streamed;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) streamed += json::parse(line)["data"];
+  EXPECT_EQ(streamed, log);
+
+  // CSV: the =HYPERLINK name is text, neutralised; JSONL exact.
+  std::string csv_path = dir_.Join("hostile.csv");
+  r = Ctl({"export", "--batch", "hostile", "--format", "csv", "--out", csv_path});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  auto rows = ParseCsv(ReadFile(csv_path).substr(3));
+  ASSERT_EQ(rows.size(), 2u);
+  auto col = [&](const std::string& c) {
+    auto it = std::find(rows[0].begin(), rows[0].end(), c);
+    EXPECT_NE(it, rows[0].end()) << c;
+    return static_cast<size_t>(it - rows[0].begin());
+  };
+  EXPECT_EQ(rows[1][col("dataset_name")], "'" + name);
+  EXPECT_EQ(rows[1][col("الاسم")], "'" + name);
+  EXPECT_EQ(rows[1][col("الاسم_الأصلي")], "'" + name);
+  EXPECT_EQ(rows[1][col("درجة_الجودة")], "70");
+  for (const auto& row : rows)
+    for (const auto& cell : row)
+      EXPECT_FALSE(!cell.empty() && std::string("=+-@\t\r").find(cell[0]) != std::string::npos)
+          << "cell starts like a formula: " << json(cell).dump();
+  r = Ctl({"export", "--batch", "hostile", "--format", "jsonl"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  json line = json::parse(r.out.substr(0, r.out.find('\n')));
+  EXPECT_EQ(line["dataset_name"], name);
+  EXPECT_EQ(line["assessment"]["الاسم"], name);
 }
 
 // ------------------------------------------------------------------ steering
