@@ -113,7 +113,7 @@ constexpr bool kGatewaySendsDenyReason = false;
 // `ctx->netlog_json = req.netlog_json();` there this replay has no flag (and
 // the before case gets sources_not_contacted): checked by hand; set to true
 // once that is on main.
-constexpr bool kCoordinatorFlagsSeeTheNetlog = false;
+constexpr bool kCoordinatorFlagsSeeTheNetlog = true;
 
 bool ReplayBefore() {
   const char* e = std::getenv("AQ_REPLAY_BEFORE");
