@@ -350,7 +350,8 @@ absl::StatusOr<std::string> UrlHost(const std::string& url_in) {
   }
   // The top-level label starts with a letter: 127.0.0.1, 2130706433, 0x7f.1
   // and every other spelling of an address are refused here.
-  if (!absl::ascii_isalpha(labels.back().front())) return Bad("IP literal");
+  if (!absl::ascii_isalpha(labels.back().front()))
+    return Bad("IP literal or numeric top-level label");
   if (gateway::ParseIpLiteral(host)) return Bad("IP literal");
   return host;
 }
