@@ -348,11 +348,12 @@ absl::StatusOr<std::string> UrlHost(const std::string& url_in) {
     for (char c : l)
       if (!(absl::ascii_isdigit(c) || (c >= 'a' && c <= 'z') || c == '-')) return Bad("bad host");
   }
-  // The top-level label starts with a letter: 127.0.0.1, 2130706433, 0x7f.1
-  // and every other spelling of an address are refused here.
+  // Every spelling of an address (127.0.0.1, 0x7f.1, 0177.0.0.1, 127.1) is
+  // refused, and so is any name whose top-level label does not start with a
+  // letter (1.2.3.4.5, example.123).
+  if (gateway::ParseIpLiteral(host)) return Bad("IP literal");
   if (!absl::ascii_isalpha(labels.back().front()))
     return Bad("IP literal or numeric top-level label");
-  if (gateway::ParseIpLiteral(host)) return Bad("IP literal");
   return host;
 }
 
