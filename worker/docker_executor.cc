@@ -20,6 +20,7 @@
 #include "worker/agent_steps.h"
 #include "worker/hardening.h"
 #include "worker/job_fs.h"
+#include "worker/outcome.h"
 #include "worker/output_reader.h"
 #include "worker/state_dir.h"
 
@@ -202,6 +203,15 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
 
   JobOutcome out;
   json details = {{"container", name}, {"image", spec.image}};
+  if (spec.network.mode == "gateway") {
+    // The effective allow list (the profile's rules plus this job's
+    // metadata hosts), for `assessctl show` and the report.
+    details["allow"] = spec.network.allow;
+    if (!spec.network.allow_from_metadata.empty()) {
+      details["allow_from_metadata"] = spec.metadata_hosts;
+      if (!spec.metadata_refused.empty()) details["allow_from_metadata_refused"] = spec.metadata_refused;
+    }
+  }
   // Verify, don't trust: the daemon must have recorded every setting.
   auto inspect = docker_->InspectContainer(*id);
   if (!inspect.ok())
@@ -329,48 +339,24 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   }
   out.details_json = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
-  if (cancelled) {
-    out.kind = JobOutcome::kCancelled;
-    out.reason = stop.reason();
-    return out;
-  }
-  auto fail = [&](v1::FailureClass c, std::string why) {
-    out.kind = JobOutcome::kFailed;
-    out.failure_class = c;
-    out.reason = std::move(why);
-    return out;
-  };
-  if (oom)
-    return fail(v1::FAILURE_CLASS_INFRA,
-                absl::StrCat("out of memory: killed at the ", spec.limits.memory_mb, " MiB limit"));
-  if (timed_out)
-    return fail(v1::FAILURE_CLASS_AGENT,
-                absl::StrCat("timeout: still running at the ",
-                             spec.limits.timeout_s - spec.limits.grace_s,
-                             " s soft deadline (SIGTERM), hard deadline ", spec.limits.timeout_s,
-                             " s (SIGKILL); exit code ", exit_code));
-  if (exit_code != 0 && rate.count > 0) {
-    // The agent gave up because the provider refused it: the fleet should
-    // slow down, not count it against the agent.
-    out.retry_after_ms = rate.retry_after_ms;
-    return fail(v1::FAILURE_CLASS_MODEL_API,
-                absl::StrCat("model provider answered ", rate.status, " (", rate.count,
-                             " time(s)); agent exited with code ", exit_code));
-  }
-  if (exit_code != 0)
-    return fail(v1::FAILURE_CLASS_AGENT, absl::StrCat("agent exited with code ", exit_code));
-  auto result = ReadOutputFile((*jobfs)->output_dir(), spec.output_file,
-                               static_cast<size_t>(spec.limits.result_kb) * 1024);
-  if (!result.ok()) {
-    if (absl::IsNotFound(result.status()))
-      return fail(v1::FAILURE_CLASS_AGENT,
-                  absl::StrCat("no output: ", result.status().message()));
-    if (absl::IsPermissionDenied(result.status()) || absl::IsOutOfRange(result.status()))
-      return fail(v1::FAILURE_CLASS_INVALID_OUTPUT, std::string(result.status().message()));
-    return fail(v1::FAILURE_CLASS_INFRA, std::string(result.status().message()));
-  }
-  out.kind = JobOutcome::kSucceeded;
-  out.result_json = std::move(*result);
+  ContainerEnd end;
+  end.cancelled = cancelled;
+  if (cancelled) end.cancel_reason = stop.reason();
+  end.oom_killed = oom;
+  end.timed_out = timed_out;
+  end.exit_code = exit_code;
+  end.model_api_count = rate.count;
+  end.model_api_status = rate.status;
+  end.model_api_retry_after_ms = rate.retry_after_ms;
+  Verdict v = ClassifyFinished(end, spec.limits, [&] {
+    return ReadOutputFile((*jobfs)->output_dir(), spec.output_file,
+                          static_cast<size_t>(spec.limits.result_kb) * 1024);
+  });
+  out.kind = v.kind;
+  out.failure_class = v.failure_class;
+  out.reason = std::move(v.reason);
+  out.retry_after_ms = v.retry_after_ms;
+  out.result_json = std::move(v.result_json);
   return out;
 }
 

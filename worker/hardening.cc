@@ -42,6 +42,26 @@ std::string Shorten(const std::string& s, size_t max = 80) {
   return s.size() <= max ? s : absl::StrCat(s.substr(0, max), "... (", s.size(), " bytes)");
 }
 
+// Whatever the job's mount list says: only the output directory may be
+// writable, and the gateway socket's directory never is (connecting to a
+// socket needs no write; a writable one would let the agent plant files).
+void ReadOnlyMounts(const json& got_mounts, std::vector<std::string>& bad) {
+  if (!got_mounts.is_array()) return;
+  for (const auto& m : got_mounts) {
+    if (!m.is_object()) continue;
+    std::string dst = m.contains("Destination") && m["Destination"].is_string()
+                          ? m["Destination"].get<std::string>()
+                          : "?";
+    bool rw = !m.contains("RW") || m["RW"] != false;
+    if (!rw || dst == kOutputDir) continue;
+    bad.push_back(dst == kNetDir
+                      ? absl::StrCat("Mounts: the gateway socket directory ", kNetDir,
+                                     " must be read-only, daemon has it writable")
+                      : absl::StrCat("Mounts: ", dst, " must be read-only (only ", kOutputDir,
+                                     " is writable), daemon has it writable"));
+  }
+}
+
 }  // namespace
 
 json BuildCreateBody(const JobSpec& s, const std::vector<BindMount>& mounts,
@@ -232,6 +252,7 @@ std::vector<std::string> VerifyInspect(const json& in, const JobSpec& s,
   if (want_m != have_m)
     bad.push_back(absl::StrCat("Mounts: wanted [", absl::StrJoin(want_m, "; "), "], daemon has [",
                                absl::StrJoin(have_m, "; "), "]"));
+  ReadOnlyMounts(got_mounts, bad);
   return bad;
 }
 

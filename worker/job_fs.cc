@@ -12,7 +12,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/channel.h"
 
 namespace assessq {
 namespace fs = std::filesystem;
@@ -54,6 +53,41 @@ absl::Status MountTmpfs(const std::string& dir, int64_t mb, mode_t mode, uid_t u
   return absl::OkStatus();
 }
 
+// The file-mode credential: a regular file of mode 0600 or stricter that is
+// not one of the policy's model key files under another path (a hard or
+// symbolic link to it). Opened once; the checks are on what was opened.
+absl::StatusOr<std::string> ReadCredential(const JobSpec& spec) {
+  auto refuse = [&](absl::string_view why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("credential '", spec.credential_name, "': ", why));
+  };
+  int fd = open(spec.credential_file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return refuse("cannot read its file");
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return refuse("its file is not a regular file");
+  for (const auto& key : spec.model_key_files) {
+    struct stat kst;
+    if (stat(key.c_str(), &kst) == 0 && kst.st_dev == st.st_dev && kst.st_ino == st.st_ino)
+      return refuse("its file is a model key file of policy.credentials (a link to it); refused");
+  }
+  if ((st.st_mode & 077) != 0) return refuse("its file must be mode 0600 or stricter");
+  if (st.st_size > (64 << 10)) return refuse("its file is larger than 64 KiB");
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got != out.size()) return refuse("cannot read its file");
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir,
@@ -65,6 +99,12 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
   uint32_t uid = 0, gid = 0;
   if (ug.size() != 2 || !absl::SimpleAtoi(ug[0], &uid) || !absl::SimpleAtoi(ug[1], &gid))
     return absl::InvalidArgumentError("job user must be UID:GID");
+  // The credential file is checked and read before anything is created.
+  absl::StatusOr<std::string> secret;
+  if (!spec.credential_file.empty()) {
+    secret = ReadCredential(spec);
+    if (!secret.ok()) return secret.status();
+  }
   std::error_code ec;
   fs::create_directories(jobs_dir, ec);
   chmod(jobs_dir.c_str(), 0700);
@@ -95,17 +135,6 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
     j->secrets_ = j->root_ + "/secrets";
     if (mkdir(j->secrets_.c_str(), 0700) != 0) return Errno(absl::StrCat("mkdir ", j->secrets_));
     if (auto s = MountTmpfs(j->secrets_, 1, 0500, uid, gid); !s.ok()) return s;
-    struct stat st;
-    if (stat(spec.credential_file.c_str(), &st) != 0)
-      return absl::FailedPreconditionError(
-          absl::StrCat("credential '", spec.credential_name, "': cannot read its file"));
-    if ((st.st_mode & 077) != 0)
-      return absl::FailedPreconditionError(absl::StrCat(
-          "credential '", spec.credential_name, "': its file must be mode 0600 or stricter"));
-    auto secret = ReadFileToString(spec.credential_file, 64 << 10);
-    if (!secret.ok())
-      return absl::FailedPreconditionError(
-          absl::StrCat("credential '", spec.credential_name, "': cannot read its file"));
     if (auto s = WriteFile(j->secrets_ + "/" + spec.credential_name, *secret, 0400, uid, gid);
         !s.ok())
       return s;
@@ -115,13 +144,14 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
     j->mounts_.push_back({j->secrets_, kSecretsDir, true});
   }
   if (spec.network.mode == "gateway") {
-    // Only the gateway's socket lives here; root-owned, so the container's
+    // Only the gateway's socket lives here; root-owned and mounted
+    // read-only (connecting to a socket needs no write), so the container's
     // user can connect to it but create nothing beside it.
     std::string net = j->root_ + "/net";
     if (mkdir(net.c_str(), 0711) != 0 || chmod(net.c_str(), 0711) != 0)
       return Errno(absl::StrCat("mkdir ", net));
     j->net_socket_ = net + "/proxy.sock";
-    j->mounts_.push_back({net, kNetDir, false});
+    j->mounts_.push_back({net, kNetDir, true});
     if (netbridge.empty() || access(netbridge.c_str(), X_OK) != 0)
       return absl::FailedPreconditionError(
           absl::StrCat("netbridge binary '", netbridge, "' is missing or not executable"));

@@ -2,7 +2,9 @@
 // 0700): the metadata file (and rendered prompt) the container sees
 // read-only; a fresh tmpfs with size= for the output directory, owned by the
 // container's user and private to this job; and a separate small tmpfs for
-// the credential copy (file 0400, never on disk, removed with the job). Each
+// a file-mode credential copy (file 0400, never on disk, removed with the
+// job; refused if it is a model key file under another path); and, for a
+// gateway job, the directory of its gateway socket, mounted read-only. Each
 // tmpfs is its own filesystem, so the agent cannot hard-link a secret into
 // its output. Needs root (mount); the worker runs as root to reach Docker.
 #pragma once

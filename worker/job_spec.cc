@@ -1,7 +1,13 @@
 #include "worker/job_spec.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -110,14 +116,16 @@ absl::Status ReadLimits(const json& j, const std::string& where, Limits& l) {
   return absl::OkStatus();
 }
 
-absl::Status ParseUser(const std::string& user) {
-  std::vector<std::string> parts = absl::StrSplit(user, ':');
-  if (parts.size() != 2) return Bad("user must be UID:GID (numbers)");
-  for (const auto& p : parts) {
-    if (p.empty() || p.size() > 9 || p.find_first_not_of("0123456789") != std::string::npos)
-      return Bad("user must be UID:GID (numbers)");
-  }
-  return absl::OkStatus();
+// A name that becomes a file name under /run/secrets.
+bool PlainName(const std::string& n) {
+  if (n.empty() || n.size() > 64 || n == "." || n == "..") return false;
+  for (char c : n)
+    if (!(absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-')) return false;
+  return true;
+}
+
+std::string NormalPath(const std::string& p) {
+  return std::filesystem::path(p).lexically_normal().string();
 }
 
 }  // namespace
@@ -151,18 +159,19 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
     const json& n = j["network"];
     if (!n.is_object()) return Bad("profile.network must be an object");
     Reader nr(n, "profile.network");
-    TRY(nr.Only({"mode", "allow", "deny", "model"}));
+    TRY(nr.Only({"mode", "allow", "deny", "model", "allow_from_metadata"}));
     TRY(nr.Str("mode", p.network.mode));
     TRY(nr.StrList("allow", p.network.allow));
     TRY(nr.StrList("deny", p.network.deny));
     TRY(nr.Str("model", p.network.model));
+    TRY(nr.StrList("allow_from_metadata", p.network.allow_from_metadata));
   }
   if (p.image.empty()) return Bad("profile.image is required");
   if (p.command.empty()) return Bad("profile.command is required (an array of strings)");
   if (p.output_file.empty() || p.output_file.find('/') != std::string::npos ||
       p.output_file == "." || p.output_file == "..")
     return Bad("profile.output_file must be a plain file name");
-  TRY(ParseUser(p.user));
+  if (auto u = ParseUserIds(p.user, "profile.user"); !u.ok()) return u.status();
   if (p.network.mode != "none" && p.network.mode != "gateway")
     return Bad(absl::StrCat("profile.network.mode '", p.network.mode,
                             "' is not supported (none or gateway)"));
@@ -170,8 +179,16 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
     for (const auto& rule : list)
       if (auto r = gateway::ParseRule(rule); !r.ok())
         return Bad(absl::StrCat("profile.network: ", r.status().message()));
-  if (p.network.mode == "none" && (!p.network.allow.empty() || !p.network.model.empty()))
-    return Bad("profile.network: allow rules and a model need mode \"gateway\"");
+  if (p.network.mode == "none" && (!p.network.allow.empty() || !p.network.model.empty() ||
+                                   !p.network.allow_from_metadata.empty()))
+    return Bad("profile.network: allow rules, allow_from_metadata and a model need mode \"gateway\"");
+  if (p.network.allow_from_metadata.size() > 16)
+    return Bad("profile.network.allow_from_metadata: at most 16 fields");
+  for (const auto& f : p.network.allow_from_metadata)
+    if (f.empty() || f.size() > 64)
+      return Bad("profile.network.allow_from_metadata: each field name must be 1 to 64 characters");
+  if (!p.credential.empty() && !PlainName(p.credential))
+    return Bad("profile.credential must be a plain name (letters, digits, . _ -)");
   for (const auto& [k, v] : p.env) {
     if (k.empty() || k.find('=') != std::string::npos)
       return Bad(absl::StrCat("profile.env: bad variable name '", k, "'"));
@@ -185,8 +202,8 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
   LocalPolicy p;
   Reader r(j, "policy");
   TRY(r.Only({"allowed_images", "max", "allow_root", "allow_writable_rootfs", "runtime",
-              "credentials", "min_free_disk_mb", "min_free_mem_mb", "model_providers", "egress",
-              "netbridge_path", "apparmor_profile"}));
+              "credentials", "file_credentials", "min_free_disk_mb", "min_free_mem_mb",
+              "model_providers", "egress", "netbridge_path", "apparmor_profile"}));
   TRY(r.Str("netbridge_path", p.netbridge_path));
   TRY(r.Str("apparmor_profile", p.apparmor_profile));
   if (!p.apparmor_profile.empty() &&
@@ -252,7 +269,141 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
   TRY(r.StrMap("credentials", p.credentials));
   TRY(r.Int("min_free_disk_mb", p.min_free_disk_mb, 0, 1 << 30));
   TRY(r.Int("min_free_mem_mb", p.min_free_mem_mb, 0, 1 << 30));
+  if (j.contains("file_credentials")) {
+    const json& fc = j["file_credentials"];
+    if (!fc.is_object())
+      return Bad("policy.file_credentials must be an object of name -> {\"file\": PATH, "
+                 "\"allow_in_container\": true}");
+    std::set<std::string> model_files;
+    for (const auto& [n, f] : p.credentials) model_files.insert(NormalPath(f));
+    for (auto& [name, v] : fc.items()) {
+      std::string where = absl::StrCat("policy.file_credentials.", name);
+      if (!PlainName(name))
+        return Bad(absl::StrCat(where, ": the name must be a plain file name (letters, digits, . _ -)"));
+      if (!v.is_object()) return Bad(absl::StrCat(where, " must be an object"));
+      FileCredential c;
+      Reader cr(v, where);
+      TRY(cr.Only({"file", "allow_in_container"}));
+      TRY(cr.Str("file", c.file));
+      TRY(cr.Bool("allow_in_container", c.allow_in_container));
+      if (c.file.empty() || c.file[0] != '/')
+        return Bad(absl::StrCat(where, ".file must be an absolute path"));
+      if (p.credentials.count(name))
+        return Bad(absl::StrCat(where, ": the name is also a model key in policy.credentials; "
+                                       "use another name"));
+      if (model_files.count(NormalPath(c.file)))
+        return Bad(absl::StrCat(where, ".file is a model key file of policy.credentials; "
+                                       "a model key is never put in a container"));
+      p.file_credentials[name] = c;
+    }
+  }
   return p;
+}
+
+absl::StatusOr<UserIds> ParseUserIds(const std::string& user, const std::string& field) {
+  auto bad = [&] {
+    return Bad(absl::StrCat(field, " must be UID:GID, two decimal numbers such as 10001:10001 "
+                                   "(user and group names are not resolved)"));
+  };
+  std::vector<std::string> parts = absl::StrSplit(user, ':');
+  if (parts.size() != 2) return bad();
+  uint32_t v[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string& s = parts[i];
+    // Digits only: no sign, space or base prefix; at most 9 (below 2^32-1,
+    // which means "no id" to the kernel).
+    if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
+      return bad();
+    if (!absl::SimpleAtoi(s, &v[i])) return bad();
+  }
+  return UserIds{v[0], v[1]};
+}
+
+absl::StatusOr<std::string> UrlHost(const std::string& url_in) {
+  if (url_in.size() > kMaxMetadataUrl) return Bad("URL too long");
+  std::string url(absl::StripAsciiWhitespace(url_in));
+  if (url.empty()) return Bad("empty");
+  size_t colon = url.find("://");
+  if (colon == std::string::npos) return Bad("not an http(s) URL");
+  std::string scheme = absl::AsciiStrToLower(url.substr(0, colon));
+  if (scheme != "http" && scheme != "https") return Bad("not an http(s) URL");
+  std::string rest = url.substr(colon + 3);
+  std::string authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.find('@') != std::string::npos) return Bad("user info in the URL");
+  std::string host = authority;
+  if (auto c = authority.find(':'); c != std::string::npos) {
+    host = authority.substr(0, c);
+    std::string port = authority.substr(c + 1);
+    int n = 0;
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        !absl::SimpleAtoi(port, &n) || n < 1 || n > 65535)
+      return Bad("bad port");
+  }
+  host = absl::AsciiStrToLower(host);
+  if (host.empty() || host.size() > 253) return Bad("bad host");
+  std::vector<std::string> labels = absl::StrSplit(host, '.');
+  if (labels.size() < 2) return Bad("host is not a qualified name");
+  for (const auto& l : labels) {
+    if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-') return Bad("bad host");
+    for (char c : l)
+      if (!(absl::ascii_isdigit(c) || (c >= 'a' && c <= 'z') || c == '-')) return Bad("bad host");
+  }
+  // Every spelling of an address (127.0.0.1, 0x7f.1, 0177.0.0.1, 127.1) is
+  // refused, and so is any name whose top-level label does not start with a
+  // letter (1.2.3.4.5, example.123).
+  if (gateway::ParseIpLiteral(host)) return Bad("IP literal");
+  if (!absl::ascii_isalpha(labels.back().front()))
+    return Bad("IP literal or numeric top-level label");
+  return host;
+}
+
+MetadataHosts MetadataAllowHosts(const std::string& metadata_json,
+                                 const std::vector<std::string>& fields,
+                                 const NetworkPolicy& network,
+                                 const std::vector<std::string>& forbidden_hosts) {
+  MetadataHosts out;
+  json j = json::parse(metadata_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    out.refused.push_back("metadata: not a JSON object");
+    return out;
+  }
+  gateway::EgressPolicy pol;
+  for (const auto& text : forbidden_hosts)
+    if (auto r = gateway::ParseRule(text); r.ok()) pol.forbidden.push_back(*r);
+  for (bool deny : {false, true})
+    for (const auto& text : deny ? network.deny : network.allow)
+      if (auto r = gateway::ParseRule(text); r.ok()) {
+        if (deny) r->deny = true;
+        pol.rules.push_back(*r);
+      }
+  for (const auto& field : fields) {
+    if (!j.contains(field)) continue;
+    const json& v = j[field];
+    if (!v.is_string()) {
+      out.refused.push_back(absl::StrCat(field, ": not a string"));
+      continue;
+    }
+    if (absl::StripAsciiWhitespace(v.get<std::string>()).empty()) continue;
+    auto host = UrlHost(v.get<std::string>());
+    if (!host.ok()) {
+      out.refused.push_back(absl::StrCat(field, ": ", host.status().message()));
+      continue;
+    }
+    // Decided as the gateway will decide a request to it on port 443.
+    gateway::HostDecision d = gateway::DecideHost(pol, *host, 443);
+    if (d.allowed) continue;  // a static rule already allows it
+    if (absl::StartsWith(d.rule, "forbidden") || absl::StartsWith(d.rule, "deny")) {
+      out.refused.push_back(absl::StrCat(field, ": ", d.rule));
+      continue;
+    }
+    if (std::find(out.hosts.begin(), out.hosts.end(), *host) != out.hosts.end()) continue;
+    if (out.hosts.size() >= kMaxMetadataHosts) {
+      out.refused.push_back(absl::StrCat(field, ": more than ", kMaxMetadataHosts, " hosts"));
+      continue;
+    }
+    out.hosts.push_back(*host);
+  }
+  return out;
 }
 
 bool ImageAllowed(const std::string& image, const std::vector<std::string>& allowed) {
@@ -281,6 +432,7 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
   if (l.cpus > m.cpus) return over("cpus", l.cpus, m.cpus);
   if (l.pids > m.pids) return over("pids", l.pids, m.pids);
   if (l.timeout_s > m.timeout_s) return over("timeout_s", l.timeout_s, m.timeout_s);
+  if (l.grace_s > m.grace_s) return over("grace_s", l.grace_s, m.grace_s);
   if (l.output_mb > m.output_mb) return over("output_mb", l.output_mb, m.output_mb);
   if (l.tmp_mb > m.tmp_mb) return over("tmp_mb", l.tmp_mb, m.tmp_mb);
   if (l.home_mb > m.home_mb) return over("home_mb", l.home_mb, m.home_mb);
@@ -290,17 +442,38 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
   if (!p.read_only_rootfs && !pol.allow_writable_rootfs)
     return absl::FailedPreconditionError(
         "profile asks for a writable root filesystem; this worker's policy forbids it");
-  std::vector<std::string> ug = absl::StrSplit(p.user, ':');
-  if ((ug[0] == "0" || ug[1] == "0") && !pol.allow_root)
-    return absl::FailedPreconditionError(
-        "profile runs as root (uid or gid 0); this worker's policy forbids it");
+  // Numbers, not strings: "00:00" is root too. Group 0 is refused as well:
+  // without a user namespace it is the host's root group on every mount.
+  auto ids = ParseUserIds(p.user, "profile.user");
+  if (!ids.ok()) return ids.status();
+  if ((ids->uid == 0 || ids->gid == 0) && !pol.allow_root)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "profile.user '", p.user, "' is ", ids->uid == 0 ? "uid 0 (root)" : "gid 0 (group root)",
+        "; this worker's policy forbids it (policy.allow_root)"));
   std::string cred_file;
   if (!p.credential.empty()) {
-    auto it = pol.credentials.find(p.credential);
-    if (it == pol.credentials.end())
+    bool model_key = pol.credentials.count(p.credential) > 0;
+    for (const auto& [name, m] : pol.model_providers) model_key |= m.credential == p.credential;
+    if (model_key)
       return absl::FailedPreconditionError(absl::StrCat(
-          "profile needs credential '", p.credential, "', which this worker does not have"));
-    cred_file = it->second;
+          "profile.credential '", p.credential,
+          "' is a model provider's key (policy.credentials): only the egress gateway uses "
+          "those, they are never put in a container; name a model in profile.network.model"));
+    auto it = pol.file_credentials.find(p.credential);
+    if (it == pol.file_credentials.end())
+      return absl::FailedPreconditionError(absl::StrCat(
+          "profile.credential '", p.credential, "': this worker's policy has no "
+          "policy.file_credentials entry of that name"));
+    if (!it->second.allow_in_container)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "profile.credential '", p.credential, "': policy.file_credentials.", p.credential,
+          ".allow_in_container is not true, so this worker puts no such file in a container"));
+    for (const auto& [name, f] : pol.credentials)
+      if (NormalPath(f) == NormalPath(it->second.file))
+        return absl::FailedPreconditionError(absl::StrCat(
+            "profile.credential '", p.credential, "': its file is a model key file of "
+            "policy.credentials; a model key is never put in a container"));
+    cred_file = it->second.file;
   }
 
   std::optional<ModelProvider> model;
@@ -323,17 +496,25 @@ absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& pol,
         "profile needs the egress gateway; this worker has no netbridge_path in its policy");
 
   JobSpec s;
+  for (const auto& [name, f] : pol.credentials) s.model_key_files.push_back(f);
   s.model = model;
   s.model_secret_file = model_secret;
   s.image = p.image;
   s.env = p.env;
-  s.user = p.user;
+  s.user = absl::StrCat(ids->uid, ":", ids->gid);  // canonical: what Docker and the inspect see
   s.read_only_rootfs = p.read_only_rootfs;
   s.runtime = pol.runtime.empty() ? p.runtime : pol.runtime;
   s.apparmor_profile = pol.apparmor_profile;
   s.done_when = p.done_when;
   s.limits = l;
   s.network = p.network;
+  if (!p.network.allow_from_metadata.empty()) {
+    MetadataHosts mh = MetadataAllowHosts(vars.metadata, p.network.allow_from_metadata, p.network,
+                                          pol.egress.forbidden_hosts);
+    for (const auto& h : mh.hosts) s.network.allow.push_back(h);
+    s.metadata_hosts = std::move(mh.hosts);
+    s.metadata_refused = std::move(mh.refused);
+  }
   s.output_file = p.output_file;
   s.credential_file = cred_file;
   s.credential_name = p.credential;

@@ -2,8 +2,14 @@
 // request), the worker's local policy (the host owner's ceiling), and the
 // JobSpec that results from checking one against the other. A profile that
 // asks for more than the policy allows is refused with an error naming the
-// setting; nothing is silently clipped. Pure: parsing and decisions only,
-// unit-tested without I/O.
+// setting; nothing is silently clipped. The model providers' keys
+// (policy.credentials) are a namespace of their own that only the egress
+// gateway reads: no profile can have one put in a container; a credential
+// file in the container needs a policy.file_credentials entry that opts in.
+// The user is two numbers, root refused in every spelling. A job's allow list
+// may grow by the hosts of its own metadata's links (MetadataAllowHosts).
+// Pure: parsing and decisions only, unit-tested without I/O
+// (tests/unit/job_spec_test.cc).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +44,9 @@ struct NetworkPolicy {
   std::vector<std::string> allow;  // host rules: "example.com", "*.example.com", "host:port"
   std::vector<std::string> deny;   // deny rules win
   std::string model;               // a model provider of the worker policy ("" = none)
+  // Metadata fields (e.g. "Link", "Paper Link") whose URLs' hosts are added
+  // to this job's allow list (MetadataAllowHosts).
+  std::vector<std::string> allow_from_metadata;
 };
 
 // How the gateway reaches a model provider; the key never enters a container.
@@ -47,7 +56,7 @@ struct ModelProvider {
   bool tls = true;
   std::string ca_file;              // empty: system trust store
   std::string header = "x-api-key";  // or "authorization" (Bearer)
-  std::string credential;           // name in LocalPolicy.credentials
+  std::string credential;           // name in LocalPolicy.credentials (gateway-only keys)
   std::string base_url_env = "ANTHROPIC_BASE_URL";
   std::string key_env = "ANTHROPIC_API_KEY";
 };
@@ -73,7 +82,7 @@ struct Profile {
   std::string user = "10001:10001";
   bool read_only_rootfs = true;  // Claude Code needs false; a policy may forbid it
   std::string runtime;           // e.g. "runsc"; empty: the daemon's default
-  std::string credential;        // name of a credential in the worker policy
+  std::string credential;        // name in LocalPolicy.file_credentials ("file mode")
   DoneWhen done_when = DoneWhen::kExit;  // when the agent counts as done (agent_done.h)
   Limits limits;
   NetworkPolicy network;
@@ -96,13 +105,25 @@ inline Limits DefaultMaxLimits() {
   return m;
 }
 
+// A file copied read-only into the container at /run/secrets/NAME ("file
+// mode"). The agent can read it and send it to any host it may reach, so a
+// policy must say so explicitly: allow_in_container true, per name.
+struct FileCredential {
+  std::string file;  // host path (mode 0600 or stricter)
+  bool allow_in_container = false;
+};
+
 struct LocalPolicy {
   std::vector<std::string> allowed_images = {"assessq-*"};  // exact, or prefix ending in '*'
   Limits max = DefaultMaxLimits();                          // ceilings
   bool allow_root = false;
   bool allow_writable_rootfs = true;
   std::string runtime;                      // forced runtime, overrides the profile
-  std::map<std::string, std::string> credentials;  // name -> file (mode 0600)
+  // The model providers' keys, name -> file (mode 0600): read by the egress
+  // gateway only, never mounted into a container whatever a profile says.
+  std::map<std::string, std::string> credentials;
+  // Files a profile may have copied into its container (see FileCredential).
+  std::map<std::string, FileCredential> file_credentials;
   int64_t min_free_disk_mb = 1024;
   int64_t min_free_mem_mb = 256;
   std::map<std::string, ModelProvider> model_providers;
@@ -127,8 +148,15 @@ struct JobSpec {
   std::string prompt;             // rendered prompt ("" if no template)
   std::string credential_file;    // host file to copy in ("" if none)
   std::string credential_name;
+  // Every model key file of the policy: JobFs refuses a credential file that
+  // is one of them under another name (a hard or symbolic link).
+  std::vector<std::string> model_key_files;
   std::optional<ModelProvider> model;  // resolved from network.model
   std::string model_secret_file;       // the provider's key file (read by the gateway only)
+  // The hosts network.allow_from_metadata added to network.allow, and why
+  // the metadata's other URLs were not added (field and reason, no value).
+  std::vector<std::string> metadata_hosts;
+  std::vector<std::string> metadata_refused;
 };
 
 // Inside-container paths of the gateway bridge.
@@ -145,6 +173,11 @@ inline constexpr char kPromptPath[] = "/input/prompt.txt";
 inline constexpr char kOutputDir[] = "/output";
 inline constexpr char kSecretsDir[] = "/run/secrets";
 
+// The most hosts one job's metadata may add to its allow list.
+inline constexpr size_t kMaxMetadataHosts = 8;
+// URLs longer than this are not looked at.
+inline constexpr size_t kMaxMetadataUrl = 8192;
+
 absl::StatusOr<Profile> ParseProfile(const std::string& json, const Profile& defaults);
 absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& json);
 
@@ -153,10 +186,40 @@ struct JobVars {
   std::string dataset_key;
   std::string dataset_name;
   std::vector<std::string> previous_errors;
+  std::string metadata;  // the dataset's metadata file (JSON), for allow_from_metadata
 };
 absl::StatusOr<JobSpec> DecideJobSpec(const Profile& p, const LocalPolicy& policy,
                                       const JobVars& vars);
 
 bool ImageAllowed(const std::string& image, const std::vector<std::string>& allowed);
+
+// "UID:GID", both decimal numbers (leading zeros allowed, compared as
+// numbers; names are not resolved: a name is refused). `field` names the
+// setting in errors.
+struct UserIds {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+absl::StatusOr<UserIds> ParseUserIds(const std::string& user, const std::string& field);
+
+// The host of an http(s) URL, parsed strictly: scheme http or https, no
+// user info, an ASCII host name of letter-digit-hyphen labels (lower-cased,
+// at least two labels, the last starting with a letter, so no IP literal in
+// any spelling), an optional numeric port, then nothing or / ? #. Errors say
+// why without repeating the URL.
+absl::StatusOr<std::string> UrlHost(const std::string& url);
+
+struct MetadataHosts {
+  std::vector<std::string> hosts;    // to add, in field order, without duplicates
+  std::vector<std::string> refused;  // "FIELD: reason" for each URL not added
+};
+// The hosts of the URLs in `fields` of the metadata JSON object that may be
+// added to a job's allow list: not an IP literal, not matching a forbidden
+// host of the worker policy or a deny rule of the profile, not already
+// allowed by the profile's rules, at most kMaxMetadataHosts.
+MetadataHosts MetadataAllowHosts(const std::string& metadata_json,
+                                 const std::vector<std::string>& fields,
+                                 const NetworkPolicy& network,
+                                 const std::vector<std::string>& forbidden_hosts);
 
 }  // namespace assessq

@@ -200,7 +200,8 @@ void Worker::RunJob(v1::Lease lease) {
     fail(v1::FAILURE_CLASS_INPUT, absl::StrCat("batch profile: ", profile.status().message()));
   } else {
     JobVars vars{lease.dataset_key(), lease.dataset_name(),
-                 {lease.previous_errors().begin(), lease.previous_errors().end()}};
+                 {lease.previous_errors().begin(), lease.previous_errors().end()},
+                 lease.metadata()};
     auto spec = DecideJobSpec(*profile, opt_.policy, vars);
     if (!spec.ok()) {
       // Another worker's policy may allow it: infra, retried elsewhere.

@@ -1,9 +1,12 @@
 // `assessctl show JOB` (or `show --batch B DATASET`): the job, every attempt
-// (worker, times, outcome, failure class, error, log tail) and its events.
-// Every value from the coordinator is printed escaped (cli_context.h).
+// (worker, times, outcome, failure class, error, log tail, the job's allow
+// list) and its events. Every value from the coordinator is printed escaped
+// (cli_context.h).
+#include <algorithm>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/cli_context.h"
 
 namespace assessq::cli {
@@ -76,6 +79,19 @@ void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
              ClassName(a.failure_class()), absl::StrCat(a.exit_code()), err});
     }
     t.Print();
+    for (const auto& a : d.attempts()) {
+      // The job's effective allow list (the worker's record): the number of
+      // profile rules, and the hosts its own metadata added.
+      auto det = nlohmann::json::parse(a.details_json(), nullptr, false);
+      if (!det.is_object() || !det.contains("allow") || !det["allow"].is_array()) continue;
+      std::vector<std::string> added;
+      if (det.contains("allow_from_metadata") && det["allow_from_metadata"].is_array())
+        for (const auto& h : det["allow_from_metadata"]) added.push_back(h.is_string() ? h.get<std::string>() : "?");
+      std::cout << "attempt " << a.number() << " allow list: "
+                << det["allow"].size() - std::min(det["allow"].size(), added.size())
+                << " profile rules" << (added.empty() ? "" : "; from its metadata: ")
+                << Safe(absl::StrJoin(added, ", ")) << "\n";
+    }
     for (const auto& a : d.attempts()) {
       if (a.failure_class() == v1::FAILURE_CLASS_INVALID_OUTPUT) {
         std::cout << "\nattempt " << a.number() << " validation errors:\n";

@@ -237,6 +237,7 @@ std::string WriteProfile(World& w) {
        {{"mode", "gateway"},
         {"allow", {"allowed.test", "public.test", "rebind.test", "private.test", "meta.test"}},
         {"deny", json::array()},
+        {"allow_from_metadata", {"Link", "Paper Link"}},
         {"model", "stub"}}},
       {"limits",
        {{"memory_mb", 256}, {"pids", 64}, {"timeout_s", 120}, {"grace_s", 5}, {"tmp_mb", 16},
@@ -247,9 +248,11 @@ std::string WriteProfile(World& w) {
   return path;
 }
 
-void WriteProbe(const std::string& dir, const std::string& name, const json& params = json::object()) {
+void WriteProbe(const std::string& dir, const std::string& name, const json& params = json::object(),
+                const json& extra = json::object()) {
   json md = {{"Name", "egress probe " + name}, {"Dialect", "Modern Standard Arabic"},
              {"X-Probe", name}, {"X-Params", params}};
+  md.update(extra);
   WriteFile(dir + "/" + name + ".json", md.dump(2));
 }
 
@@ -342,7 +345,10 @@ void SetUpWorld(World& w) {
   // Every other probe, in one batch.
   std::string in = w.dir->Join("in");
   fs::create_directories(in);
-  WriteProbe(in, "allowed");
+  // Its metadata's links join its allow list (network.allow_from_metadata);
+  // no probe contacts them.
+  WriteProbe(in, "allowed", json::object(),
+             {{"Link", "https://Linked.Example.org/corpus"}, {"Paper Link", "http://10.0.0.1/paper"}});
   WriteProbe(in, "no_rule");
   WriteProbe(in, "ip_literals",
              {{"hosts",
@@ -471,6 +477,26 @@ TEST_F(EgressContainerTest, AllowedNameWorksWithCurlAndPythonUrllib) {
   EXPECT_EQ(Allows(p), 4) << p.netlog.dump(2);
   for (const auto& e : p.netlog) EXPECT_EQ(e.value("address", ""), kAllowedAddr) << e.dump();
   EXPECT_GE(RequestsFor("allowed.test"), 4);
+}
+
+// The job's metadata hosts joined its allow list, recorded with the attempt
+// and shown by `assessctl show`; a job without such links got the profile's.
+TEST_F(EgressContainerTest, MetadataHostsJoinTheJobsAllowListAndAreRecorded) {
+  const json profile_allow = {"allowed.test", "public.test", "rebind.test", "private.test", "meta.test"};
+  const Probe& p = P("allowed");
+  ASSERT_FALSE(p.show["attempts"].empty()) << p.show.dump(2);
+  const json& d = p.show["attempts"].back()["details"];
+  json want = profile_allow;
+  want.push_back("linked.example.org");
+  EXPECT_EQ(d["allow"], want) << d.dump(2);
+  EXPECT_EQ(d["allow_from_metadata"], json::array({"linked.example.org"})) << d.dump(2);
+  EXPECT_EQ(d["allow_from_metadata_refused"], json::array({"Paper Link: IP literal"})) << d.dump(2);
+  const json& other = P("no_rule").show["attempts"].back()["details"];
+  EXPECT_EQ(other["allow"], profile_allow) << other.dump(2);
+  EXPECT_EQ(other["allow_from_metadata"], json::array()) << other.dump(2);
+  RunResult text = g_world->ctl->Run({"show", std::to_string(p.job)});
+  EXPECT_TRUE(absl::StrContains(text.out, "allow list: 5 profile rules; from its metadata: linked.example.org"))
+      << text.out;
 }
 
 // ---------------------------------------------------------------- names
@@ -657,10 +683,10 @@ TEST_F(EgressContainerTest, CoordinatorAndDockerSocketsAreAbsent) {
     EXPECT_NE(p.obs[path]["connect"], "CONNECTED") << path;
   }
   EXPECT_EQ(p.obs["run_assessq"], json::array({"net", "netbridge"})) << p.obs.dump();
-  // Its own socket only: the dir is root's, mode 0711.
+  // Its own socket only: the dir is root's, mode 0711, and mounted read-only.
   EXPECT_EQ(p.obs["own_socket"], true) << p.obs.dump();
   EXPECT_EQ(p.obs["list_net_dir"], "EACCES") << p.obs.dump();
-  EXPECT_EQ(p.obs["create_in_net_dir"], "EACCES") << p.obs.dump();
+  EXPECT_EQ(p.obs["create_in_net_dir"], "EROFS") << p.obs.dump();
 }
 
 TEST_F(EgressContainerTest, AnotherJobsGatewaySocketIsNotInTheContainer) {
