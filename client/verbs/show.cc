@@ -1,6 +1,7 @@
 // `assessctl show JOB` (or `show --batch B DATASET`): the job, every attempt
 // (worker, times, outcome, failure class, error, log tail, the job's allow
-// list) and its events. Every value from the coordinator is printed escaped
+// list, with --steps the agent's reported tool calls as a timeline) and its
+// events. Every value from the coordinator is printed escaped
 // (cli_context.h).
 #include <algorithm>
 #include <iostream>
@@ -11,15 +12,51 @@
 
 namespace assessq::cli {
 
+namespace {
+
+// The agent's own account of its tool calls (details.agent_steps, kept by the
+// worker from the agent's output): a record of what it says, not evidence;
+// `netlog` shows what the gateway saw.
+void PrintSteps(const v1::Attempt& a) {
+  auto det = nlohmann::json::parse(a.details_json(), nullptr, false);
+  const nlohmann::json* rec = det.is_object() && det.contains("agent_steps") ? &det["agent_steps"] : nullptr;
+  std::cout << "\nattempt " << a.number() << " steps";
+  if (rec == nullptr || !rec->is_object() || !rec->contains("steps") || !(*rec)["steps"].is_array()) {
+    std::cout << ": none reported\n";
+    return;
+  }
+  std::cout << " (reported by the " << Safe(rec->value("reported_by", std::string("agent")))
+            << (rec->value("complete", false) ? "" : "; the record's start was not kept") << "):\n";
+  Table t({"#", "TOOL", "TARGET", "RESULT", "DURATION"});
+  int n = 0;
+  for (const auto& st : (*rec)["steps"]) {
+    if (!st.is_object()) continue;
+    std::string result = !st.contains("ok") ? "-" : st["ok"].is_boolean() && st["ok"].get<bool>() ? "ok" : "error";
+    std::string dur = st.contains("duration_ms") && st["duration_ms"].is_number_integer()
+                          ? FormatDuration(st["duration_ms"].get<int64_t>())
+                          : "-";
+    t.Add({absl::StrCat(++n), st.value("tool", std::string("?")), st.value("target", std::string()),
+           result, dur});
+  }
+  t.Print();
+  if (rec->contains("omitted") && (*rec)["omitted"].is_number_integer())
+    std::cout << "(" << (*rec)["omitted"].get<int64_t>() << " more not kept)\n";
+}
+
+}  // namespace
+
 void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
   auto* cmd = app.add_subcommand("show", "one job with its attempt history");
   auto job = std::make_shared<std::string>();
   auto batch = std::make_shared<std::string>();
   auto logs = std::make_shared<bool>(false);
+  auto steps = std::make_shared<bool>(false);
   cmd->add_option("job", *job, "job id, or dataset key with --batch")->required();
   cmd->add_option("--batch", *batch, "look the dataset key up in this batch");
   cmd->add_flag("--logs", *logs, "print each attempt's log tail");
-  cmd->callback([&ctx, &exit_code, job, batch, logs] {
+  cmd->add_flag("--steps", *steps,
+                "print each attempt's tool calls as the agent reported them (a timeline)");
+  cmd->callback([&ctx, &exit_code, job, batch, logs, steps] {
     auto ref = ParseJobRef(*job, *batch);
     if (!ref.ok()) {
       exit_code = Fail(ref.status());
@@ -99,6 +136,7 @@ void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
       }
       if (*logs && !a.log_tail().empty())
         std::cout << "\nattempt " << a.number() << " log tail:\n" << SafeText(a.log_tail()) << "\n";
+      if (*steps) PrintSteps(a);
     }
     exit_code = kExitOk;
   });

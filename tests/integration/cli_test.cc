@@ -588,6 +588,14 @@ TEST_F(CliTest, HostileStringsAreEscapedOnTheTerminalAndExactInJson) {
       a.set_data(log);
       ASSERT_TRUE((*client)->AppendLog(a).ok());
       c.set_result_json(ValidAssessment(name));
+      // The agent's own account of its tool calls (worker/agent_steps.h).
+      const json steps = {
+          {"reported_by", "agent"}, {"format", "claude-stream-json"}, {"complete", true},
+          {"steps", json::array({{{"tool", "WebFetch"},
+                                  {"target", "https://aclanthology.org/P17" + kTitle},
+                                  {"ok", true}, {"duration_ms", 1200}},
+                                 {{"tool", "Bash" + kRlo}, {"target", "curl hf.co"}, {"ok", false}}})}};
+      c.set_details_json(json({{"agent_steps", steps}}).dump());
     } else {
       failing_job = l.job_id();
       c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_INPUT);
@@ -628,6 +636,15 @@ TEST_F(CliTest, HostileStringsAreEscapedOnTheTerminalAndExactInJson) {
   expect_has(r, name_escaped, "show");
   expect_has(r, worker_escaped, "show");
   expect_has(r, "\\x1b]52;c;cm0gLXJmIH4K\\x07\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\n", "show --logs");
+  r = Ctl({"show", evil, "--steps"});
+  expect_inert(r, "show --steps");
+  expect_has(r, "attempt 1 steps (reported by the agent):", "show --steps");
+  expect_has(r, "https://aclanthology.org/P17\\x1b]0;owned\\x07", "show --steps");
+  expect_has(r, "1.2s", "show --steps");
+  expect_has(r, "Bash\\u202e", "show --steps");
+  expect_has(r, "error", "show --steps");
+  r = Ctl({"show", failing, "--steps"});
+  expect_has(r, "attempt 1 steps: none reported", "show --steps without a record");
   r = Ctl({"show", failing});
   expect_inert(r, "show failing");
   expect_has(r, "agent said \\x1b[2J\\x1b[H\\x1b]0;owned\\x07\\u202e \u2026", "show error cell");
