@@ -195,6 +195,13 @@ ojson DatasetJson(const DatasetInput& in, const std::vector<std::string>& criter
     row["last_error"] = Clip(j.last_error(), kMaxErrorChars);
     row["last_failure_class"] = ClassOf(j.last_failure_class());
   }
+  // The agent's own account of its tool calls (worker/agent_steps.h) is
+  // shown as a timeline of its own, not as one more provenance value.
+  row["steps"] = nullptr;
+  if (auto it = details.find("agent_steps"); it != details.end()) {
+    if (it->is_object() && it->contains("steps") && (*it)["steps"].is_array()) row["steps"] = *it;
+    details.erase(it);
+  }
   row["provenance"] = details;
 
   if (in.attempts_fetched) {

@@ -181,6 +181,22 @@ TEST(ReportData, RowCarriesProvenanceAttemptsAndTheWholeAssessment) {
   EXPECT_EQ(row["denied_count"], 1);    // from the result attempt's details
 }
 
+TEST(ReportData, TheAgentsReportedStepsBecomeTheirOwnTimeline) {
+  DatasetInput in = Input(8, "masader_y", Assessment("Y", 70, "جيد", {70, 70, 70, 70, 70, 70, 70}), {}, 1);
+  in.record.set_details_json(
+      R"({"image":"img:1","agent_steps":{"reported_by":"agent","complete":true,)"
+      R"("steps":[{"tool":"WebFetch","target":"https://aclanthology.org/P17","ok":true,"duration_ms":1200}]}})");
+  std::vector<std::string> crit(kCriteria.begin(), kCriteria.end());
+  ojson row = DatasetJson(in, crit);
+  ASSERT_TRUE(row["steps"].is_object()) << row.dump();
+  EXPECT_EQ(row["steps"]["reported_by"], "agent");
+  EXPECT_EQ(row["steps"]["steps"][0]["tool"], "WebFetch");
+  EXPECT_FALSE(row["provenance"].contains("agent_steps"));
+  EXPECT_EQ(row["provenance"]["image"], "img:1");
+  in.record.set_details_json(R"({"image":"img:1"})");
+  EXPECT_TRUE(DatasetJson(in, crit)["steps"].is_null());
+}
+
 TEST(ReportData, RowWithoutResultKeepsTheErrorAndNulls) {
   DatasetInput in = Input(9, "broken", "");
   in.record.mutable_job()->set_last_error("validation failed: </script><script>alert(1)</script>");
