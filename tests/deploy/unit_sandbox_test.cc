@@ -75,14 +75,7 @@ TEST_F(UnitSandboxTest, JobsRunUnderTheShippedUnitsSettings) {
                                    {"--max-attempts", "agent=1", "--max-attempts", "infra=1"})
                           .at("unit");
   json shown;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        shown = ctl_->Show(job);
-        std::string st = shown.value("state", "");
-        return st == "succeeded" || st == "needs_attention" || st == "failed";
-      },
-      120000, 200))
-      << shown.dump(2) << "\n" << Tail(w.Log());
+  ASSERT_NO_THROW(shown = ctl_->WaitJobFinished(job, 120000)) << Tail(w.Log());
   ASSERT_FALSE(shown["attempts"].empty()) << shown.dump(2);
   const std::string log = shown["attempts"].back().value("log_tail", "");
   EXPECT_EQ(shown.value("state", ""), "succeeded") << shown.dump(2) << "\n" << Tail(w.Log());

@@ -456,6 +456,21 @@ json Ctl::WaitJobState(int64_t job, const std::string& state, int timeout_ms) co
   return last;
 }
 
+json Ctl::WaitJobFinished(int64_t job, int timeout_ms) const {
+  json last;
+  bool done = PollUntil(
+      [&] {
+        last = Show(job);
+        const std::string st = last.value("state", "");
+        return st == "succeeded" || st == "needs_attention" || st == "cancelled";
+      },
+      timeout_ms, 200);
+  if (!done)
+    throw std::runtime_error(absl::StrCat("job ", job, " not finished within ", timeout_ms,
+                                          " ms: ", last.dump(2)));
+  return last;
+}
+
 // ------------------------------------------------------------------ inputs
 
 std::string WriteMetadata(const std::string& dir, const std::string& key,

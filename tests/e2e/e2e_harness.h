@@ -175,6 +175,9 @@ class Ctl {
   json Workers() const;
   // Waits until no job of the batch is queued, leased or running.
   json WaitBatchFinished(const std::string& batch, int64_t total, int timeout_ms) const;
+  // Waits until the job has finished (succeeded, needs_attention or
+  // cancelled); returns its `show` JSON.
+  json WaitJobFinished(int64_t job, int timeout_ms) const;
   // Waits until the job is in `state`; returns its `show` JSON.
   json WaitJobState(int64_t job, const std::string& state, int timeout_ms) const;
 

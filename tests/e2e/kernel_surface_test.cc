@@ -42,14 +42,7 @@ TEST_F(KernelSurfaceTest, SeccompProfileRefusesTheKernelSurfaceAndAllowsOrdinary
                                    {"--max-attempts", "agent=1", "--max-attempts", "infra=1"})
                           .at("probe");
   json shown;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        shown = ctl_->Show(job);
-        std::string st = shown.value("state", "");
-        return st == "succeeded" || st == "needs_attention" || st == "failed";
-      },
-      120000, 200))
-      << shown.dump(2) << "\n" << Tail(w.Log());
+  ASSERT_NO_THROW(shown = ctl_->WaitJobFinished(job, 120000)) << Tail(w.Log());
   ASSERT_EQ(shown.value("state", ""), "succeeded") << shown.dump(2) << "\n" << Tail(w.Log());
   ASSERT_FALSE(shown["attempts"].empty());
   const std::string log = shown["attempts"].back().value("log_tail", "");
@@ -118,14 +111,7 @@ TEST_F(KernelSurfaceTest, AppArmorProfileRequestedButNotAppliedIsRefused) {
                                    {"--max-attempts", "agent=1", "--max-attempts", "infra=1"})
                           .at("aa");
   json shown;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        shown = ctl_->Show(job);
-        std::string st = shown.value("state", "");
-        return st == "succeeded" || st == "needs_attention" || st == "failed";
-      },
-      120000, 200))
-      << shown.dump(2) << "\n" << Tail(w.Log());
+  ASSERT_NO_THROW(shown = ctl_->WaitJobFinished(job, 120000)) << Tail(w.Log());
   if (HostHasAppArmor()) {
     EXPECT_EQ(shown.value("state", ""), "succeeded") << shown.dump(2);
     return;
