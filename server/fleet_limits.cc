@@ -178,11 +178,23 @@ void FleetLimits::OnSuccess(int64_t batch_id) {
   if (*p.aimd >= ceiling) p.aimd.reset();
 }
 
+int64_t FleetLimits::CapRetryAfter(int64_t retry_after_ms) {
+  return std::clamp<int64_t>(retry_after_ms, 0, kMaxRetryAfterMs);
+}
+
 void FleetLimits::OnModelApiFailure(int64_t batch_id, int64_t leased_at, int64_t retry_after_ms,
-                                    int64_t now, const std::string& detail) {
+                                    int64_t now, const std::string& detail, int64_t job_id) {
   auto bit = batches_.find(batch_id);
   if (bit == batches_.end()) return;
   Provider& p = ProviderFor(bit->second.provider);
+  retry_after_ms = CapRetryAfter(retry_after_ms);
+  if (job_id != 0) {
+    for (auto it = p.job_acted_ms.begin(); it != p.job_acted_ms.end();)
+      it = now - it->second >= kJobWindowMs ? p.job_acted_ms.erase(it) : std::next(it);
+    // This job already cut or held the provider within the window.
+    if (p.job_acted_ms.count(job_id) > 0) return;
+    p.job_acted_ms[job_id] = now;
+  }
   if (retry_after_ms > 0) p.hold_until_ms = std::max(p.hold_until_ms, now + retry_after_ms);
   // Already in flight when we last cut: that cut was for this congestion.
   if (p.cuts > 0 && leased_at < p.last_cut_ms) return;
