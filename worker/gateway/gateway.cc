@@ -139,6 +139,9 @@ class JobGatewayImpl final : public JobGateway,
     cfg_.policy.self_addresses.insert(cfg_.policy.self_addresses.end(), self.begin(), self.end());
   }
 
+  // Lines suppressed after Stop (connections that ended later) are said too.
+  ~JobGatewayImpl() override { FlushSuppressedLocked(); }
+
   absl::Status Listen() {
     std::error_code ec;
     std::filesystem::remove(cfg_.socket_path, ec);
