@@ -59,8 +59,8 @@ TEST(FitReport, OversizedAttachmentsAreCutAndTheResultIsKept) {
   };
   const Case cases[] = {
       {"fits already", [](v1::CompleteRequest&) {}, ""},
-      {"netlog of 10,000 entries of 28 KB",
-       [](v1::CompleteRequest& r) { r.set_netlog_json(Netlog(10000, 28 << 10)); }, "netlog"},
+      {"netlog of 2,000 entries of 28 KB",
+       [](v1::CompleteRequest& r) { r.set_netlog_json(Netlog(2000, 28 << 10)); }, "netlog"},
       {"netlog one byte over", [](v1::CompleteRequest& r) {
          std::string s = Netlog(1, kReportNetlogCap);
          r.set_netlog_json(s.substr(0, kReportNetlogCap + 1));
