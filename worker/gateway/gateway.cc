@@ -237,8 +237,14 @@ class JobGatewayImpl final : public JobGateway,
     const size_t size = NetlogText(e.j).size() + 1;  // and its comma
     std::lock_guard<std::mutex> l(mu_);
     if (!allowed) ++denied_;
-    if (static_cast<int64_t>(netlog_.size()) < cfg_.limits.netlog_max_entries &&
-        netlog_bytes_ + static_cast<int64_t>(size) <= cfg_.limits.netlog_max_bytes) {
+    // Refusals fill at most three quarters of the log: a flood of them cannot
+    // push out the connections that were allowed (the evidence the
+    // coordinator's trust flags read).
+    const JobLimits& lim = cfg_.limits;
+    const int64_t max_entries = allowed ? lim.netlog_max_entries : lim.netlog_max_entries / 4 * 3;
+    const int64_t max_bytes = allowed ? lim.netlog_max_bytes : lim.netlog_max_bytes / 4 * 3;
+    if (static_cast<int64_t>(netlog_.size()) < max_entries &&
+        netlog_bytes_ + static_cast<int64_t>(size) <= max_bytes) {
       netlog_.push_back(e.j);
       netlog_bytes_ += static_cast<int64_t>(size);
     } else {
