@@ -20,10 +20,11 @@
 //    with none configured, at the level that was running at the first cut),
 //    where the cut is forgotten.
 //  - A retry-after reported by a worker is capped (kMaxRetryAfterMs) before
-//    it holds anything, and one job acts on a provider at most once per
+//    it holds anything, and one job cuts a provider's limit at most once per
 //    kJobWindowMs: a later failure of the same job in that window (its
-//    retries, a hostile agent provoking 429s again and again) neither cuts
-//    the limit nor extends the hold; only that job's own retry waits.
+//    retries, a hostile agent provoking 429s again and again) does not cut,
+//    and holds new starts for at most kRepeatHoldMs (its own retry still
+//    waits the whole retry-after).
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,7 @@ class FleetLimits {
   static constexpr double kDecrease = 0.5;
   static constexpr int64_t kMaxRetryAfterMs = 10 * 60 * 1000;
   static constexpr int64_t kJobWindowMs = 10 * 60 * 1000;
+  static constexpr int64_t kRepeatHoldMs = 60 * 1000;
   // A worker's retry-after, within [0, kMaxRetryAfterMs].
   static int64_t CapRetryAfter(int64_t retry_after_ms);
 
@@ -120,7 +122,7 @@ class FleetLimits {
     int64_t hold_until_ms = 0;
     int cuts = 0;
     std::string last_cause;
-    std::map<int64_t, int64_t> job_acted_ms;  // job -> when its failure last cut or held
+    std::map<int64_t, int64_t> job_acted_ms;  // job -> when its failure cut the limit
   };
   struct Batch {
     std::string name;

@@ -181,17 +181,18 @@ TEST(FleetLimitsTest, OneJobCutsTheFleetAtMostOncePerWindow) {
   int64_t t = 1'000'000;
   for (int i = 0; i < 32; ++i) f.OnStart(1, t);
   // Job 7 fails; it retries (a new lease after the cut) and fails again and
-  // again inside the window: only the first failure acts on the fleet.
+  // again inside the window: only the first failure cuts the fleet's limit,
+  // and a repeat holds new starts for at most kRepeatHoldMs.
   f.OnModelApiFailure(1, t, 30'000, t + 1000, "job 7: 429", 7);
   EXPECT_EQ(f.ProviderLimit("anthropic"), 16);
   for (int k = 1; k <= 5; ++k) {
-    int64_t at = t + k * 60'000;
+    int64_t at = t + k * 100'000;
     f.OnModelApiFailure(1, at - 30'000, FleetLimits::kMaxRetryAfterMs, at, "job 7: 429", 7);
     EXPECT_EQ(f.ProviderLimit("anthropic"), 16) << "repeat " << k;
-    EXPECT_EQ(f.Allow(1, at).retry_at_ms, 0) << "repeat " << k << " held the fleet";
+    EXPECT_EQ(f.Allow(1, at).retry_at_ms, at + FleetLimits::kRepeatHoldMs) << "repeat " << k;
   }
   // Another job's failure (leased after the cut) still cuts.
-  f.OnModelApiFailure(1, t + 2000, 0, t + 400'000, "job 8: 429", 8);
+  f.OnModelApiFailure(1, t + 2000, 0, t + 560'000, "job 8: 429", 8);
   EXPECT_EQ(f.ProviderLimit("anthropic"), 8);
   // Once the window has passed, job 7 counts again.
   const int64_t later = t + 1000 + FleetLimits::kJobWindowMs;
