@@ -466,6 +466,8 @@ absl::StatusOr<v1::JobState> Engine::FailJob(const JobRow& job, int64_t attempt_
   ASSIGN_OR_RETURN(row, cnt->Step());
   int failures = row ? static_cast<int>(cnt->Int(0)) : 1;
   cnt->Reset();
+  // A worker's number: capped before it delays anything.
+  retry_after_ms = FleetLimits::CapRetryAfter(retry_after_ms);
   RetryDecision d = DecideRetry(policy, cls, failures, retry_after_ms, rng_);
   int64_t now = Now();
   if (cls == v1::FAILURE_CLASS_MODEL_API) {
@@ -476,7 +478,7 @@ absl::StatusOr<v1::JobState> Engine::FailJob(const JobRow& job, int64_t attempt_
     const std::string provider = limits_.ProviderOfBatch(job.batch_id);
     int before = limits_.ProviderLimit(provider);
     limits_.OnModelApiFailure(job.batch_id, leased_at, retry_after_ms, now,
-                              absl::StrCat("job ", job.id, ": ", TruncateUtf8(error, 120)));
+                              absl::StrCat("job ", job.id, ": ", TruncateUtf8(error, 120)), job.id);
     int after = limits_.ProviderLimit(provider);
     if (after != before) {
       ReportProviderLimit(provider);

@@ -178,12 +178,27 @@ void FleetLimits::OnSuccess(int64_t batch_id) {
   if (*p.aimd >= ceiling) p.aimd.reset();
 }
 
+int64_t FleetLimits::CapRetryAfter(int64_t retry_after_ms) {
+  return std::clamp<int64_t>(retry_after_ms, 0, kMaxRetryAfterMs);
+}
+
 void FleetLimits::OnModelApiFailure(int64_t batch_id, int64_t leased_at, int64_t retry_after_ms,
-                                    int64_t now, const std::string& detail) {
+                                    int64_t now, const std::string& detail, int64_t job_id) {
   auto bit = batches_.find(batch_id);
   if (bit == batches_.end()) return;
   Provider& p = ProviderFor(bit->second.provider);
-  if (retry_after_ms > 0) p.hold_until_ms = std::max(p.hold_until_ms, now + retry_after_ms);
+  retry_after_ms = CapRetryAfter(retry_after_ms);
+  bool repeat = false;  // this job already cut the provider within the window
+  if (job_id != 0) {
+    for (auto it = p.job_acted_ms.begin(); it != p.job_acted_ms.end();)
+      it = now - it->second >= kJobWindowMs ? p.job_acted_ms.erase(it) : std::next(it);
+    repeat = p.job_acted_ms.count(job_id) > 0;
+    if (!repeat) p.job_acted_ms[job_id] = now;
+  }
+  if (retry_after_ms > 0)
+    p.hold_until_ms = std::max(p.hold_until_ms,
+                               now + (repeat ? std::min(retry_after_ms, kRepeatHoldMs) : retry_after_ms));
+  if (repeat) return;
   // Already in flight when we last cut: that cut was for this congestion.
   if (p.cuts > 0 && leased_at < p.last_cut_ms) return;
   int running = std::max(1, p.running);

@@ -19,6 +19,12 @@
 //    (about +1 per window), until it is back at the configured maximum (or,
 //    with none configured, at the level that was running at the first cut),
 //    where the cut is forgotten.
+//  - A retry-after reported by a worker is capped (kMaxRetryAfterMs) before
+//    it holds anything, and one job cuts a provider's limit at most once per
+//    kJobWindowMs: a later failure of the same job in that window (its
+//    retries, a hostile agent provoking 429s again and again) does not cut,
+//    and holds new starts for at most kRepeatHoldMs (its own retry still
+//    waits the whole retry-after).
 #pragma once
 
 #include <cstdint>
@@ -52,6 +58,11 @@ class FleetLimits {
  public:
   static constexpr int kUnlimited = std::numeric_limits<int>::max();
   static constexpr double kDecrease = 0.5;
+  static constexpr int64_t kMaxRetryAfterMs = 10 * 60 * 1000;
+  static constexpr int64_t kJobWindowMs = 10 * 60 * 1000;
+  static constexpr int64_t kRepeatHoldMs = 60 * 1000;
+  // A worker's retry-after, within [0, kMaxRetryAfterMs].
+  static int64_t CapRetryAfter(int64_t retry_after_ms);
 
   // The provider a batch's jobs use: the profile's network.model (gateway
   // mode), else its top-level "provider", else "default".
@@ -77,9 +88,10 @@ class FleetLimits {
   // A job of the batch stopped holding a lease, whatever the outcome.
   void OnEnd(int64_t batch_id);
   void OnSuccess(int64_t batch_id);
-  // A model_api failure of an attempt leased at `leased_at_ms`.
+  // A model_api failure of an attempt of job `job_id` (0: not known) leased
+  // at `leased_at_ms`; `retry_after_ms` is capped here.
   void OnModelApiFailure(int64_t batch_id, int64_t leased_at_ms, int64_t retry_after_ms,
-                         int64_t now_ms, const std::string& detail);
+                         int64_t now_ms, const std::string& detail, int64_t job_id = 0);
 
   // For rolling back the AIMD state of the batch's provider.
   struct ProviderMemento;
@@ -110,6 +122,7 @@ class FleetLimits {
     int64_t hold_until_ms = 0;
     int cuts = 0;
     std::string last_cause;
+    std::map<int64_t, int64_t> job_acted_ms;  // job -> when its failure cut the limit
   };
   struct Batch {
     std::string name;

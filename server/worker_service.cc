@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/report_caps.h"
 #include "common/status_util.h"
 #include "server/intake.h"
 
@@ -20,8 +21,8 @@ class SessionReactor;
 // refuses it), then the engine.
 void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& req,
                    const Principal& who, Engine::Done<v1::CompleteResponse> done) {
-  if (req.log_tail().size() > (256 << 10) || req.netlog_json().size() > (4 << 20) ||
-      req.result_json().size() > (8 << 20) || req.details_json().size() > (1 << 20)) {
+  if (req.log_tail().size() > kReportLogTailCap || req.netlog_json().size() > kReportNetlogCap ||
+      req.result_json().size() > kReportResultCap || req.details_json().size() > kReportDetailsCap) {
     done(absl::InvalidArgumentError(
         "complete: result (8 MiB), log tail (256 KiB), netlog (4 MiB) or details (1 MiB) "
         "over its cap"));

@@ -5,9 +5,116 @@
 #include <algorithm>
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/report_caps.h"
 #include "common/status_util.h"
+#include "common/utf8.h"
 
 namespace assessq {
+
+namespace {
+
+// The network log (a JSON array of entries) cut to `cap` bytes: the first
+// entries that fit, then one saying how many were dropped.
+std::string FitNetlog(const std::string& text, size_t cap) {
+  constexpr size_t kNote = 1024;
+  auto note = [](size_t dropped, size_t bytes, const char* why) {
+    return nlohmann::json{{"decision", "truncated"},
+                          {"reason", absl::StrCat("network log cut to fit the report (", why, "): ",
+                                                  dropped, " entries, ", bytes, " bytes dropped")},
+                          {"dropped_entries", dropped}};
+  };
+  auto log = nlohmann::json::parse(text, nullptr, false);
+  if (log.is_discarded() || !log.is_array())
+    return nlohmann::json::array({note(0, text.size(), "not a JSON array")}).dump();
+  std::string out = "[";
+  size_t kept = 0, dropped_bytes = 0;
+  bool full = false;
+  for (const auto& e : log) {
+    std::string one = e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (!full && out.size() + one.size() + 1 + kNote <= cap) {
+      if (kept++ > 0) out += ",";
+      out += one;
+    } else {
+      full = true;
+      dropped_bytes += one.size();
+    }
+  }
+  size_t dropped = log.size() - kept;
+  if (dropped > 0) {
+    if (kept > 0) out += ",";
+    out += note(dropped, dropped_bytes, "over its cap").dump();
+  }
+  out += "]";
+  return out;
+}
+
+// The details (a JSON object): its fields of up to 1 KiB each, while they fit.
+std::string FitDetails(const std::string& text, size_t cap) {
+  auto d = nlohmann::json::parse(text, nullptr, false);
+  nlohmann::json out = nlohmann::json::object();
+  out["details_cut"] = absl::StrCat(text.size(), " bytes over the report's cap; long fields dropped");
+  if (d.is_discarded() || !d.is_object()) return out.dump();
+  size_t size = out.dump().size();
+  for (auto& [k, v] : d.items()) {
+    std::string one = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (one.size() > 1024 || k.size() > 256 || size + k.size() + one.size() + 8 > cap) continue;
+    out[k] = v;
+    size += k.size() + one.size() + 8;
+  }
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string FitReport(v1::CompleteRequest* r) {
+  std::vector<std::string> cut;
+  auto said = [&](const char* what, size_t from, size_t to) {
+    cut.push_back(absl::StrCat(what, " ", from, " -> ", to, " bytes"));
+  };
+  if (r->has_result_json() && r->result_json().size() > kReportResultCap) {
+    const size_t n = r->result_json().size();
+    r->mutable_failure()->set_failure_class(v1::FAILURE_CLASS_INVALID_OUTPUT);
+    r->mutable_failure()->set_reason(absl::StrCat("the output file (", n, " bytes) is larger than the ",
+                                                  kReportResultCap, " bytes a report may carry"));
+    said("result", n, 0);
+  }
+  if (r->log_tail().size() > kReportLogTailCap) {
+    const size_t n = r->log_tail().size();
+    const std::string mark = absl::StrCat("[... ", n, " bytes of log; the start was cut to fit the report]\n");
+    r->set_log_tail(mark + TailUtf8(r->log_tail(), kReportLogTailCap - mark.size()));
+    said("log tail", n, r->log_tail().size());
+  }
+  if (r->netlog_json().size() > kReportNetlogCap) {
+    const size_t n = r->netlog_json().size();
+    r->set_netlog_json(FitNetlog(r->netlog_json(), kReportNetlogCap));
+    said("netlog", n, r->netlog_json().size());
+  }
+  if (r->has_failure() && r->failure().reason().size() > kReportReasonCap) {
+    const size_t n = r->failure().reason().size();
+    r->mutable_failure()->set_reason(TruncateUtf8(r->failure().reason(), kReportReasonCap));
+    said("failure reason", n, kReportReasonCap);
+  }
+  if (r->has_release() && r->release().reason().size() > kReportReasonCap)
+    r->mutable_release()->set_reason(TruncateUtf8(r->release().reason(), kReportReasonCap));
+  if (r->details_json().size() > kReportDetailsCap) {
+    const size_t n = r->details_json().size();
+    r->set_details_json(FitDetails(r->details_json(), kReportDetailsCap - 4096));
+    said("details", n, r->details_json().size());
+  }
+  if (cut.empty()) return "";
+  std::string what = absl::StrJoin(cut, "; ");
+  // Said in the details too, when they are JSON and have room.
+  auto d = nlohmann::json::parse(r->details_json().empty() ? "{}" : r->details_json(), nullptr, false);
+  if (d.is_object() && r->details_json().size() + what.size() + 64 <= kReportDetailsCap) {
+    d["report_cut"] = what;
+    r->set_details_json(d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  return what;
+}
 
 absl::StatusOr<std::unique_ptr<ApiClient>> ApiClient::Create(ApiClientOptions opt) {
   std::unique_ptr<ApiClient> c(new ApiClient(std::move(opt)));
@@ -211,8 +318,21 @@ absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_m
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteRequest& req,
+absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteRequest& req_in,
                                                          int timeout_ms) {
+  // Over a cap the coordinator refuses the whole report, result and all.
+  v1::CompleteRequest fitted;
+  const v1::CompleteRequest* p = &req_in;
+  if (req_in.log_tail().size() > kReportLogTailCap || req_in.netlog_json().size() > kReportNetlogCap ||
+      req_in.details_json().size() > kReportDetailsCap || req_in.result_json().size() > kReportResultCap ||
+      req_in.failure().reason().size() > kReportReasonCap ||
+      req_in.release().reason().size() > kReportReasonCap) {
+    fitted = req_in;
+    std::string cut = FitReport(&fitted);
+    spdlog::warn("[job={}] report cut to fit the coordinator's caps: {}", req_in.job_id(), cut);
+    p = &fitted;
+  }
+  const v1::CompleteRequest& req = *p;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   v1::WorkerMessage m;
   *m.mutable_complete()->mutable_request() = req;

@@ -26,6 +26,16 @@
 
 namespace assessq {
 
+// Keeps a completion report within the coordinator's caps
+// (common/report_caps.h) by shrinking its attachments, never its result: the
+// log tail keeps its end, the network log its first entries and a closing
+// entry saying how many were cut, the details their short fields; a failure
+// reason is cut. A result larger than the result cap itself cannot be kept
+// and turns the report into an invalid_output failure saying so. Afterwards
+// the report serialises to under kReportMaxBytes. Returns what was cut (""
+// when the report already fitted). Pure.
+std::string FitReport(v1::CompleteRequest* r);
+
 struct ApiClientOptions {
   std::string address;
   std::string token;
@@ -54,7 +64,8 @@ class ApiClient {
   // the RPC's: FAILED_PRECONDITION means the lease is no longer held.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req,
                                                   int timeout_ms = 10000);
-  // On the session when it is up, else the RPC, as Heartbeat. A completion
+  // On the session when it is up, else the RPC, as Heartbeat; the report is
+  // fitted to the coordinator's caps first (FitReport). A completion
   // whose answer was lost is sent again by the RPC: the coordinator answers
   // a re-sent completion as a duplicate.
   absl::StatusOr<v1::CompleteResponse> Complete(const v1::CompleteRequest& req,

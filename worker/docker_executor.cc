@@ -130,6 +130,7 @@ absl::StatusOr<gateway::JobConfig> DockerExecutor::GatewayConfig(const JobReques
   c.limits.max_connections = opt_.egress.max_connections;
   c.limits.max_total_bytes = opt_.egress.max_total_mb << 20;
   c.limits.idle_timeout_ms = opt_.egress.idle_timeout_s * 1000;
+  c.limits.max_names_per_wildcard = opt_.egress.max_names_per_wildcard;
   if (spec.model) {
     struct stat st;
     if (stat(spec.model_secret_file.c_str(), &st) != 0 || (st.st_mode & 077) != 0)
@@ -144,6 +145,14 @@ absl::StatusOr<gateway::JobConfig> DockerExecutor::GatewayConfig(const JobReques
     m.ca_file = spec.model->ca_file;
     m.header = spec.model->header;
     m.secret = std::string(absl::StripAsciiWhitespace(*secret));
+    if (!spec.model->allow.empty()) {
+      m.api.clear();
+      for (const auto& a : spec.model->allow) {
+        auto r = gateway::ParseModelApiRule(a);
+        if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat("policy.model_providers: ", r.status().message()));
+        m.api.push_back(*r);
+      }
+    }
     c.model = m;
   }
   return c;

@@ -219,7 +219,12 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
       ModelProvider m;
       std::string where = absl::StrCat("policy.model_providers.", name);
       Reader mr(v, where);
-      TRY(mr.Only({"host", "port", "tls", "ca_file", "header", "credential", "base_url_env", "key_env"}));
+      TRY(mr.Only({"host", "port", "tls", "ca_file", "header", "credential", "base_url_env", "key_env",
+                   "allow"}));
+      TRY(mr.StrList("allow", m.allow));
+      for (const auto& a : m.allow)
+        if (auto r = gateway::ParseModelApiRule(a); !r.ok())
+          return Bad(absl::StrCat(where, ".allow: ", r.status().message()));
       TRY(mr.Str("host", m.host));
       int64_t port = m.port;
       TRY(mr.Int("port", port, 1, 65535));
@@ -241,13 +246,16 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
     if (!e.is_object()) return Bad("policy.egress must be an object");
     Reader er(e, "policy.egress");
     TRY(er.Only({"forbidden_hosts", "open_ranges", "resolver_overrides", "max_connections",
-                 "max_total_mb", "idle_timeout_s"}));
+                 "max_total_mb", "idle_timeout_s", "max_names_per_wildcard"}));
     TRY(er.StrList("forbidden_hosts", p.egress.forbidden_hosts));
     TRY(er.StrList("open_ranges", p.egress.open_ranges));
     int64_t mc = p.egress.max_connections, it = p.egress.idle_timeout_s;
     TRY(er.Int("max_connections", mc, 1, 10000));
     TRY(er.Int("max_total_mb", p.egress.max_total_mb, 1, 1 << 30));
     TRY(er.Int("idle_timeout_s", it, 1, 86400));
+    int64_t mn = p.egress.max_names_per_wildcard;
+    TRY(er.Int("max_names_per_wildcard", mn, 1, 100000));
+    p.egress.max_names_per_wildcard = static_cast<int>(mn);
     p.egress.max_connections = static_cast<int>(mc);
     p.egress.idle_timeout_s = static_cast<int>(it);
     if (e.contains("resolver_overrides")) {

@@ -59,6 +59,10 @@ struct ModelProvider {
   std::string credential;           // name in LocalPolicy.credentials (gateway-only keys)
   std::string base_url_env = "ANTHROPIC_BASE_URL";
   std::string key_env = "ANTHROPIC_API_KEY";
+  // The provider API's "METHOD /path" the gateway forwards (a final "/*":
+  // the sub-paths); empty: the Anthropic Messages API
+  // (gateway::DefaultModelApi). Anything else is refused.
+  std::vector<std::string> allow;
 };
 
 // The worker's egress ceiling: hosts no profile may allow, and (for test
@@ -70,6 +74,7 @@ struct EgressLimits {
   int max_connections = 64;
   int64_t max_total_mb = 4096;
   int idle_timeout_s = 120;
+  int max_names_per_wildcard = 64;  // distinct names per job under each `*.domain` rule
 };
 
 struct Profile {

@@ -9,8 +9,12 @@
 #include <cstring>
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/channel.h"
+#include "common/report_caps.h"
+#include "worker/api_client.h"
 
 namespace assessq {
 namespace fs = std::filesystem;
@@ -38,9 +42,16 @@ absl::Status Outbox::Init() {
   return absl::OkStatus();
 }
 
-absl::Status Outbox::Put(const v1::CompleteRequest& r) {
+absl::Status Outbox::Put(const v1::CompleteRequest& report) {
+  // Fitted to the coordinator's caps before it is stored: every file here is
+  // one the coordinator accepts and Pending can read (kReportMaxBytes).
+  v1::CompleteRequest r = report;
+  if (std::string cut = FitReport(&r); !cut.empty())
+    spdlog::warn("[job={}] report cut to fit the coordinator's caps: {}", r.job_id(), cut);
   std::string data;
   if (!r.SerializeToString(&data)) return absl::InternalError("serialize report");
+  if (data.size() > kReportMaxBytes)
+    return absl::InternalError(absl::StrCat("report of ", data.size(), " bytes after fitting"));
   std::string final_path = Path(r.job_id(), r.token());
   std::string tmp = final_path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -87,10 +98,16 @@ std::vector<v1::CompleteRequest> Outbox::Pending(std::vector<std::string>* probl
   std::sort(files.begin(), files.end());
   std::vector<v1::CompleteRequest> out;
   for (const auto& [t, p] : files) {
-    auto data = ReadFileToString(p, 64 << 20);
+    auto data = ReadFileToString(p, kReportMaxBytes);
     v1::CompleteRequest r;
     if (!data.ok() || !r.ParseFromString(*data)) {
+      // Not one Put wrote (Put bounds every report): set aside, once, so it
+      // is not read again at every delivery round.
       if (problems) problems->push_back(p);
+      std::error_code rn;
+      fs::rename(p, p + ".unreadable", rn);
+      spdlog::error("outbox: {} cannot be read ({}); moved aside to {}.unreadable", p,
+                    data.ok() ? "not a report" : data.status().ToString(), p);
       continue;
     }
     out.push_back(std::move(r));

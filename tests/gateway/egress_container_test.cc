@@ -57,7 +57,9 @@ constexpr char kAllowedAddr[] = "10.99.0.2";    // allowed.test, model.test (ope
 constexpr char kPrivateAddr[] = "10.99.0.3";    // private.test, rebind.test's second answer
 constexpr char kMetadataAddr[] = "169.254.169.254";  // meta.test
 constexpr char kRealKey[] = "sk-ant-egress-test-REAL-9f8e7d6c5b4a";
+constexpr char kRealOauthToken[] = "sk-ant-oat01-egress-test-REAL-OAUTH-1a2b3c";
 constexpr char kPlaceholder[] = "assessq-placeholder-the-gateway-adds-the-real-key";
+constexpr int kFloodRequests = 3000;  // ~1.6 MB of entries even once each is cut
 constexpr char kLockFile[] = "/tmp/assessq-egress-container-test.lock";
 
 std::string Ip() { return fs::exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"; }
@@ -92,6 +94,7 @@ struct World {
   std::unique_ptr<Ctl> ctl;
   std::string sleeper_socket, a_socket;  // host paths of two concurrent jobs' gateway sockets
   std::map<std::string, Probe> probes;
+  size_t log_bytes_before = 0;  // workerd's log when the probe batch was submitted
   std::string setup_error;
 
   ~World() { Teardown(); }
@@ -205,13 +208,23 @@ std::string WritePolicy(World& w, const std::string& ca_pem) {
   std::string key_file = w.dir->Join("stub.key");
   WriteFile(key_file, std::string(kRealKey) + "\n");
   chmod(key_file.c_str(), 0600);
+  std::string token_file = w.dir->Join("stub.oauth");
+  WriteFile(token_file, std::string(kRealOauthToken) + "\n");
+  chmod(token_file.c_str(), 0600);
   json policy = {
       {"netbridge_path", ASSESSQ_NETBRIDGE},
-      {"credentials", {{"stubkey", key_file}}},
+      {"credentials", {{"stubkey", key_file}, {"stuboauth", token_file}}},
       {"model_providers",
        {{"stub",
          {{"host", "model.test"}, {"port", 443}, {"tls", true}, {"ca_file", ca_pem},
-          {"header", "x-api-key"}, {"credential", "stubkey"}}}}},
+          {"header", "x-api-key"}, {"credential", "stubkey"}}},
+        // A subscription login (claude setup-token): the gateway sends the
+        // token as a bearer; the container holds a placeholder in
+        // CLAUDE_CODE_OAUTH_TOKEN.
+        {"stub_oauth",
+         {{"host", "model.test"}, {"port", 443}, {"tls", true}, {"ca_file", ca_pem},
+          {"header", "authorization"}, {"credential", "stuboauth"},
+          {"key_env", "CLAUDE_CODE_OAUTH_TOKEN"}}}}},
       {"egress",
        {{"open_ranges", {std::string(kAllowedAddr) + "/32"}},
         {"resolver_overrides",
@@ -229,7 +242,7 @@ std::string WritePolicy(World& w, const std::string& ca_pem) {
   return path;
 }
 
-std::string WriteProfile(World& w) {
+std::string WriteProfile(World& w, const std::string& model = "stub") {
   json profile = {
       {"image", kImage},
       {"command", {"/usr/bin/python3", "-c", ReadProbesSource(), "{input}"}},
@@ -238,12 +251,12 @@ std::string WriteProfile(World& w) {
         {"allow", {"allowed.test", "public.test", "rebind.test", "private.test", "meta.test"}},
         {"deny", json::array()},
         {"allow_from_metadata", {"Link", "Paper Link"}},
-        {"model", "stub"}}},
+        {"model", model}}},
       {"limits",
        {{"memory_mb", 256}, {"pids", 64}, {"timeout_s", 120}, {"grace_s", 5}, {"tmp_mb", 16},
         {"home_mb", 16}, {"output_mb", 4}, {"log_kb", 256}}},
   };
-  std::string path = w.dir->Join("profile.json");
+  std::string path = w.dir->Join("profile-" + model + ".json");
   WriteFile(path, profile.dump(2));
   return path;
 }
@@ -378,9 +391,19 @@ void SetUpWorld(World& w) {
   WriteProbe(in, "model");
   WriteProbe(in, "model_env");
   WriteProbe(in, "denied_upload");
+  WriteProbe(in, "model_api_only");
+  WriteProbe(in, "netlog_flood", {{"requests", kFloodRequests}});
+  w.log_bytes_before = ReadFile(w.worker->child()->log_path()).size();
   auto ids = w.ctl->Submit({in}, "egress-probes", profile, args);
+  // The subscription-login provider, in a batch of its own (its profile).
+  std::string in_oauth = w.dir->Join("in-oauth");
+  fs::create_directories(in_oauth);
+  WriteProbe(in_oauth, "model_bearer");
+  auto oauth = w.ctl->Submit({in_oauth}, "egress-oauth", WriteProfile(w, "stub_oauth"), args);
   w.ctl->WaitBatchFinished("egress-probes", static_cast<int64_t>(ids.size()), 180000);
+  w.ctl->WaitBatchFinished("egress-oauth", 1, 60000);
   for (const auto& [name, job] : ids) Collect(w, name, job);
+  for (const auto& [name, job] : oauth) Collect(w, name, job);
   if (const char* dump = std::getenv("EGRESS_TEST_DUMP")) {  // debugging aid
     json all = json::object();
     for (const auto& [name, p] : w.probes)
@@ -714,6 +737,7 @@ TEST_F(EgressContainerTest, ModelKeyIsAddedByTheGatewayAndNeverEntersTheContaine
   int seen = 0;
   for (const auto& e : NsLog()) {
     if (e.value("event", "") != "request" || e.value("host", "") != "model.test") continue;
+    if (e["headers"].contains("anthropic-beta")) continue;  // the bearer probe's (below)
     ++seen;
     ASSERT_TRUE(e["headers"].contains("x-api-key")) << e.dump();
     EXPECT_EQ(e["headers"]["x-api-key"], json::array({kRealKey})) << e.dump();
@@ -741,6 +765,83 @@ TEST_F(EgressContainerTest, ModelBaseUrlWorksWithTheJobsOwnProxySettings) {
   EXPECT_EQ(p.obs["curl_env_proxy"]["code"], 200) << p.obs["curl_env_proxy"].dump();
   EXPECT_EQ(p.obs["urllib_env_proxy"]["code"], 200) << p.obs["urllib_env_proxy"].dump();
   for (const auto& e : Denials(p)) ADD_FAILURE() << "denied: " << e.dump();
+}
+
+// A subscription login (Claude Code's CLAUDE_CODE_OAUTH_TOKEN from `claude
+// setup-token`): the container holds only a placeholder, sends it as a
+// bearer, and the provider receives the real token as the bearer, once.
+TEST_F(EgressContainerTest, ASubscriptionTokenIsAddedAsABearerAndNeverEntersTheContainer) {
+  const Probe& p = P("model_bearer");
+  EXPECT_EQ(p.obs["env_token"], kPlaceholder) << p.obs.dump();
+  EXPECT_EQ(p.obs["post"]["code"], 200) << p.obs.dump();
+  EXPECT_FALSE(absl::StrContains(p.obs["environ"].dump(), "ANTHROPIC_API_KEY")) << p.obs.dump();
+  EXPECT_FALSE(absl::StrContains(p.show.dump(), kRealOauthToken));
+  EXPECT_FALSE(absl::StrContains(p.log_tail, kRealOauthToken));
+  int seen = 0;
+  for (const auto& e : NsLog()) {
+    if (e.value("event", "") != "request" || !e["headers"].contains("anthropic-beta")) continue;
+    ++seen;
+    EXPECT_EQ(e["headers"]["authorization"], json::array({std::string("Bearer ") + kRealOauthToken}))
+        << e.dump();
+    EXPECT_FALSE(e["headers"].contains("x-api-key")) << e.dump();
+    EXPECT_FALSE(absl::StrContains(e.dump(), kPlaceholder)) << e.dump();
+    EXPECT_TRUE(absl::StartsWith(e.value("line", ""), "POST /v1/messages?beta=true ")) << e.dump();
+  }
+  EXPECT_EQ(seen, 1);
+}
+
+// TRACE, the file and the batch endpoints are not the model route: refused
+// with the reason, and the provider never sees them (with the key).
+TEST_F(EgressContainerTest, TheModelRouteRefusesWhatIsNotTheMessagesApi) {
+  const Probe& p = P("model_api_only");
+  EXPECT_EQ(p.obs["trace"]["code"], 405) << p.obs.dump();
+  EXPECT_EQ(p.obs["trace"]["deny_reason"], "method_not_allowed") << p.obs.dump();
+  for (const char* k : {"files", "batches"}) {
+    EXPECT_EQ(p.obs[k]["code"], 403) << k << ": " << p.obs.dump();
+    EXPECT_EQ(p.obs[k]["deny_reason"], "path_not_allowed") << k << ": " << p.obs.dump();
+  }
+  for (const auto& e : NsLog()) {
+    if (e.value("event", "") != "request") continue;
+    std::string line = e.value("line", "");
+    EXPECT_FALSE(absl::StartsWith(line, "TRACE") || absl::StrContains(line, "/v1/files") ||
+                 absl::StrContains(line, "/batches"))
+        << e.dump();
+  }
+  EXPECT_EQ(Denials(p).size(), 3u) << p.netlog.dump(2);
+}
+
+// 3,000 refused requests with 8 KB targets and 20 KB Host headers, then a
+// valid assessment: the network log stays under its byte cap and says what
+// it dropped, the report is accepted and the result stored, and workerd's
+// own log grows by a bounded number of short lines (before: the netlog grew
+// to ~84 MB, the report was refused and the result lost with it, and
+// workerd logged ~28 KB per request).
+TEST_F(EgressContainerTest, AFloodOfHugeRefusedRequestsLosesNoResultAndGrowsNoLog) {
+  const Probe& p = P("netlog_flood");
+  EXPECT_EQ(p.obs["codes"].value("400", 0), kFloodRequests) << p.obs.dump();
+  EXPECT_EQ(p.show.value("state", ""), "succeeded") << p.show.dump(2).substr(0, 3000);
+  json result = g_world->ctl->Json({"result", std::to_string(p.job)});
+  EXPECT_EQ(result.value("الاسم", ""), "egress probe netlog_flood") << result.dump().substr(0, 500);
+  const std::string text = p.netlog.dump();
+  EXPECT_LE(text.size(), size_t{(1 << 20) + 2048}) << "the stored network log";
+  ASSERT_TRUE(p.netlog.is_array() && !p.netlog.empty());
+  EXPECT_EQ(p.netlog.back().value("decision", ""), "truncated") << p.netlog.back().dump();
+  EXPECT_EQ(p.netlog.back().value("dropped_entries", 0) + static_cast<int>(p.netlog.size()) - 1,
+            kFloodRequests);
+  EXPECT_EQ(p.show["attempts"].back().value("details", json::object()).value("denied_requests", 0),
+            kFloodRequests) << p.show["attempts"].back().dump().substr(0, 2000);
+  // workerd's lines about this job.
+  const std::string log = ReadFile(g_world->worker->child()->log_path()).substr(g_world->log_bytes_before);
+  size_t lines = 0, bytes = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n'))
+    if (absl::StrContains(line, absl::StrCat("[job=", p.job, "]"))) {
+      ++lines;
+      bytes += line.size();
+    }
+  std::cout << "flood: stored network log " << text.size() << " bytes, " << p.netlog.size()
+            << " entries; workerd wrote " << lines << " lines (" << bytes << " bytes) for the job\n";
+  EXPECT_LE(lines, 40u);
+  EXPECT_LT(bytes, size_t{32 << 10});
 }
 
 // When the gateway closes a connection (a denial) while the agent is still

@@ -1,6 +1,7 @@
 // The egress gateway's pure decisions (worker/gateway/egress_policy.h), with
 // no I/O: host normalisation, rule parsing and matching, IP literals in every
-// spelling, and the classification of resolved addresses.
+// spelling, the classification of resolved addresses, the model route's
+// methods and paths (every refusal), and the bound on names per wildcard.
 #include "worker/gateway/egress_policy.h"
 
 #include <gtest/gtest.h>
@@ -432,6 +433,121 @@ TEST(ParseCidr, FormsAndErrors) {
   for (const char* bad : {"", "/8", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/", "10.0.0.0/x",
                           "::/129", "example.com/8", "0x7f.1/32", "127.1/32"})
     EXPECT_FALSE(ParseCidr(bad).ok()) << bad;
+}
+
+// ------------------------------------------------------------ model API
+
+TEST(ModelApi, DefaultsAreTheMessagesApiAndEveryOtherRequestIsRefusedWithItsReason) {
+  const auto api = DefaultModelApiRules();
+  struct Case {
+    const char* method;
+    const char* target;
+    const char* want;  // "" allowed, else the deny reason
+  };
+  const Case cases[] = {
+      {"POST", "/v1/messages", ""},
+      {"POST", "/v1/messages?beta=true", ""},  // a query string on a matched path
+      {"POST", "/v1/messages/count_tokens", ""},
+      {"POST", "/v1/messages/count_tokens?beta=true", ""},
+      {"GET", "/v1/models", ""},
+      {"GET", "/v1/models?limit=20", ""},
+      {"GET", "/v1/models/claude-sonnet-4-5", ""},
+      // Another method on a known path.
+      {"TRACE", "/v1/messages", "method_not_allowed"},
+      {"GET", "/v1/messages", "method_not_allowed"},
+      {"DELETE", "/v1/models/x", "method_not_allowed"},
+      {"post", "/v1/messages", "method_not_allowed"},  // methods are case-sensitive
+      {"OPTIONS", "/v1/messages/count_tokens", "method_not_allowed"},
+      // Endpoints that are not the Messages API (they outlive the job).
+      {"POST", "/v1/files", "path_not_allowed"},
+      {"GET", "/v1/files/file_1/content", "path_not_allowed"},
+      {"POST", "/v1/messages/batches", "path_not_allowed"},
+      {"GET", "/v1/messages/batches/b1/results", "path_not_allowed"},
+      {"TRACE", "/", "path_not_allowed"},
+      {"POST", "/v1/complete", "path_not_allowed"},
+      {"GET", "/api/claude_code/organizations/metrics_enabled", "path_not_allowed"},
+      {"POST", "/v1/messages/", "path_not_allowed"},
+      {"POST", "/v1/messagesX", "path_not_allowed"},
+      {"GET", "/v1/models/", "path_not_allowed"},  // a sub-path needs a name
+      // Spellings an intermediary might resolve to another endpoint.
+      {"POST", "/v1/messages/../files", "path_not_allowed"},
+      {"GET", "/v1/models/../files", "path_not_allowed"},
+      {"GET", "/v1/models/./x", "path_not_allowed"},
+      {"GET", "/v1/models/%2e%2e/files", "path_not_allowed"},
+      {"POST", "/v1//messages", "path_not_allowed"},
+      {"POST", "//v1/messages", "path_not_allowed"},
+      {"POST", "/v1/messages#frag", "path_not_allowed"},
+      {"POST", "/v1\\messages", "path_not_allowed"},
+      {"POST", "/V1/MESSAGES", "path_not_allowed"},
+      {"POST", "*", "path_not_allowed"},
+      {"POST", "", "path_not_allowed"},
+  };
+  for (const auto& c : cases) {
+    ModelRequestDecision d = DecideModelRequest(api, c.method, c.target);
+    EXPECT_EQ(d.allowed, std::string(c.want).empty()) << c.method << " " << c.target;
+    EXPECT_EQ(d.deny_reason, c.want) << c.method << " " << c.target << ": " << d.why;
+    if (!d.allowed) EXPECT_FALSE(d.why.empty()) << c.method << " " << c.target;
+  }
+}
+
+TEST(ModelApi, AProviderListReplacesTheDefaults) {
+  std::vector<ModelApiRule> api;
+  for (const char* t : {"POST /v1/chat/completions", "GET /v1/models"}) {
+    auto r = ParseModelApiRule(t);
+    ASSERT_TRUE(r.ok()) << t << ": " << r.status();
+    api.push_back(*r);
+  }
+  EXPECT_TRUE(DecideModelRequest(api, "POST", "/v1/chat/completions").allowed);
+  EXPECT_TRUE(DecideModelRequest(api, "GET", "/v1/models").allowed);
+  EXPECT_EQ(DecideModelRequest(api, "POST", "/v1/messages").deny_reason, "path_not_allowed");
+  EXPECT_EQ(DecideModelRequest(api, "GET", "/v1/models/x").deny_reason, "path_not_allowed");
+  EXPECT_EQ(DecideModelRequest({}, "POST", "/v1/messages").deny_reason, "path_not_allowed");
+}
+
+TEST(ModelApi, RuleParsing) {
+  auto r = ParseModelApiRule("GET /v1/models/*");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->method, "GET");
+  EXPECT_EQ(r->path, "/v1/models/");
+  EXPECT_TRUE(r->prefix);
+  r = ParseModelApiRule("POST /v1/messages");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->prefix);
+  for (const char* bad : {"", "POST", "/v1/messages", " /v1/messages", "post /v1/messages",
+                          "POST v1/messages", "POST /v1/messages?beta=true", "POST /v1/*/x",
+                          "POST /v1/mess*", "POST /v1/%2e", "POST /v1/../files", "POST /v1//m",
+                          "POST /v1/m x", "POST /v1/.", "POST /v1/m#f"}) {
+    auto b = ParseModelApiRule(bad);
+    EXPECT_FALSE(b.ok()) << "'" << bad << "'";
+    if (!b.ok()) EXPECT_TRUE(absl::StrContains(b.status().message(), "model API rule")) << b.status();
+  }
+}
+
+// --------------------------------------------------------- wildcard names
+
+TEST(WildcardNames, DistinctNamesPerWildcardRuleAreBounded) {
+  WildcardNames n(3);
+  int count = -1;
+  EXPECT_TRUE(n.Admit("*.example.com", "a.example.com", &count));
+  EXPECT_EQ(count, 1);
+  EXPECT_TRUE(n.Admit("*.example.com", "b.example.com", &count));
+  EXPECT_TRUE(n.Admit("*.example.com", "a.example.com", &count));  // seen: no new name
+  EXPECT_EQ(count, 2);
+  EXPECT_TRUE(n.Admit("*.example.com", "c.example.com", &count));
+  EXPECT_EQ(count, 3);
+  EXPECT_FALSE(n.Admit("*.example.com", "d.example.com", &count)) << "the fourth name";
+  EXPECT_EQ(count, 3);
+  EXPECT_FALSE(n.Admit("*.example.com", "secret-data-0001.example.com"));
+  // Names already admitted stay admitted.
+  EXPECT_TRUE(n.Admit("*.example.com", "b.example.com"));
+  // Each wildcard rule has its own bound (with a port it is another rule).
+  EXPECT_TRUE(n.Admit("*.other.org", "x.other.org"));
+  EXPECT_TRUE(n.Admit("*.example.com:8443", "d.example.com"));
+  // An exact rule names one fixed host: never counted.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(n.Admit("example.com", "example.com", &count));
+    EXPECT_EQ(count, 0);
+  }
 }
 
 }  // namespace

@@ -281,6 +281,78 @@ elif probe == "denied_upload":
     time.sleep(0.3)
     obs["after"] = curl("http://allowed.test/")
 
+elif probe == "model_api_only":
+    # Methods and paths that are not the Messages API, with the key the
+    # gateway would add: refused with the reason, never forwarded.
+    base = os.environ.get("ANTHROPIC_BASE_URL", "")
+    key = os.environ.get("ANTHROPIC_API_KEY", "")
+    for name, method, path in [("trace", "TRACE", "/v1/messages"), ("files", "POST", "/v1/files"),
+                               ("batches", "POST", "/v1/messages/batches")]:
+        r = raw(("%s %s HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nx-api-key: %s\r\nContent-Length: 0\r\n\r\n"
+                 % (method, path, key)).encode())
+        resp = r.get("response", "")
+        reason = [l.split(":", 1)[1].strip() for l in resp.split("\r\n") if l.lower().startswith("x-deny-reason:")]
+        obs[name] = {"code": status_of(resp), "deny_reason": reason[0] if reason else ""}
+
+elif probe == "model_bearer":
+    # A subscription login: the container holds a placeholder in
+    # CLAUDE_CODE_OAUTH_TOKEN and sends it as a bearer, as Claude Code does.
+    base = os.environ.get("ANTHROPIC_BASE_URL", "")
+    token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN", "")
+    obs["env_token"] = token
+    obs["environ"] = sorted(k for k in os.environ)
+    headers = {"authorization": "Bearer " + token, "anthropic-beta": "oauth-2025-04-20",
+               "content-type": "application/json", "anthropic-version": "2023-06-01"}
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(urllib.request.Request(base + "/v1/messages?beta=true", data=b'{"model":"stub"}',
+                                                headers=headers), timeout=10) as r:
+            obs["post"] = {"code": r.status, "body": r.read(300).decode("latin-1")}
+    except urllib.error.HTTPError as e:
+        obs["post"] = {"code": e.code, "body": e.read(300).decode("latin-1")}
+    except Exception as e:
+        obs["post"] = {"code": 0, "error": repr(e)[:300]}
+
+elif probe == "netlog_flood":
+    # A hostile agent's flood of refused requests with 8 KB targets and 20 KB
+    # Host headers, then a valid assessment: the report must still arrive.
+    n = params.get("requests", 2000)
+    target = "http://evil.test/" + "t" * (8000 - len("http://evil.test/"))
+    host = "h" * (20 * 1024)
+    codes = {}
+    for i in range(n):
+        s = socket.create_connection(PROXY, timeout=5)
+        s.settimeout(5)
+        try:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s%d\r\n\r\n" % (target, host, i)).encode())
+            out = b""
+            while b"\r\n\r\n" not in out:
+                c = s.recv(4096)
+                if not c:
+                    break
+                out += c
+            code = status_of(out.decode("latin-1"))
+        except Exception as e:
+            code = err_name(e)
+        finally:
+            s.close()
+        codes[str(code)] = codes.get(str(code), 0) + 1
+    obs["codes"] = codes
+    name = md.get("Name", "x")
+    assessment = {
+        "الاسم": name, "الاسم_الأصلي": name, "درجة_الجودة": 65, "تقدير_الجودة": "جيد",
+        "الملخص": "تقييم تجريبي لمجموعة البيانات أعده وكيل الاختبار اعتمادا على البيانات الوصفية وحدها.",
+        "فحص_البيانات": {"الطريقة_المستخدمة": "metadata_only", "عدد_العينات_المفحوصة": 0,
+                          "معاينة_العينات": [], "مشاكل_مكتشفة": [], "البيانات_تطابق_الوصف": True},
+        "نقاط_القوة": ["وصف واضح للبيانات ومصدرها"], "نقاط_الضعف": ["لم تحمل عينات فعلية في هذا الاختبار"],
+        "الاستخدامات_الموصى_بها": ["اختبار خط المعالجة"],
+        "تفصيل_الجودة": {"سهولة_الوصول": 70, "التوثيق": 60, "السلامة_الأخلاقية": 70, "الترخيص": 60,
+                          "قابلية_إعادة_الإنتاج": 60, "المراجعة_العلمية": 60, "جودة_البيانات": 65},
+        "المصادر_المفتوحة": [], "تم_تحميل_البيانات": False,
+    }
+    with open("/output/assessment.json", "w", encoding="utf-8") as f:
+        json.dump(assessment, f, ensure_ascii=False)
+
 else:
     obs["error"] = "unknown probe %r" % probe
 

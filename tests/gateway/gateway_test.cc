@@ -32,13 +32,17 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 #include "tests/gateway/gw_test_util.h"
 
 namespace assessq::gateway {
@@ -86,6 +90,11 @@ std::map<std::string, std::vector<std::string>> Overrides() {
       {"rebind-v6.test", {kPublic, "::1"}},
       {"rebind-meta.test", {kPublic, "169.254.169.254"}},
       {"self.test", {kSelf}},
+      {"n1.allowed.test", {kFar}},
+      {"n2.allowed.test", {kFar}},
+      {"n3.allowed.test", {kFar}},
+      {"n4.allowed.test", {kFar}},
+      {"n5.allowed.test", {kFar}},
   };
 }
 
@@ -171,6 +180,14 @@ class GatewayTest : public ::testing::Test {
     auto j = gw_->StartJob(c);
     ASSERT_TRUE(j.ok()) << j.status();
     job_ = *j;
+  }
+
+  // Another job (and gateway) in place of the running one.
+  void Restart(JobConfig c) {
+    job_->Stop();
+    job_.reset();
+    gw_.reset();
+    Start(std::move(c));
   }
 
   // The real bridge, as inside a container: 127.0.0.1:3128 -> the socket.
@@ -1374,6 +1391,264 @@ TEST_F(GatewayTest, NetbridgeAtItsDescriptorLimitCopiesThenRefusesWith503) {
   EXPECT_EQ(StatusOf(a4), 200) << a4;
   close(again);
   EXPECT_TRUE(bridge_->Alive());
+}
+
+// ------------------------------------------------ refusals say why (x-deny-reason)
+
+// The value of `name` in a response head ("" if absent).
+std::string HeaderOf(const std::string& resp, const std::string& name) {
+  std::string head = absl::AsciiStrToLower(resp.substr(0, resp.find("\r\n\r\n")));
+  std::string key = "\r\n" + absl::AsciiStrToLower(name) + ": ";
+  auto p = head.find(key);
+  if (p == std::string::npos) return "";
+  auto e = head.find("\r\n", p + key.size());
+  return head.substr(p + key.size(), e == std::string::npos ? std::string::npos : e - p - key.size());
+}
+
+std::string BodyOf(const std::string& resp) {
+  auto p = resp.find("\r\n\r\n");
+  return p == std::string::npos ? "" : resp.substr(p + 4);
+}
+
+TEST_F(GatewayTest, EveryRefusalCarriesXDenyReasonAndAShortBody) {
+  JobConfig c = Config({"allowed.test", "rebind.test", "self.test", "*.allowed.test", "allowed.test:81"},
+                       {kFarOpen}, {"bad.allowed.test"});
+  c.policy.forbidden.push_back(*ParseRule("forbidden.test"));
+  c.limits.max_names_per_wildcard = 1;
+  c.model = Route(443);
+  Start(c);
+  struct Case {
+    std::string request;
+    int status;
+    const char* token;
+  };
+  const std::string big(8000, 'a');
+  const Case cases[] = {
+      // Claude Code recognises exactly this token for a host the proxy refuses.
+      {Get("evil.test", "evil.test"), 403, "host_not_allowed"},
+      {"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n", 403, "host_not_allowed"},
+      {Get("bad.allowed.test", "bad.allowed.test"), 403, "host_not_allowed"},
+      {Get("forbidden.test", "forbidden.test"), 403, "host_not_allowed"},
+      {Get("127.0.0.1", "127.0.0.1"), 403, "host_not_allowed"},
+      {"CONNECT 0x7f.1:443 HTTP/1.1\r\nHost: 0x7f.1:443\r\n\r\n", 403, "host_not_allowed"},
+      {Get("rebind.test", "rebind.test"), 403, "address_forbidden"},
+      {"CONNECT self.test:443 HTTP/1.1\r\nHost: self.test:443\r\n\r\n", 403, "address_forbidden"},
+      {"GARBAGE\r\n\r\n", 400, "bad_request"},
+      {"CONNECT nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"},
+      {"GET http://allowed.test/ HTTP/1.1\r\n\r\n", 400, "bad_request"},
+      {Get("allowed.test", "other.test"), 400, "host_mismatch"},
+      {"POST http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "0\r\n\r\n",
+       411, "chunked_body_refused"},
+      {"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Length: 0\r\n\r\n", 403,
+       "path_not_allowed"},
+      {"TRACE /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3128\r\n\r\n", 405, "method_not_allowed"},
+      {"CONNECT 127.0.0.1:3128 HTTP/1.1\r\nHost: 127.0.0.1:3128\r\n\r\n" + Get("allowed.test", "allowed.test"),
+       400, "model_route_only"},
+      {Get("allowed.test:81", "allowed.test:81"), 502, "upstream_unreachable"},
+      {Get("n1.allowed.test", "n1.allowed.test"), 200, ""},
+      {Get("n2.allowed.test", "n2.allowed.test"), 403, "too_many_names"},
+  };
+  size_t refused = 0;
+  for (const auto& k : cases) {
+    std::string resp = Exchange(sock(), k.request);
+    if (absl::StartsWith(resp, "HTTP/1.1 200 Connection Established\r\n\r\n") &&
+        absl::StartsWith(k.request, "CONNECT 127.0.0.1:3128"))
+      resp = resp.substr(resp.find("\r\n\r\n") + 4);  // the answer inside the tunnel
+    EXPECT_EQ(StatusOf(resp), k.status) << k.request.substr(0, 80) << "\n" << resp;
+    EXPECT_EQ(HeaderOf(resp, "x-deny-reason"), k.token) << k.request.substr(0, 80) << "\n" << resp;
+    if (k.status == 200) continue;
+    ++refused;
+    std::string body = BodyOf(resp);
+    EXPECT_TRUE(absl::StartsWith(body, "assessq gateway: ")) << resp;
+    EXPECT_LT(body.size(), 600u) << resp;
+    EXPECT_EQ(HeaderOf(resp, "content-length"), absl::StrCat(body.size())) << resp;
+    EXPECT_TRUE(absl::StartsWith(HeaderOf(resp, "content-type"), "text/plain")) << resp;
+  }
+  // The same token is in the network log.
+  auto log = Netlog(std::size(cases));
+  size_t tokens = 0;
+  for (const auto& e : log)
+    if (e["decision"] == "deny") {
+      EXPECT_TRUE(e.contains("deny_reason")) << e.dump();
+      ++tokens;
+    }
+  EXPECT_EQ(tokens, refused);
+  EXPECT_EQ(log[0]["deny_reason"], "host_not_allowed") << log[0].dump();
+  // A refusal past the byte budget says so too.
+  JobConfig tiny = Config({"allowed.test"}, {kFarOpen});
+  tiny.limits.max_total_bytes = 10;
+  Restart(tiny);
+  std::string resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(HeaderOf(resp, "x-deny-reason"), "budget_exhausted") << resp;
+  // And one past the job's connection limit, and a route with no provider.
+  JobConfig two = Config({"allowed.test"}, {kFarOpen});
+  two.limits.max_connections = 1;
+  Restart(two);
+  UnixClient hold(sock());
+  hold.Send("GET http://allowed.test/ HTTP/1.1\r\n");  // half a head: held open
+  std::string busy;
+  for (int64_t until = gwtest::NowMs() + 5000; gwtest::NowMs() < until;) {
+    busy = Exchange(sock(), Get("allowed.test", "allowed.test"));
+    if (StatusOf(busy) == 503) break;
+  }
+  EXPECT_EQ(StatusOf(busy), 503) << busy;
+  EXPECT_EQ(HeaderOf(busy, "x-deny-reason"), "too_many_connections") << busy;
+  Restart(Config({"allowed.test"}, {kFarOpen}));
+  resp = Exchange(sock(), ModelRequest());
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(HeaderOf(resp, "x-deny-reason"), "no_model_provider") << resp;
+}
+
+// ------------------------------------------- the model route is the model API
+
+TEST_F(GatewayTest, TheModelRouteForwardsOnlyTheProviderApisMethodsAndPaths) {
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(443);
+  Start(c);
+  auto req = [](const std::string& method, const std::string& path) {
+    return absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nx-api-key: ",
+                        kPlaceholder, "\r\nContent-Length: 2\r\n\r\n{}");
+  };
+  struct Case {
+    std::string method, path;
+    int status;
+    const char* token;
+  };
+  const Case cases[] = {
+      {"TRACE", "/v1/messages", 405, "method_not_allowed"},
+      {"GET", "/v1/messages", 405, "method_not_allowed"},
+      {"POST", "/v1/files", 403, "path_not_allowed"},
+      {"POST", "/v1/messages/batches", 403, "path_not_allowed"},
+      {"GET", "/v1/messages/batches/x/results", 403, "path_not_allowed"},
+      {"POST", "/v1/messages/../files", 403, "path_not_allowed"},
+      {"POST", "/v1/messages/%2e%2e/files", 403, "path_not_allowed"},
+      {"DELETE", "/v1/files/file_1", 403, "path_not_allowed"},
+  };
+  for (const auto& k : cases) {
+    // Origin form (ANTHROPIC_BASE_URL) and through a tunnel to the bridge.
+    std::string resp = Exchange(sock(), req(k.method, k.path));
+    EXPECT_EQ(StatusOf(resp), k.status) << k.method << " " << k.path << "\n" << resp;
+    EXPECT_EQ(HeaderOf(resp, "x-deny-reason"), k.token) << resp;
+    resp = Exchange(sock(), "CONNECT 127.0.0.1:3128 HTTP/1.1\r\nHost: 127.0.0.1:3128\r\n\r\n" +
+                                req(k.method, k.path));
+    std::string inner = resp.substr(std::min(resp.size(), resp.find("\r\n\r\n") + 4));
+    EXPECT_EQ(StatusOf(inner), k.status) << resp;
+    EXPECT_EQ(HeaderOf(inner, "x-deny-reason"), k.token) << resp;
+  }
+  EXPECT_EQ(https443_->connections(), 0) << "a refused request reached the provider with the key";
+  // The API itself still works: messages (with a query string), count_tokens, models.
+  for (const auto& [m, p] : std::vector<std::pair<std::string, std::string>>{
+           {"POST", "/v1/messages?beta=true"}, {"POST", "/v1/messages/count_tokens"}, {"GET", "/v1/models"}}) {
+    std::string resp = Exchange(sock(), req(m, p));
+    EXPECT_EQ(StatusOf(resp), 200) << m << " " << p << "\n" << resp;
+  }
+  EXPECT_EQ(https443_->connections(), 3);
+  auto log = Netlog(2 * std::size(cases) + 3);
+  int denied = 0;
+  for (const auto& e : log)
+    if (e["decision"] == "deny") {
+      ++denied;
+      EXPECT_EQ(e["kind"], "model") << e.dump();
+      EXPECT_TRUE(e.contains("path")) << e.dump();
+    }
+  EXPECT_EQ(denied, 2 * static_cast<int>(std::size(cases)));
+  // A provider's own list replaces the defaults.
+  JobConfig own = Config({}, {kFarOpen});
+  own.model = Route(443);
+  own.model->api = {*ParseModelApiRule("POST /v1/chat/completions")};
+  Restart(own);
+  EXPECT_EQ(StatusOf(Exchange(sock(), req("POST", "/v1/chat/completions"))), 200);
+  EXPECT_EQ(StatusOf(Exchange(sock(), req("POST", "/v1/messages"))), 403);
+  EXPECT_EQ(https443_->connections(), 4);
+}
+
+// ---------------------------------------------------- names under a wildcard
+
+TEST_F(GatewayTest, AWildcardRuleResolvesABoundedNumberOfNamesPerJob) {
+  JobConfig c = Config({"*.allowed.test"}, {kFarOpen});
+  c.limits.max_names_per_wildcard = 3;
+  Start(c);
+  for (const char* n : {"n1.allowed.test", "n2.allowed.test", "n3.allowed.test"}) {
+    std::string resp = Exchange(sock(), Get(n, n));
+    EXPECT_EQ(StatusOf(resp), 200) << n << "\n" << resp;
+  }
+  // The fourth name is refused before any lookup, as a CONNECT and as HTTP.
+  std::string resp = Exchange(sock(), Get("n4.allowed.test", "n4.allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(HeaderOf(resp, "x-deny-reason"), "too_many_names") << resp;
+  EXPECT_TRUE(absl::StrContains(resp, "too many names under *.allowed.test")) << resp;
+  resp = Exchange(sock(), "CONNECT n5.allowed.test:443 HTTP/1.1\r\nHost: n5.allowed.test:443\r\n\r\n");
+  EXPECT_EQ(StatusOf(resp), 403) << resp;
+  EXPECT_EQ(HeaderOf(resp, "x-deny-reason"), "too_many_names") << resp;
+  // A name already admitted stays usable.
+  resp = Exchange(sock(), Get("n2.allowed.test", "n2.allowed.test"));
+  EXPECT_EQ(StatusOf(resp), 200) << resp;
+  EXPECT_EQ(http80_->connections(), 4);
+  // The names are in the network log, with the count under the rule.
+  auto log = Netlog(6);
+  EXPECT_EQ(log[0]["host"], "n1.allowed.test");
+  EXPECT_EQ(log[2]["wildcard_names"], 3) << log[2].dump();
+  EXPECT_EQ(log[3]["host"], "n4.allowed.test");
+  EXPECT_EQ(log[3]["deny_reason"], "too_many_names") << log[3].dump();
+  EXPECT_EQ(log[4]["host"], "n5.allowed.test");
+}
+
+// ------------------------------------------------ the network log's budget
+
+// 2,000 refused requests with 8 KB targets and 20 KB Host headers, as a
+// hostile agent sends them: the network log stays under its byte cap and
+// says what it dropped, every field is cut, and workerd's own log gets a
+// bounded number of short lines (it grew by ~28 KB per request before).
+TEST_F(GatewayTest, AFloodOfHugeRefusedRequestsKeepsTheNetlogAndWorkerdsLogBounded) {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  JobConfig c = Config({"allowed.test"}, {kFarOpen});
+  Start(c);
+  const int kRequests = 2000;
+  const std::string target(8000, 't'), host(20 * 1024, 'h');  // the target: 8 KiB in all
+  for (int i = 0; i < kRequests; ++i) {
+    std::string req = i % 2 == 0
+        ? absl::StrCat("GET http://evil.test/", target, " HTTP/1.1\r\nHost: ", host, i, "\r\n\r\n")
+        : absl::StrCat("GET http://", host.substr(0, 200), ".example/", target.substr(0, 7700),
+                       " HTTP/1.1\r\nHost: ", host.substr(0, 200), ".example\r\nX-Pad: ", host, "\r\n\r\n");
+    std::string resp = Exchange(sock(), req);
+    ASSERT_TRUE(StatusOf(resp) == 400 || StatusOf(resp) == 403) << i << ": " << resp.substr(0, 300);
+  }
+  // A connection allowed after the flood is still logged: refusals fill at
+  // most three quarters of the log.
+  EXPECT_EQ(StatusOf(Exchange(sock(), Get("allowed.test", "allowed.test"))), 200);
+  job_->Stop();
+  const nlohmann::json log = job_->Netlog();
+  const std::string text = NetlogText(log);
+  EXPECT_EQ(job_->denied(), kRequests);
+  EXPECT_LE(text.size(), static_cast<size_t>(c.limits.netlog_max_bytes) + kNetlogNoteBytes)
+      << "network log of " << text.size() << " bytes";
+  ASSERT_GE(log.size(), 2u);
+  const auto& last = log.back();
+  EXPECT_EQ(last["decision"], "truncated") << last.dump();
+  EXPECT_EQ(last.value("dropped_entries", 0) + static_cast<int>(log.size()) - 1, kRequests + 1)
+      << last.dump();
+  EXPECT_TRUE(absl::StrContains(last.value("reason", ""), "not logged")) << last.dump();
+  for (const auto& e : log)
+    for (const auto& [k, v] : e.items())
+      if (v.is_string()) EXPECT_LE(v.get<std::string>().size(), kNetlogFieldBytes + 40) << k;
+  EXPECT_TRUE(absl::StrContains(log[0].value("reason", ""), "more bytes cut")) << log[0].dump();
+  bool allowed_logged = false;
+  for (const auto& e : log) allowed_logged |= e["decision"] == "allow" && e["host"] == "allowed.test";
+  EXPECT_TRUE(allowed_logged) << "the allowed connection was pushed out of the log by the refusals";
+  EXPECT_EQ(last.value("dropped_denied", 0), last.value("dropped_entries", -1));
+  job_.reset();
+  gw_.reset();
+  spdlog::set_default_logger(previous);
+  const std::string lines = captured.str();
+  EXPECT_LT(lines.size(), size_t{64 << 10}) << "workerd's log grew by " << lines.size() << " bytes";
+  EXPECT_TRUE(absl::StrContains(lines, "not logged here")) << lines.substr(0, 2000);
+  for (absl::string_view line : absl::StrSplit(lines, '\n'))
+    EXPECT_LT(line.size(), 700u) << line.substr(0, 300);
 }
 
 }  // namespace

@@ -5,11 +5,15 @@
 // retry-after, one cut per window (failures of attempts started before the
 // cut only extend the hold), additive increase back to the configured
 // maximum (or the level before the first cut) after which the cut is
-// forgotten; Save/Restore for rollbacks; and what View reports.
+// forgotten; Save/Restore for rollbacks; and what View reports. A worker's
+// retry-after is capped, and one job cuts or holds a provider at most once
+// per window.
 #include "server/fleet_limits.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <limits>
 
 namespace assessq {
 namespace {
@@ -141,6 +145,59 @@ TEST(FleetLimitsTest, ModelApiFailureHalvesHoldsAndRecoversAdditively) {
   const LimitView* v = Find(view, "provider", "anthropic");
   ASSERT_NE(v, nullptr);
   EXPECT_EQ(v->reason, "configured maximum 16");
+}
+
+TEST(FleetLimitsTest, AWorkersRetryAfterIsCapped) {
+  struct Case {
+    int64_t reported, capped;
+  };
+  const Case cases[] = {{0, 0},
+                        {-5, 0},
+                        {7'000, 7'000},
+                        {FleetLimits::kMaxRetryAfterMs, FleetLimits::kMaxRetryAfterMs},
+                        {FleetLimits::kMaxRetryAfterMs + 1, FleetLimits::kMaxRetryAfterMs},
+                        {int64_t{1} << 62, FleetLimits::kMaxRetryAfterMs},
+                        {std::numeric_limits<int64_t>::max(), FleetLimits::kMaxRetryAfterMs},
+                        {std::numeric_limits<int64_t>::min(), 0}};
+  for (const auto& c : cases) {
+    EXPECT_EQ(FleetLimits::CapRetryAfter(c.reported), c.capped) << c.reported;
+    FleetLimits f;
+    f.ConfigureBatch(1, "b", "p", {});
+    f.OnStart(1, 0);
+    const int64_t now = 1'000'000;
+    f.OnModelApiFailure(1, 0, c.reported, now, "429", /*job_id=*/7);
+    auto a = f.Allow(1, now);
+    EXPECT_EQ(a.retry_at_ms, c.capped > 0 ? now + c.capped : 0) << c.reported;
+    // Past the cap, starts are no longer held, whatever the worker said.
+    f.OnEnd(1);
+    EXPECT_GT(f.Allow(1, now + FleetLimits::kMaxRetryAfterMs).starts, 0) << c.reported;
+  }
+}
+
+TEST(FleetLimitsTest, OneJobCutsTheFleetAtMostOncePerWindow) {
+  FleetLimits f;
+  f.ConfigureBatch(1, "b", "anthropic", {});
+  f.ConfigureProvider("anthropic", {64, 0});
+  int64_t t = 1'000'000;
+  for (int i = 0; i < 32; ++i) f.OnStart(1, t);
+  // Job 7 fails; it retries (a new lease after the cut) and fails again and
+  // again inside the window: only the first failure cuts the fleet's limit,
+  // and a repeat holds new starts for at most kRepeatHoldMs.
+  f.OnModelApiFailure(1, t, 30'000, t + 1000, "job 7: 429", 7);
+  EXPECT_EQ(f.ProviderLimit("anthropic"), 16);
+  for (int k = 1; k <= 5; ++k) {
+    int64_t at = t + k * 100'000;
+    f.OnModelApiFailure(1, at - 30'000, FleetLimits::kMaxRetryAfterMs, at, "job 7: 429", 7);
+    EXPECT_EQ(f.ProviderLimit("anthropic"), 16) << "repeat " << k;
+    EXPECT_EQ(f.Allow(1, at).retry_at_ms, at + FleetLimits::kRepeatHoldMs) << "repeat " << k;
+  }
+  // Another job's failure (leased after the cut) still cuts.
+  f.OnModelApiFailure(1, t + 2000, 0, t + 560'000, "job 8: 429", 8);
+  EXPECT_EQ(f.ProviderLimit("anthropic"), 8);
+  // Once the window has passed, job 7 counts again.
+  const int64_t later = t + 1000 + FleetLimits::kJobWindowMs;
+  f.OnModelApiFailure(1, later - 1, 0, later, "job 7: 429", 7);
+  EXPECT_EQ(f.ProviderLimit("anthropic"), 4);
 }
 
 TEST(FleetLimitsTest, WithoutAConfiguredMaximumItRecoversToThePreviousLevel) {

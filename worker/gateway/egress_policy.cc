@@ -239,4 +239,90 @@ std::string ClassifyAddress(const EgressPolicy& p, const IpAddr& a) {
   return "";
 }
 
+// ------------------------------------------------------------- model API
+
+absl::StatusOr<ModelApiRule> ParseModelApiRule(const std::string& text) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model API rule '", text, "': ", why, " (want e.g. \"POST /v1/messages\")"));
+  };
+  auto sp = text.find(' ');
+  if (sp == std::string::npos || sp == 0) return bad("needs a method and a path");
+  ModelApiRule r;
+  r.method = text.substr(0, sp);
+  r.path = text.substr(sp + 1);
+  for (char c : r.method)
+    if (c < 'A' || c > 'Z') return bad("the method must be upper-case letters");
+  if (r.path.empty() || r.path[0] != '/') return bad("the path must start with /");
+  if (absl::EndsWith(r.path, "/*")) {
+    r.prefix = true;
+    r.path.pop_back();  // keeps the "/"
+  }
+  for (char c : r.path)
+    if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%' || c == '*' || c == '\\')
+      return bad("the path may hold no query, escape, wildcard (but a final /*) or space");
+  if (r.path.find("//") != std::string::npos || r.path.find("/./") != std::string::npos ||
+      r.path.find("/../") != std::string::npos || absl::EndsWith(r.path, "/.") ||
+      absl::EndsWith(r.path, "/.."))
+    return bad("the path has an empty, . or .. segment");
+  return r;
+}
+
+std::vector<std::string> DefaultModelApi() {
+  return {"POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models",
+          "GET /v1/models/*"};
+}
+
+std::vector<ModelApiRule> DefaultModelApiRules() {
+  std::vector<ModelApiRule> out;
+  for (const auto& t : DefaultModelApi()) out.push_back(*ParseModelApiRule(t));
+  return out;
+}
+
+ModelRequestDecision DecideModelRequest(const std::vector<ModelApiRule>& allow,
+                                        const std::string& method, const std::string& target) {
+  std::string path = target.substr(0, target.find('?'));
+  auto refuse = [&](const char* token, std::string why) {
+    return ModelRequestDecision{false, token, std::move(why)};
+  };
+  // Compared byte for byte: no escape, empty, "." or ".." segment, which an
+  // intermediary might resolve to another endpoint.
+  bool odd = path.empty() || path[0] != '/' || path.find('#') != std::string::npos ||
+             path.find('%') != std::string::npos || path.find('\\') != std::string::npos ||
+             path.find("//") != std::string::npos;
+  for (size_t at = 0; !odd && at < path.size();) {
+    size_t next = path.find('/', at + 1);
+    std::string seg = path.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+    odd = seg == "." || seg == "..";
+    at = next == std::string::npos ? path.size() : next;
+  }
+  if (odd) return refuse("path_not_allowed", "the path is not in plain form (escape, empty, . or .. segment)");
+  bool path_known = false;
+  for (const auto& r : allow) {
+    bool match = r.prefix ? path.size() > r.path.size() && absl::StartsWith(path, r.path)
+                          : path == r.path;
+    if (!match) continue;
+    path_known = true;
+    if (r.method == method) return {true, "", ""};
+  }
+  if (path_known)
+    return refuse("method_not_allowed",
+                  absl::StrCat(method, " is not allowed on this path of the model API"));
+  return refuse("path_not_allowed", "the path is not an endpoint of the model API this job may use");
+}
+
+// ------------------------------------------------------- wildcard names
+
+bool WildcardNames::Admit(const std::string& rule, const std::string& host, int* count) {
+  if (!absl::StartsWith(rule, "*.")) {
+    if (count) *count = 0;
+    return true;
+  }
+  auto& names = seen_[rule];
+  bool ok = names.count(host) > 0 || static_cast<int>(names.size()) < max_;
+  if (ok) names.insert(host);
+  if (count) *count = static_cast<int>(names.size());
+  return ok;
+}
+
 }  // namespace assessq::gateway

@@ -7,13 +7,18 @@
 // denied unless a rule names that exact address; and every resolved address
 // is classified, refusing loopback, private, link-local, metadata, multicast,
 // reserved and IPv6 forms that embed IPv4, unless the worker's local policy
-// opens a specific range. Pure; unit-tested without I/O.
+// opens a specific range. The model route's own rules: which methods and
+// paths of the provider's API it forwards (nothing else reaches the provider
+// with the real key), and how many distinct names a job may have resolved
+// under each wildcard rule. Pure; unit-tested without I/O.
 #pragma once
 
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,5 +86,51 @@ std::vector<IpAddr> LocalAddresses();
 // Classifies a resolved (or literal) address: empty when usable, otherwise
 // the reason it is refused.
 std::string ClassifyAddress(const EgressPolicy& p, const IpAddr& a);
+
+// One method and path of a model provider's API that the model route
+// forwards: "POST /v1/messages" (that exact path, any query string), or
+// "GET /v1/models/*" (the path's sub-paths: "/v1/models/x", never
+// "/v1/models" itself, a "." or ".." segment, or a percent-escape).
+struct ModelApiRule {
+  std::string method;  // upper case, as sent
+  std::string path;    // without the trailing "*" for a prefix rule
+  bool prefix = false;
+};
+absl::StatusOr<ModelApiRule> ParseModelApiRule(const std::string& text);
+// The Anthropic Messages API, what Claude Code's model calls use:
+// POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and
+// GET /v1/models/*. Not the file, batch or any other endpoint.
+std::vector<std::string> DefaultModelApi();
+std::vector<ModelApiRule> DefaultModelApiRules();
+
+// Why a refusal happened, as the token the gateway sends in `x-deny-reason`
+// and records in the network log.
+struct ModelRequestDecision {
+  bool allowed = false;
+  std::string deny_reason;  // "path_not_allowed" or "method_not_allowed"
+  std::string why;          // a sentence for the log and the reply body
+};
+// Decides an origin-form model request (`target` is "/path?query").
+ModelRequestDecision DecideModelRequest(const std::vector<ModelApiRule>& allow,
+                                        const std::string& method, const std::string& target);
+
+// Under a wildcard rule (`*.example.com`) the job chooses the names the
+// worker's resolver looks up, a channel out through DNS. This counts the
+// distinct names each wildcard rule let through for one job and refuses a
+// new one past `max_per_rule`; names already admitted stay admitted. Exact
+// rules (one fixed name) are not counted.
+class WildcardNames {
+ public:
+  explicit WildcardNames(int max_per_rule) : max_(max_per_rule) {}
+  // Whether `host`, which `rule` allowed, may be resolved. *count (if set)
+  // is the rule's distinct names afterwards (0 for a rule that is no
+  // wildcard).
+  bool Admit(const std::string& rule, const std::string& host, int* count = nullptr);
+  int max_per_rule() const { return max_; }
+
+ private:
+  int max_;
+  std::map<std::string, std::set<std::string>> seen_;
+};
 
 }  // namespace assessq::gateway

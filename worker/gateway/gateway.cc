@@ -19,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "worker/gateway/http_head.h"
 
 namespace assessq::gateway {
@@ -36,11 +37,42 @@ int64_t NowMs() {
       .count();
 }
 
-std::string Reply(int code, absl::string_view reason, absl::string_view why) {
-  std::string body = absl::StrCat("assessq gateway: ", why, "\n");
-  return absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: text/plain\r\n",
+// Cuts `s` to at most `max` bytes (at a UTF-8 character boundary), saying
+// how many were cut.
+std::string CutText(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return absl::StrCat(s.substr(0, n), "...[", s.size() - n, " more bytes cut]");
+}
+
+// A job's string for workerd's own log: printable ASCII as is, every other
+// byte as \xNN (no line breaks or terminal escapes from the agent), cut.
+std::string LogSafe(const std::string& s, size_t max = 160) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && out.size() < max; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') out += static_cast<char>(c);
+    else absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+  }
+  if (out.size() >= max && s.size() > max) absl::StrAppend(&out, "...(", s.size(), " bytes)");
+  return out;
+}
+
+// The gateway's own answer. A refusal names its reason twice: as a token in
+// `x-deny-reason` (what a client such as Claude Code recognises, e.g.
+// host_not_allowed) and as a short sentence in the body.
+std::string Reply(int code, absl::string_view phrase, absl::string_view token, const std::string& why) {
+  std::string body = absl::StrCat("assessq gateway: ", CutText(why, 400), "\n");
+  return absl::StrCat("HTTP/1.1 ", code, " ", phrase, "\r\nContent-Type: text/plain; charset=utf-8\r\n",
                       "X-Assessq-Gateway: ", code == 200 ? "allow" : "deny", "\r\n",
+                      token.empty() ? "" : absl::StrCat("x-deny-reason: ", token, "\r\n"),
                       "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
+}
+
+// The deny_reason token of a failed Resolve: blocked address or no answer.
+const char* ResolveToken(const absl::Status& s) {
+  return absl::IsPermissionDenied(s) ? "address_forbidden" : "resolve_failed";
 }
 
 // One log entry, filled in as the request proceeds.
@@ -100,11 +132,15 @@ class JobGatewayImpl final : public JobGateway,
                              public std::enable_shared_from_this<JobGatewayImpl> {
  public:
   JobGatewayImpl(asio::io_context& io, JobConfig cfg, const GatewayOptions& gopt)
-      : io_(io), cfg_(std::move(cfg)), gopt_(gopt), acceptor_(io) {
+      : io_(io), cfg_(std::move(cfg)), gopt_(gopt), acceptor_(io),
+        names_(cfg_.limits.max_names_per_wildcard) {
     // Taken when the job starts: the worker host is never a destination.
     auto self = LocalAddresses();
     cfg_.policy.self_addresses.insert(cfg_.policy.self_addresses.end(), self.begin(), self.end());
   }
+
+  // Lines suppressed after Stop (connections that ended later) are said too.
+  ~JobGatewayImpl() override { FlushSuppressedLocked(); }
 
   absl::Status Listen() {
     std::error_code ec;
@@ -128,6 +164,7 @@ class JobGatewayImpl final : public JobGateway,
       std::lock_guard<std::mutex> l(self->mu_);
       for (auto& c : self->closers_) c(true);
       self->closers_.clear();
+      self->FlushSuppressedLocked();
       self->stop_ran_ = true;
       self->idle_cv_.notify_all();
     });
@@ -141,7 +178,18 @@ class JobGatewayImpl final : public JobGateway,
 
   nlohmann::json Netlog() override {
     std::lock_guard<std::mutex> l(mu_);
-    return netlog_;
+    nlohmann::json out = netlog_;
+    if (dropped_ > 0)
+      out.push_back({{"ts", NowMs()},
+                     {"job", cfg_.job_id},
+                     {"decision", "truncated"},
+                     {"reason", absl::StrCat("network log cap reached (", cfg_.limits.netlog_max_entries,
+                                             " entries or ", cfg_.limits.netlog_max_bytes,
+                                             " bytes): ", dropped_, " more connection(s) not logged, ",
+                                             dropped_denied_, " of them denied")},
+                     {"dropped_entries", dropped_},
+                     {"dropped_denied", dropped_denied_}});
+    return out;
   }
   RateSignal rate_signal() override {
     std::lock_guard<std::mutex> l(mu_);
@@ -171,18 +219,71 @@ class JobGatewayImpl final : public JobGateway,
     }
   }
 
-  void Log(Entry& e, bool allowed, const std::string& why) {
+  // Records a connection's entry (within the log's caps) and, for a
+  // refusal, a line in workerd's own log (rate-limited). `token` is the
+  // refusal's deny_reason.
+  void Log(Entry& e, bool allowed, const std::string& why, absl::string_view token = "") {
     e.j["ts"] = e.start;
     e.j["job"] = cfg_.job_id;
     e.j["decision"] = allowed ? "allow" : "deny";
     e.j["reason"] = why;
+    if (!allowed && !token.empty()) e.j["deny_reason"] = std::string(token);
     e.j["duration_ms"] = NowMs() - e.start;
+    // Hosts, paths, server names and reasons are the agent's bytes: each is
+    // cut, so one entry stays small whatever the request held.
+    for (auto& [k, v] : e.j.items())
+      if (v.is_string() && v.get_ref<const std::string&>().size() > kNetlogFieldBytes)
+        v = CutText(v.get<std::string>(), kNetlogFieldBytes);
+    const size_t size = NetlogText(e.j).size() + 1;  // and its comma
     std::lock_guard<std::mutex> l(mu_);
     if (!allowed) ++denied_;
-    if (netlog_.size() < 10000) netlog_.push_back(e.j);
-    if (!allowed) spdlog::info("[job={}] gateway denied {} {}:{}: {}", cfg_.job_id,
-                               e.j.value("method", ""), e.j.value("host", ""),
-                               e.j.value("port", 0), why);
+    // Refusals fill at most three quarters of the log: a flood of them cannot
+    // push out the connections that were allowed (the evidence the
+    // coordinator's trust flags read).
+    const JobLimits& lim = cfg_.limits;
+    const int64_t max_entries = allowed ? lim.netlog_max_entries : lim.netlog_max_entries / 4 * 3;
+    const int64_t max_bytes = allowed ? lim.netlog_max_bytes : lim.netlog_max_bytes / 4 * 3;
+    if (static_cast<int64_t>(netlog_.size()) < max_entries &&
+        netlog_bytes_ + static_cast<int64_t>(size) <= max_bytes) {
+      netlog_.push_back(e.j);
+      netlog_bytes_ += static_cast<int64_t>(size);
+    } else {
+      ++dropped_;
+      if (!allowed) ++dropped_denied_;
+    }
+    if (!allowed) LogLineLocked(e, why);
+  }
+
+  // workerd's line about a refused request: fields escaped and cut, at most
+  // log_lines_per_minute per job, the rest counted and said once the minute
+  // is over (or when the job ends).
+  void LogLineLocked(const Entry& e, const std::string& why) {
+    const int64_t now = NowMs();
+    if (now - line_window_start_ >= 60000) {
+      FlushSuppressedLocked();
+      line_window_start_ = now;
+      lines_in_window_ = 0;
+    }
+    if (lines_in_window_ >= cfg_.limits.log_lines_per_minute) {
+      ++lines_suppressed_;
+      return;
+    }
+    ++lines_in_window_;
+    auto str = [&](const char* k) {
+      auto it = e.j.find(k);
+      return it != e.j.end() && it->is_string() ? LogSafe(it->get<std::string>()) : std::string();
+    };
+    auto port = e.j.find("port");
+    spdlog::info("[job={}] gateway denied {} {}:{}: {}", cfg_.job_id, str("method"), str("host"),
+                 port != e.j.end() && port->is_number() ? port->get<int64_t>() : 0,
+                 LogSafe(why, 240));
+  }
+  void FlushSuppressedLocked() {
+    if (lines_suppressed_ == 0) return;
+    spdlog::info("[job={}] gateway: {} more refused request(s) not logged here (limit {} lines a "
+                 "minute); the job's network log counts them",
+                 cfg_.job_id, lines_suppressed_, cfg_.limits.log_lines_per_minute);
+    lines_suppressed_ = 0;
   }
 
   // Registers a way to close a socket when the job's gateway stops. Each
@@ -207,17 +308,18 @@ class JobGatewayImpl final : public JobGateway,
     });
   }
 
-  awaitable<void> Deny(std::shared_ptr<local::socket> c, Entry& e, int code, absl::string_view reason,
-                       const std::string& why) {
-    Log(e, false, why);
+  // Refuses a request with `token` in x-deny-reason and `why` in the body.
+  awaitable<void> Deny(std::shared_ptr<local::socket> c, Entry& e, int code, absl::string_view phrase,
+                       absl::string_view token, const std::string& why) {
+    Log(e, false, why, token);
     std::error_code ec;
-    co_await asio::async_write(*c, asio::buffer(Reply(code, reason, why)),
+    co_await asio::async_write(*c, asio::buffer(Reply(code, phrase, token, why)),
                                asio::redirect_error(use_awaitable, ec));
   }
 
   awaitable<void> DenyBudget(std::shared_ptr<local::socket> c, Entry& e) {
     e.j["limit"] = "total bytes";
-    co_await Deny(c, e, 403, "Forbidden", BudgetSpent());
+    co_await Deny(c, e, 403, "Forbidden", "budget_exhausted", BudgetSpent());
   }
 
   // Resolves once (or from the test override), checks every address.
@@ -554,7 +656,7 @@ class JobGatewayImpl final : public JobGateway,
       auto parsed = ParseRequestHead(buf);
       if (!parsed.ok()) {
         if (!e.j.contains("method")) e.j["method"] = "?";
-        co_await Deny(c, e, 400, "Bad Request", std::string(parsed.status().message()));
+        co_await Deny(c, e, 400, "Bad Request", "bad_request", std::string(parsed.status().message()));
         co_return std::nullopt;
       }
       if (*parsed) co_return *parsed;
@@ -601,7 +703,7 @@ class JobGatewayImpl final : public JobGateway,
       e.j["kind"] = "model";
       e.j["host"] = "127.0.0.1";
       e.j["port"] = kBridgePort;
-      co_await Deny(c, e, 400, "Bad Request",
+      co_await Deny(c, e, 400, "Bad Request", "model_route_only",
                     "a tunnel to the bridge carries model requests only (origin form)");
     }
   }
@@ -614,12 +716,30 @@ class JobGatewayImpl final : public JobGateway,
   };
 
   // Rules first: a name no rule allows never reaches a resolver.
-  absl::StatusOr<Target> Decide(const std::string& raw_host, int port) {
+  absl::StatusOr<Target> Decide(const std::string& raw_host, int port, Entry& e) {
     auto host = NormalizeHost(raw_host);
     if (!host.ok()) return absl::PermissionDeniedError(std::string(host.status().message()));
     HostDecision d = DecideHost(cfg_.policy, *host, port);
     if (!d.allowed) return absl::PermissionDeniedError(d.rule);
+    // Under a wildcard the job picks the names the resolver looks up: a
+    // bounded number of them per rule.
+    int count = 0;
+    bool admitted;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      admitted = names_.Admit(d.rule, *host, &count);
+    }
+    if (!admitted)
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many names under ", d.rule, ": this job may have ", names_.max_per_rule(),
+          " different names resolved under a wildcard rule"));
+    if (count > 0) e.j["wildcard_names"] = count;
     return Target{*host, port, d.rule, d.explicit_port};
+  }
+
+  // The deny_reason of a refused Decide.
+  static const char* DecideToken(const absl::Status& s) {
+    return absl::IsResourceExhausted(s) ? "too_many_names" : "host_not_allowed";
   }
 
   awaitable<void> Serve(std::shared_ptr<local::socket> c) {
@@ -642,7 +762,7 @@ class JobGatewayImpl final : public JobGateway,
       }
     } leave{this};
     if (e.j.contains("method")) {
-      co_await Deny(c, e, 503, "Service Unavailable", "too many concurrent connections for this job");
+      co_await Deny(c, e, 503, "Service Unavailable", "too_many_connections", "too many concurrent connections for this job");
       co_return;
     }
     std::string buf;
@@ -675,14 +795,17 @@ class JobGatewayImpl final : public JobGateway,
                                 std::string rest, Entry& e) {
     e.j["kind"] = "connect";
     auto auth = ParseConnectTarget(h.target);
-    if (!auth.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(auth.status().message()));
+    if (!auth.ok()) co_return co_await Deny(c, e, 400, "Bad Request", "bad_request", std::string(auth.status().message()));
     e.j["host"] = auth->host;
     e.j["port"] = auth->port;
-    auto t = Decide(auth->host, auth->port);
-    if (!t.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(t.status().message()));
+    auto t = Decide(auth->host, auth->port, e);
+    if (!t.ok())
+      co_return co_await Deny(c, e, 403, "Forbidden", DecideToken(t.status()), std::string(t.status().message()));
     e.j["rule"] = t->rule;
     auto addrs = co_await Resolve(t->host);
-    if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    if (!addrs.ok())
+      co_return co_await Deny(c, e, 403, "Forbidden", ResolveToken(addrs.status()),
+                              std::string(addrs.status().message()));
     // Read the ClientHello before connecting upstream: fronting is refused
     // without a single packet leaving.
     std::error_code ec;
@@ -695,7 +818,7 @@ class JobGatewayImpl final : public JobGateway,
       if (!hello.empty() && static_cast<uint8_t>(hello[0]) != 0x16 && raw_ok) break;  // raw TCP rule
       auto sni = ParseClientHelloSni(hello);
       if (!sni.ok()) {
-        Log(e, false, absl::StrCat("TLS check: ", sni.status().message()));
+        Log(e, false, absl::StrCat("TLS check: ", sni.status().message()), "not_tls");
         co_return;
       }
       if (*sni) {
@@ -703,7 +826,8 @@ class JobGatewayImpl final : public JobGateway,
         e.j["sni"] = **sni;
         if (!norm.ok() || *norm != t->host) {
           Log(e, false, absl::StrCat("TLS server name '", **sni, "' does not match CONNECT host '",
-                                     t->host, "' (fronting)"));
+                                     t->host, "' (fronting)"),
+              "sni_mismatch");
           co_return;
         }
         break;
@@ -711,25 +835,25 @@ class JobGatewayImpl final : public JobGateway,
       std::array<char, 4096> tmp;
       size_t n = co_await c->async_read_some(asio::buffer(tmp), asio::redirect_error(use_awaitable, ec));
       if (ec || n == 0 || hello.size() > 32768) {
-        Log(e, false, "no TLS ClientHello");
+        Log(e, false, "no TLS ClientHello", "not_tls");
         co_return;
       }
       hello.append(tmp.data(), n);
     }
     if (!BudgetFits(static_cast<int64_t>(hello.size()))) {
       e.j["limit"] = "total bytes";
-      Log(e, false, BudgetSpent());
+      Log(e, false, BudgetSpent(), "budget_exhausted");
       co_return;
     }
     auto up = co_await Connect(*addrs, t->port);
     if (!up.ok()) {
-      Log(e, false, std::string(up.status().message()));
+      Log(e, false, std::string(up.status().message()), "upstream_unreachable");
       co_return;
     }
     e.j["address"] = up->second.ToString();
     if (!TakeBudgetAll(static_cast<int64_t>(hello.size()))) {  // spent by another connection meanwhile
       e.j["limit"] = "total bytes";
-      Log(e, false, BudgetSpent());
+      Log(e, false, BudgetSpent(), "budget_exhausted");
       co_return;
     }
     co_await asio::async_write(*up->first, asio::buffer(hello), asio::redirect_error(use_awaitable, ec));
@@ -776,31 +900,34 @@ class JobGatewayImpl final : public JobGateway,
                              Entry& e) {
     e.j["kind"] = "http";
     auto uri = ParseAbsoluteUri(h.target);
-    if (!uri.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(uri.status().message()));
+    if (!uri.ok()) co_return co_await Deny(c, e, 400, "Bad Request", "bad_request", std::string(uri.status().message()));
     const Authority& a = uri->first;
     e.j["host"] = a.host;
     e.j["port"] = a.port;
     auto host_hdr = h.Header("host");
-    if (!host_hdr) co_return co_await Deny(c, e, 400, "Bad Request", "no Host header");
+    if (!host_hdr) co_return co_await Deny(c, e, 400, "Bad Request", "bad_request", "no Host header");
     auto ha = ParseHostHeader(*host_hdr, 80);
     auto n1 = NormalizeHost(a.host);
     auto n2 = ha.ok() ? NormalizeHost(ha->host) : absl::StatusOr<std::string>(ha.status());
     if (!n1.ok() || !n2.ok() || *n1 != *n2 || ha->port != a.port)
-      co_return co_await Deny(c, e, 400, "Bad Request",
+      co_return co_await Deny(c, e, 400, "Bad Request", "host_mismatch",
                               absl::StrCat("Host header '", *host_hdr, "' does not match the URL (fronting)"));
     auto body = RequestBodyLength(h);
-    if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(body.status().message()));
-    if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", kChunkedRefused);
-    auto t = Decide(a.host, a.port);
-    if (!t.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(t.status().message()));
+    if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", "bad_request", std::string(body.status().message()));
+    if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", "chunked_body_refused", kChunkedRefused);
+    auto t = Decide(a.host, a.port, e);
+    if (!t.ok())
+      co_return co_await Deny(c, e, 403, "Forbidden", DecideToken(t.status()), std::string(t.status().message()));
     e.j["rule"] = t->rule;
     auto addrs = co_await Resolve(t->host);
-    if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    if (!addrs.ok())
+      co_return co_await Deny(c, e, 403, "Forbidden", ResolveToken(addrs.status()),
+                              std::string(addrs.status().message()));
     int64_t left = BodyLeft(**body, rest);
     std::string out = RewriteHead(h, uri->second, *host_hdr, {}) + rest;
     if (!BudgetFits(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     auto up = co_await Connect(*addrs, t->port);
-    if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
+    if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_unreachable", std::string(up.status().message()));
     e.j["address"] = up->second.ToString();
     if (!TakeBudgetAll(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     std::error_code ec;
@@ -813,25 +940,34 @@ class JobGatewayImpl final : public JobGateway,
   awaitable<void> HandleModel(std::shared_ptr<local::socket> c, const RequestHead& h, std::string rest,
                               Entry& e) {
     e.j["kind"] = "model";
-    if (!cfg_.model) co_return co_await Deny(c, e, 403, "Forbidden", "no model provider configured for this job");
+    if (!cfg_.model) co_return co_await Deny(c, e, 403, "Forbidden", "no_model_provider", "no model provider configured for this job");
     const ModelRoute& m = *cfg_.model;
     e.j["host"] = m.host;
     e.j["port"] = m.port;
-    e.j["path"] = h.target.substr(0, 200);
+    e.j["path"] = h.target;  // cut when logged
+    // The provider's API only: a TRACE echoed by an intermediary would hand
+    // the job its key, file and batch endpoints outlive the job.
+    ModelRequestDecision api = DecideModelRequest(m.api, h.method, h.target);
+    if (!api.allowed)
+      co_return co_await Deny(c, e, api.deny_reason == "method_not_allowed" ? 405 : 403,
+                              api.deny_reason == "method_not_allowed" ? "Method Not Allowed" : "Forbidden",
+                              api.deny_reason, api.why);
     auto body = RequestBodyLength(h);
-    if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", std::string(body.status().message()));
-    if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", kChunkedRefused);
+    if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", "bad_request", std::string(body.status().message()));
+    if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", "chunked_body_refused", kChunkedRefused);
     int64_t left = BodyLeft(**body, rest);
     auto host = NormalizeHost(m.host);
-    if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "bad model host");
+    if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_unreachable", "bad model host");
     auto addrs = co_await Resolve(*host);
-    if (!addrs.ok()) co_return co_await Deny(c, e, 403, "Forbidden", std::string(addrs.status().message()));
+    if (!addrs.ok())
+      co_return co_await Deny(c, e, 403, "Forbidden", ResolveToken(addrs.status()),
+                              std::string(addrs.status().message()));
     std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
     std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
     std::string out = RewriteHead(h, h.target, host_header, {{m.header, key_value}}) + rest;
     if (!BudgetFits(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     auto up = co_await Connect(*addrs, m.port);
-    if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", std::string(up.status().message()));
+    if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_unreachable", std::string(up.status().message()));
     e.j["address"] = up->second.ToString();
     e.j["rule"] = "model provider";
     if (!TakeBudgetAll(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
@@ -847,14 +983,14 @@ class JobGatewayImpl final : public JobGateway,
     ctx.set_verify_mode(asio::ssl::verify_peer);
     if (m.ca_file.empty()) ctx.set_default_verify_paths(ec);
     else ctx.load_verify_file(m.ca_file, ec);
-    if (ec) co_return co_await Deny(c, e, 502, "Bad Gateway", "cannot load trust store");
+    if (ec) co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_tls_failed", "cannot load trust store");
     auto tls = std::make_shared<asio::ssl::stream<tcp::socket>>(std::move(*up->first), ctx);
     Track(tls);
     SSL_set_tlsext_host_name(tls->native_handle(), m.host.c_str());
     tls->set_verify_callback(asio::ssl::host_name_verification(m.host));
     co_await tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
     if (ec)
-      co_return co_await Deny(c, e, 502, "Bad Gateway",
+      co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_tls_failed",
                               absl::StrCat("TLS to the model provider failed: ", ec.message()));
     co_await asio::async_write(*tls, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
     if (!ec) co_await ModelRelay(c, tls, e, left);
@@ -902,8 +1038,11 @@ class JobGatewayImpl final : public JobGateway,
       if (auto p = lower.find("\r\nretry-after:"); p != std::string::npos) {
         double secs = 0;
         auto eol = lower.find("\r\n", p + 2);
-        if (absl::SimpleAtod(absl::StripAsciiWhitespace(lower.substr(p + 14, eol - p - 14)), &secs))
-          retry_ms = static_cast<int64_t>(secs * 1000);
+        // The provider's number, bounded before it is converted (a day at
+        // most; the coordinator caps it again).
+        if (absl::SimpleAtod(absl::StripAsciiWhitespace(lower.substr(p + 14, eol - p - 14)), &secs) &&
+            secs > 0)
+          retry_ms = static_cast<int64_t>(std::min(secs, 86400.0) * 1000);
       }
       std::lock_guard<std::mutex> l(mu_);
       rate_.status = status;
@@ -929,6 +1068,12 @@ class JobGatewayImpl final : public JobGateway,
   std::atomic<int64_t> total_bytes_{0};
   std::mutex mu_;
   nlohmann::json netlog_ = nlohmann::json::array();
+  int64_t netlog_bytes_ = 2;  // "[]"
+  int64_t dropped_ = 0, dropped_denied_ = 0;  // entries past a cap
+  int64_t line_window_start_ = 0;             // workerd's lines: this minute's start
+  int lines_in_window_ = 0;
+  int64_t lines_suppressed_ = 0;
+  WildcardNames names_;                       // guarded by mu_
   RateSignal rate_;
   int denied_ = 0;
   int active_ = 0;

@@ -9,7 +9,13 @@
 // agent sent, adds the real one from the worker's configuration, and makes the
 // upstream TLS connection itself with certificate verification, so the
 // container never holds the key. It records a network log per job and notes
-// the provider's rate-limit answers (429/529/5xx, retry-after). Once a
+// the provider's rate-limit answers (429/529/5xx, retry-after). The model
+// route forwards only the provider API's own methods and paths. Every
+// refusal carries `x-deny-reason: TOKEN` and a short plain-text body. The
+// network log has a byte budget as well as an entry cap (long fields are
+// cut, what is dropped is counted and said), names under a wildcard rule are
+// bounded per job, and workerd's own lines about a job's requests are
+// rate-limited and cut. Once a
 // connection is a pure byte relay between two plain sockets (a CONNECT
 // tunnel after its ClientHello check, a plain-HTTP exchange after its head),
 // the bytes move with splice(2) through a pipe, never through the gateway's
@@ -44,13 +50,31 @@ struct ModelRoute {
   std::string ca_file;         // empty: the system's trust store
   std::string header = "x-api-key";  // or "authorization" (sent as Bearer)
   std::string secret;          // the real key; never leaves the gateway
+  // The provider API's methods and paths this route forwards; others are
+  // refused (method_not_allowed / path_not_allowed).
+  std::vector<ModelApiRule> api = DefaultModelApiRules();
 };
 
 struct JobLimits {
   int max_connections = 64;
   int64_t max_total_bytes = int64_t{4} << 30;
   int idle_timeout_ms = 120000;
+  // Distinct names a job may have resolved under each wildcard rule.
+  int max_names_per_wildcard = 64;
+  // The network log: entries past either cap are counted, not kept; one
+  // closing entry says how many were dropped. With the closing entry the
+  // log stays under netlog_max_bytes + kNetlogNoteBytes (serialised).
+  int netlog_max_entries = 10000;
+  int64_t netlog_max_bytes = int64_t{1} << 20;
+  // workerd's own log lines about this job's refused requests, per minute;
+  // the rest are counted and said in one line.
+  int log_lines_per_minute = 30;
 };
+
+// Every string field of a network log entry is cut to this many bytes (with
+// a marker saying how many were cut); the closing entry's size bound.
+inline constexpr size_t kNetlogFieldBytes = 256;
+inline constexpr size_t kNetlogNoteBytes = 1024;
 
 struct JobConfig {
   int64_t job_id = 0;
@@ -75,7 +99,9 @@ class JobGateway {
  public:
   virtual ~JobGateway() = default;
   virtual void Stop() = 0;                 // closes the listener and every connection
-  virtual nlohmann::json Netlog() = 0;     // array of entries so far
+  // Array of entries so far; if any were dropped (a cap), the last entry is
+  // {"decision":"truncated", "dropped_entries":N, ...} saying so.
+  virtual nlohmann::json Netlog() = 0;
   virtual RateSignal rate_signal() = 0;
   virtual int denied() = 0;
 };
