@@ -99,21 +99,6 @@ constexpr char kDeniedHost[] = "www.kaggle.com";
 const std::vector<std::string> kReplaySteps = {"read",     "download", "paper",  "doi",      "publisher",
                                                "github",   "denied",   "analysis", "write"};
 
-// The gateway's refusals carry `x-deny-reason: host_not_allowed` (issue 15
-// item 2, another change): then Claude Code 2.1.335's WebFetch result says
-// why ({"error_type":"EGRESS_BLOCKED",...,"message":"Access to HOST is
-// blocked by the network egress proxy."}; checked against that change's
-// branch). Set to true once that is on main.
-constexpr bool kGatewaySendsDenyReason = false;
-
-// The coordinator computes the trust flags with the attempt's network log.
-// On main today the result is checked before the engine (worker_service.cc
-// StartComplete) with a ResultContext whose netlog_json is never set, so
-// every "data loaded" claim is flagged claims_loaded_without_download. With
-// `ctx->netlog_json = req.netlog_json();` there this replay has no flag (and
-// the before case gets sources_not_contacted): checked by hand; set to true
-// once that is on main.
-constexpr bool kCoordinatorFlagsSeeTheNetlog = true;
 
 bool ReplayBefore() {
   const char* e = std::getenv("AQ_REPLAY_BEFORE");
@@ -626,7 +611,7 @@ TEST_F(AgentRealTest, TheResultsClaimsAreBackedByTheNetworkLog) {
   for (const auto& e : W().netlog)
     if (e.value("kind", "") == "connect") connects += e.dump() + "\n";
   std::cout << "agent_real: trust flags: " << W().exported["flags"].dump() << "\n";
-  if (kCoordinatorFlagsSeeTheNetlog) EXPECT_EQ(W().exported["flags"], json::array()) << connects;
+  EXPECT_EQ(W().exported["flags"], json::array()) << connects;
 }
 
 // The nine steps of a real assessment, each through the real Claude Code and
@@ -646,11 +631,12 @@ TEST_F(AgentRealTest, EveryReplayedStepGotTheStandInsContent) {
   std::cout << "agent_real: replay tool calls that did what they should: " << ok << " of " << kReplaySteps.size()
             << (failed.empty() ? "" : " (failed: " + absl::StrJoin(failed, ", ") + ")")
             << (ReplayBefore() ? " [before: no managed settings, old allow list]" : "") << "\n";
-  // The refusal says why (the gateway's x-deny-reason: host_not_allowed,
-  // which Claude Code turns into "the egress proxy blocked the host").
+  // The refusal says why: the gateway's x-deny-reason: host_not_allowed,
+  // which Claude Code 2.1.335 turns into {"error_type":"EGRESS_BLOCKED",...,
+  // "message":"Access to HOST is blocked by the network egress proxy."}.
   std::string denied = StepResult("denied").value("content", "");
   std::cout << "agent_real: the refused WebFetch's result: " << denied.substr(0, 400) << "\n";
-  if (kGatewaySendsDenyReason && !ReplayBefore())
+  if (!ReplayBefore())
     EXPECT_TRUE(absl::StrContains(denied, "EGRESS_BLOCKED") &&
                 absl::StrContains(denied, std::string("Access to ") + kDeniedHost +
                                               " is blocked by the network egress proxy"))
