@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/cli_context.h"
 #include "common/terminal_escape.h"
 
@@ -151,6 +152,17 @@ void RegisterLogs(CLI::App& app, Context& ctx, int& exit_code) {
       if (ctx.json()) {
         PrintJson(log);
       } else {
+        // The job's effective allow list, as the worker recorded it.
+        auto det = nlohmann::json::parse(a->details_json(), nullptr, false);
+        if (det.is_object() && det.contains("allow") && det["allow"].is_array()) {
+          std::vector<std::string> rules, added;
+          for (const auto& r : det["allow"]) rules.push_back(r.is_string() ? r.get<std::string>() : "?");
+          if (det.contains("allow_from_metadata") && det["allow_from_metadata"].is_array())
+            for (const auto& h : det["allow_from_metadata"]) added.push_back(h.is_string() ? h.get<std::string>() : "?");
+          std::cout << "allow list (" << rules.size() << " rules): " << Safe(absl::StrJoin(rules, ", "))
+                    << "\nfrom the dataset's metadata: "
+                    << (added.empty() ? std::string("none") : Safe(absl::StrJoin(added, ", "))) << "\n\n";
+        }
         Table t({"TIME", "METHOD", "HOST", "PORT", "ADDRESS", "DECISION", "RULE/REASON", "UP", "DOWN", "MS"});
         for (const auto& e : log) {
           auto s = [&](const char* k) { return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string(); };

@@ -503,7 +503,8 @@ TEST_F(EgressContainerTest, AllowedNameWorksWithCurlAndPythonUrllib) {
 }
 
 // The job's metadata hosts joined its allow list, recorded with the attempt
-// and shown by `assessctl show`; a job without such links got the profile's.
+// and shown by `assessctl show` and `netlog`; a job without such links got
+// the profile's.
 TEST_F(EgressContainerTest, MetadataHostsJoinTheJobsAllowListAndAreRecorded) {
   const json profile_allow = {"allowed.test", "public.test", "rebind.test", "private.test", "meta.test"};
   const Probe& p = P("allowed");
@@ -520,6 +521,11 @@ TEST_F(EgressContainerTest, MetadataHostsJoinTheJobsAllowListAndAreRecorded) {
   RunResult text = g_world->ctl->Run({"show", std::to_string(p.job)});
   EXPECT_TRUE(absl::StrContains(text.out, "allow list: 5 profile rules; from its metadata: linked.example.org"))
       << text.out;
+  RunResult net = g_world->ctl->Run({"netlog", std::to_string(p.job)});
+  EXPECT_TRUE(absl::StrContains(net.out, "allow list (6 rules): allowed.test, public.test, "
+                                         "rebind.test, private.test, meta.test, linked.example.org\n"
+                                         "from the dataset's metadata: linked.example.org"))
+      << net.out;
 }
 
 // ---------------------------------------------------------------- names
