@@ -1,5 +1,6 @@
 // The host side of one job's files, under STATE_DIR/jobs/JOB-TOKEN (mode
-// 0700): the metadata file (and rendered prompt) the container sees
+// 0711 inside the 0700 jobs dir, set explicitly whatever the umask): the
+// metadata file (and rendered prompt) the container sees
 // read-only; a fresh tmpfs with size= for the output directory, owned by the
 // container's user and private to this job; and a separate small tmpfs for
 // a file-mode credential copy (file 0400, never on disk, removed with the

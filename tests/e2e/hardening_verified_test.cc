@@ -161,7 +161,7 @@ TEST_F(HardeningVerifiedTest, RunningContainerIsHardenedAsRecordedByTheDaemon) {
     EXPECT_EQ(StatusField(st, "CapPrm"), "0000000000000000");
     EXPECT_EQ(StatusField(st, "CapBnd"), "0000000000000000");
     EXPECT_EQ(StatusField(st, "NoNewPrivs"), "1");
-    EXPECT_EQ(StatusField(st, "Seccomp"), "2") << "no seccomp filter (the daemon's default profile)";
+    EXPECT_EQ(StatusField(st, "Seccomp"), "2") << "no seccomp filter (assessq's profile, deploy/seccomp/assessq.json)";
     EXPECT_TRUE(absl::StartsWith(StatusField(st, "Uid"), "10001")) << StatusField(st, "Uid");
     EXPECT_TRUE(absl::StartsWith(StatusField(st, "Gid"), "10001")) << StatusField(st, "Gid");
     // The process's environment as the kernel holds it.
