@@ -42,6 +42,9 @@ int CoordinatordMain(int argc, char** argv) {
   app.add_option("--health-probe-ms", so.health_probe_ms,
                  "how often the database probe behind the gRPC health service runs")
       ->check(CLI::Range(int64_t{50}, int64_t{600000}));
+  app.add_option("--prices", so.prices_file,
+                 "price table JSON (USD per million tokens per provider and model; see "
+                 "deploy/config/prices.example.json); unset: tokens shown as price unknown");
   // Every long option above is also a key of the TOML config file; flags
   // given on the command line win over it; unknown keys are errors.
   app.set_config("--config", "", "TOML config file (keys: the long options without --)");

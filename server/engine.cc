@@ -70,6 +70,7 @@ Engine::Engine(EngineOptions opt) : opt_(std::move(opt)) {
     };
   }
   rng_.seed(opt_.seed ? opt_.seed : std::random_device{}());
+  if (!opt_.usage) opt_.usage = std::make_shared<UsageStore>();  // costsrv
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions opt) {
@@ -437,6 +438,8 @@ absl::Status Engine::FinishAttempt(int64_t attempt_id, absl::string_view outcome
   }
   st->Bind(10, attempt_id);
   RETURN_IF_ERROR(st->Run());
+  // costsrv: the attempt's final usage and the agent's own cost figure.
+  if (r) RETURN_IF_ERROR(ReportUsage(opt_.usage->RecordCompletion(*db_, attempt_id, *r)));
   if (auto* o = opt_.observer) AfterCommit([o, out = std::string(outcome), cls] { o->OnAttemptFinished(out, cls); });
   return absl::OkStatus();
 }
@@ -616,6 +619,9 @@ void Engine::Submit(SubmitArgs args, Done<v1::SubmitResponse> done) {
   Post<v1::SubmitResponse>(
       [this, a]() -> absl::StatusOr<v1::SubmitResponse> {
         ASSIGN_OR_RETURN(batch, EnsureBatch(*a));
+        // costsrv: the batch's budget and prices.
+        RETURN_IF_ERROR(opt_.usage->ApplySubmit(*db_, batch->id, a->budget_usd, a->prices_json, Now()));
+        dispatch_dirty_ = true;
         v1::SubmitResponse resp;
         ASSIGN_OR_RETURN(find, db_->Prepare(
                                    "SELECT id FROM jobs WHERE batch_id=? AND dataset_key=? "
@@ -1008,6 +1014,8 @@ void Engine::Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> don
               "job ", req.job_id(), ": lease ", req.token(), " is not held (stale token)"));
         LeaseInfo& l = it->second;
         RETURN_IF_ERROR(CheckHolder(req.job_id(), l, principal));
+        // costsrv: the attempt's usage so far (cumulative).
+        if (req.has_usage()) RETURN_IF_ERROR(ReportUsage(opt_.usage->Record(*db_, req.token(), req.usage())));
         int64_t now = Now();
         const int64_t expires = now + opt_.lease_period_ms;
         if (req.running() && !l.running) {
@@ -1213,11 +1221,16 @@ absl::Status Engine::Dispatch() {
   }
   if (total == 0) return absl::OkStatus();
   int64_t now = Now();
+  // costsrv: a batch's budget holds its new starts (server/budget.h).
+  RETURN_IF_ERROR(opt_.usage->BeginRound(*db_, now));
+  std::map<int64_t, int> running;  // batch -> leases held
+  for (const auto& [job, l] : leases_) ++running[l.batch_id];
   // Batches that may not start anything now: paused, or held by a fleet
   // limit (then ask again when its start-rate token or retry-after is due).
   nlohmann::json blocked = nlohmann::json::array();
   for (auto& [id, b] : batches_) {
-    if (b.paused) {
+    ASSIGN_OR_RETURN(budget_ok, opt_.usage->MayStart(*db_, id, running[id], now));  // costsrv
+    if (b.paused || !budget_ok) {
       blocked.push_back(id);
       continue;
     }
@@ -1250,6 +1263,8 @@ absl::Status Engine::Dispatch() {
   bool held_back = false;
   for (auto [job_id, batch_id] : ids) {
     FleetLimits::Allowance a = limits_.Allow(batch_id, now);
+    ASSIGN_OR_RETURN(budget_ok, opt_.usage->MayStart(*db_, batch_id, running[batch_id], now));  // costsrv
+    if (!budget_ok) a.starts = 0;
     if (a.starts <= 0) {
       // Its batch reached a limit within this round; the next round leaves
       // that batch out in SQL and fills the slot from another one.
@@ -1264,6 +1279,7 @@ absl::Status Engine::Dispatch() {
     --slots_left;
     auto s = Atomically([&] { return LeaseTo(job_id, *session, now); });
     if (!s.ok()) spdlog::error("[job={}] lease failed: {}", job_id, s.ToString());
+    else ++running[batch_id];  // costsrv
   }
   if (held_back) NoteReady(now);
   return absl::OkStatus();
@@ -1306,6 +1322,8 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
     l->set_metadata_sha256(job->input_sha256);
     l->set_profile_json(b ? b->profile_json : "{}");
     l->set_lease_expires_at_ms(now + opt_.lease_period_ms);
+    // costsrv: the job's cap (profile limits.budget) and the prices in force.
+    RETURN_IF_ERROR(opt_.usage->FillLease(*db_, job->batch_id, b ? b->profile_json : "{}", l));
     ASSIGN_OR_RETURN(metadata, ReadInput(*job));
     l->set_metadata(std::move(metadata));
     // The repair loop: the last attempt's validation errors go to the next
@@ -1341,6 +1359,31 @@ absl::Status Engine::LeaseTo(int64_t job_id, Session& sess, int64_t now) {
     spdlog::debug("[job={}] leased to {} (token {})", job_id, session->worker, token);
   }
   return absl::OkStatus();
+}
+
+// ------------------------------------------------------------- costsrv: cost
+
+absl::Status Engine::ReportUsage(absl::StatusOr<std::vector<UsageGrowth>> grew) {
+  if (!grew.ok()) return grew.status();
+  if (auto* o = opt_.observer; o && !grew->empty())
+    AfterCommit([o, g = std::move(*grew)] {
+      for (const auto& x : g) o->OnModelUsage(x.added, x.usd);
+    });
+  return absl::OkStatus();
+}
+
+void Engine::SetBudget(std::string batch, double budget_usd, Done<bool> done) {
+  Post<bool>(
+      [this, batch, budget_usd]() -> absl::StatusOr<bool> {
+        for (auto& [id, b] : batches_) {
+          if (b.name != batch) continue;
+          RETURN_IF_ERROR(opt_.usage->SetBudget(*db_, id, budget_usd, Now()));
+          dispatch_dirty_ = true;
+          return true;
+        }
+        return absl::NotFoundError(absl::StrCat("no batch '", batch, "'"));
+      },
+      std::move(done));
 }
 
 }  // namespace assessq

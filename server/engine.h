@@ -31,6 +31,7 @@
 #include "server/fleet_limits.h"
 #include "server/live_logs.h"
 #include "server/retry_policy.h"
+#include "server/usage_store.h"  // costsrv: cost hooks
 
 namespace assessq {
 
@@ -86,6 +87,8 @@ struct SubmitArgs {
   bool rerun = false;
   std::optional<int> max_running;            // unset: keep existing / none
   std::optional<double> start_rate_per_min;  // unset: keep existing / none
+  std::optional<double> budget_usd;          // costsrv: unset: keep; 0: none
+  std::string prices_json;                   // costsrv: "": keep
   std::vector<SubmitFile> files;
 };
 
@@ -100,6 +103,7 @@ struct EngineOptions {
   ResultValidator validator;
   ResultFlagger flagger;
   EngineObserver* observer = nullptr;  // unset: nobody watches (metrics)
+  std::shared_ptr<UsageStore> usage;   // costsrv: unset: one without prices
 };
 
 class Engine {
@@ -120,6 +124,8 @@ class Engine {
   // Fleet-wide limits: set a batch's or a provider's (unset fields keep
   // theirs), or with neither field set just read them all.
   void SetLimits(v1::LimitsRequest req, Done<v1::LimitsResponse> done);
+  // costsrv: a batch's budget in USD (0 removes it); starts resume when raised.
+  void SetBudget(std::string batch, double budget_usd, Done<bool> done);
 
   // Workers.
   // `principal`: the id of the token the session authenticated with; leases
@@ -255,6 +261,8 @@ class Engine {
   absl::Status Dispatch();
   absl::Status LeaseTo(int64_t job_id, Session& session, int64_t now);
   void NoteReady(int64_t ready_at);
+  // costsrv: reports what usage grew to the observer after the commit.
+  absl::Status ReportUsage(absl::StatusOr<std::vector<UsageGrowth>> grew);
   BatchInfo* BatchById(int64_t id);
   int InUse(const std::string& worker) const;
 

@@ -27,6 +27,9 @@ class EngineObserver {
   // The fleet-wide concurrency limit the engine now applies to a model
   // provider (AIMD); 0 = none.
   virtual void OnModelApiLimit(absl::string_view provider, double limit) {}
+  // costsrv: an attempt's model usage grew by `added` (one provider and
+  // model), costing `usd` by its batch's prices (unset: price unknown).
+  virtual void OnModelUsage(const v1::ModelUsage& added, std::optional<double> usd) {}
 };
 
 }  // namespace assessq

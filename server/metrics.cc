@@ -144,6 +144,20 @@ CoordinatorMetrics::CoordinatorMetrics(Queries* queries, Clock clock)
                       .Register(*registry_)
                       .Add({});
   database_up_->Set(1);
+  model_tokens_ = &prometheus::BuildCounter()
+                       .Name("assessq_model_tokens_total")
+                       .Help("Model tokens the egress gateways counted, by provider, model and "
+                             "kind (input, output, cache_write, cache_read)")
+                       .Register(*registry_);
+  model_requests_ = &prometheus::BuildCounter()
+                         .Name("assessq_model_requests_total")
+                         .Help("Model requests the egress gateways counted, by provider and model")
+                         .Register(*registry_);
+  model_cost_ = &prometheus::BuildCounter()
+                     .Name("assessq_model_cost_usd_total")
+                     .Help("USD the counted tokens cost by the batches' prices, by provider and "
+                           "model (models without a price are not counted here)")
+                     .Register(*registry_);
 }
 
 CoordinatorMetrics::~CoordinatorMetrics() = default;
@@ -162,6 +176,33 @@ void CoordinatorMetrics::OnAttemptFinished(absl::string_view outcome,
 
 void CoordinatorMetrics::SetModelApiLimit(absl::string_view provider, double limit) {
   model_api_limit_->Add({{"provider", std::string(provider)}}).Set(limit);
+}
+
+void CoordinatorMetrics::OnModelUsage(const v1::ModelUsage& added, std::optional<double> usd) {
+  // Names come from the agent's traffic: a bounded set of label values
+  // (the text format escapes them; server/pricing.h already cut them).
+  std::pair<std::string, std::string> key{added.provider(), added.model()};
+  {
+    std::lock_guard<std::mutex> l(model_mu_);
+    if (!model_labels_.count(key)) {
+      if (model_labels_.size() >= kMaxModelLabels) key.second = "(other models)";
+      model_labels_.insert(key);
+    }
+  }
+  const auto& [provider, model] = key;
+  const std::pair<const char*, int64_t> kinds[] = {
+      {"input", added.input_tokens()},
+      {"output", added.output_tokens()},
+      {"cache_write", added.cache_write_tokens()},
+      {"cache_read", added.cache_read_tokens()}};
+  for (const auto& [kind, n] : kinds)
+    if (n > 0)
+      model_tokens_->Add({{"provider", provider}, {"model", model}, {"kind", kind}})
+          .Increment(static_cast<double>(n));
+  if (added.requests() > 0)
+    model_requests_->Add({{"provider", provider}, {"model", model}})
+        .Increment(static_cast<double>(added.requests()));
+  if (usd && *usd > 0) model_cost_->Add({{"provider", provider}, {"model", model}}).Increment(*usd);
 }
 
 void CoordinatorMetrics::SetDatabaseUp(bool up) { database_up_->Set(up ? 1 : 0); }

@@ -13,7 +13,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,11 @@ class CoordinatorMetrics final : public EngineObserver {
   void OnModelApiLimit(absl::string_view provider, double limit) override {
     SetModelApiLimit(provider, limit);
   }
+  // assessq_model_tokens_total{provider,model,kind}, assessq_model_requests_total
+  // and assessq_model_cost_usd_total{provider,model} (priced models only); at
+  // most kMaxModelLabels (provider, model) pairs, the rest as model="(other models)".
+  void OnModelUsage(const v1::ModelUsage& added, std::optional<double> usd) override;
+  static constexpr size_t kMaxModelLabels = 100;
 
   // assessq_model_api_limit{provider=...}: the fleet-wide concurrency limit
   // now applied to the provider's jobs. Thread-safe.
@@ -77,6 +84,11 @@ class CoordinatorMetrics final : public EngineObserver {
   prometheus::Family<prometheus::Counter>* failures_ = nullptr;
   prometheus::Family<prometheus::Gauge>* model_api_limit_ = nullptr;
   prometheus::Gauge* database_up_ = nullptr;
+  prometheus::Family<prometheus::Counter>* model_tokens_ = nullptr;
+  prometheus::Family<prometheus::Counter>* model_requests_ = nullptr;
+  prometheus::Family<prometheus::Counter>* model_cost_ = nullptr;
+  std::mutex model_mu_;
+  std::set<std::pair<std::string, std::string>> model_labels_;  // guarded by model_mu_
 };
 
 }  // namespace assessq

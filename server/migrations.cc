@@ -171,6 +171,27 @@ CREATE UNIQUE INDEX jobs_current_key ON jobs(batch_id, dataset_key)
 ALTER TABLE attempts ADD COLUMN token_id INTEGER;
 CREATE TABLE engine_clock(id INTEGER PRIMARY KEY CHECK(id = 1), alive_at INTEGER NOT NULL);
 )sql", /*rebuild=*/true},
+      // v5: cost. Each attempt's model usage (cumulative per provider and
+      // model, as the egress gateway counted it), whether the gateway refused
+      // a request at the job's cap, the agent's own cost figure; each batch's
+      // budget (0: none) and own price table ('': the coordinator's).
+      {R"sql(
+CREATE TABLE attempt_usage(
+  attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+  provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  requests INTEGER NOT NULL DEFAULT 0,
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+  cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+  duration_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(attempt_id, provider, model)) WITHOUT ROWID;
+ALTER TABLE attempts ADD COLUMN budget_exhausted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN agent_cost_usd REAL;
+ALTER TABLE batches ADD COLUMN budget_usd REAL NOT NULL DEFAULT 0;
+ALTER TABLE batches ADD COLUMN prices_json TEXT NOT NULL DEFAULT '';
+)sql"},
   };
   return steps;
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <deque>
 #include <set>
 
@@ -75,6 +76,18 @@ grpc::ServerUnaryReactor* OperatorService::Submit(grpc::CallbackServerContext* c
     if (!pol.ok()) return Reply(ctx, pol.status());
     args.policy = *pol;
   }
+  // costsrv: the batch's budget, its own prices and the profile's job cap.
+  if (req->has_budget_usd()) {
+    if (!std::isfinite(req->budget_usd()) || req->budget_usd() < 0)
+      return Reply(ctx, absl::InvalidArgumentError("budget_usd must be 0 (none) or more"));
+    args.budget_usd = req->budget_usd();
+  }
+  if (!req->prices_json().empty()) {
+    if (auto t = PriceTable::Parse(req->prices_json(), "prices_json"); !t.ok())
+      return Reply(ctx, t.status());
+    args.prices_json = req->prices_json();
+  }
+  if (auto cap = JobCapFromProfile(args.profile_json); !cap.ok()) return Reply(ctx, cap.status());
   if (req->has_max_running()) args.max_running = req->max_running();
   if (req->has_start_rate_per_min()) args.start_rate_per_min = req->start_rate_per_min();
   // Intake: every file is checked here; bad ones are answered as rejected and
@@ -219,6 +232,26 @@ grpc::ServerUnaryReactor* OperatorService::SetLimits(grpc::CallbackServerContext
   auto* r = ctx->DefaultReactor();
   engine_->SetLimits(*req, Later<v1::LimitsResponse>(
                                r, [resp](v1::LimitsResponse v) { resp->Swap(&v); }));
+  return r;
+}
+
+grpc::ServerUnaryReactor* OperatorService::SetBudget(grpc::CallbackServerContext* ctx,
+                                                     const v1::BudgetRequest* req,
+                                                     v1::BatchStatus* resp) {
+  AUTH_OPERATOR(ctx);
+  if (!std::isfinite(req->budget_usd()) || req->budget_usd() < 0)
+    return Reply(ctx, absl::InvalidArgumentError("budget_usd must be 0 (none) or more"));
+  auto* r = ctx->DefaultReactor();
+  engine_->SetBudget(req->batch(), req->budget_usd(),
+                     [r, resp, q = queries_, batch = req->batch()](absl::StatusOr<bool> v) {
+                       if (!v.ok()) {
+                         r->Finish(ToGrpc(v.status()));
+                         return;
+                       }
+                       auto st = q->Status(batch);  // after the commit: the new budget
+                       if (st.ok() && st->batches_size() == 1) resp->Swap(st->mutable_batches(0));
+                       r->Finish(ToGrpc(st.status()));
+                     });
   return r;
 }
 

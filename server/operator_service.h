@@ -45,6 +45,10 @@ class OperatorService final : public v1::OperatorService::CallbackService {
                                         const v1::BatchRequest* req, v1::Empty* resp) override;
   grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx,
                                         const v1::DrainRequest* req, v1::Empty* resp) override;
+  // costsrv: a batch's budget; answers with the batch's status (its spend).
+  grpc::ServerUnaryReactor* SetBudget(grpc::CallbackServerContext* ctx,
+                                      const v1::BudgetRequest* req,
+                                      v1::BatchStatus* resp) override;
   grpc::ServerUnaryReactor* SetLimits(grpc::CallbackServerContext* ctx,
                                       const v1::LimitsRequest* req,
                                       v1::LimitsResponse* resp) override;

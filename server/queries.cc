@@ -196,6 +196,7 @@ absl::StatusOr<v1::StatusResponse> Queries::Status(const std::string& batch) {
     double rate = done / minutes;
     b.set_throughput_per_min(rate);
     b.set_eta_seconds(remaining == 0 ? 0 : rate > 0 ? static_cast<int64_t>(remaining / rate * 60) : -1);
+    RETURN_IF_ERROR(usage_->FillBatchSpend(db, id, total, b.mutable_spend()));  // costsrv
     resp.add_batches()->Swap(&b);
   }
   return resp;
@@ -259,6 +260,7 @@ absl::StatusOr<v1::JobDetail> Queries::ShowJob(const v1::JobRef& ref) {
     a->set_netlog_json(at->Text(11));
     a->set_details_json(at->Text(12));
   }
+  RETURN_IF_ERROR(usage_->FillAttempts(db, &d));  // costsrv: usage, cost, agent's figure
   ASSIGN_OR_RETURN(fl, db.Prepare("SELECT flags_json FROM results WHERE job_id=?"));
   fl->Bind(1, id);
   ASSIGN_OR_RETURN(flrow, fl->Step());

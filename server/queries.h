@@ -48,6 +48,8 @@ class Queries {
   absl::Status Ping();
   // Job counts by state, leases and workers, in one snapshot.
   absl::StatusOr<FleetSnapshot> Fleet();
+  // costsrv: where attempts' usage and batches' spend are read (set once, before use).
+  void set_usage(std::shared_ptr<UsageStore> u) { usage_ = std::move(u); }
 
  private:
   class Lease;  // a pooled connection
@@ -57,6 +59,7 @@ class Queries {
 
   std::string path_;
   Clock clock_;
+  std::shared_ptr<UsageStore> usage_ = std::make_shared<UsageStore>();  // costsrv
   std::mutex mu_;
   std::vector<std::unique_ptr<Db>> pool_;
 };

@@ -21,12 +21,24 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   auto addr = ParseAddress(opt.listen);
   if (!addr.ok()) return addr.status();
 
+  // costsrv: the price table, checked before anything starts.
+  PriceTable prices;
+  if (!opt.prices_file.empty()) {
+    auto text = ReadFileToString(opt.prices_file);
+    if (!text.ok()) return text.status();
+    auto t = PriceTable::Parse(*text, opt.prices_file);
+    if (!t.ok()) return t.status();
+    prices = std::move(*t);
+  }
+  auto usage = std::make_shared<UsageStore>(std::move(prices));
   s->queries_ = std::make_unique<Queries>(opt.db_path, nullptr);
+  s->queries_->set_usage(usage);
   s->metrics_ = std::make_unique<CoordinatorMetrics>(s->queries_.get());
   EngineOptions eo;
   eo.db_path = opt.db_path;
   eo.lease_period_ms = opt.lease_period_ms;
   eo.observer = s->metrics_.get();
+  eo.usage = usage;
   eo.validator = opt.validator;
   if (!eo.validator) {
     auto c = MakeResultChecker();

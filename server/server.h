@@ -35,6 +35,7 @@ struct ServerOptions {
   bool insecure_tcp = false;  // TCP without TLS (loopback tests only)
   std::string metrics_listen;  // HOST:PORT for GET /metrics; empty: off
   int64_t health_probe_ms = 1000;  // how often the database probe runs
+  std::string prices_file;  // costsrv: the price table (server/pricing.h); empty: none
   ResultValidator validator;
 };
 
