@@ -31,7 +31,7 @@ int AssessctlMain(int argc, char** argv) {
   for (VerbRegistrar reg : {RegisterSubmit, RegisterStatus, RegisterList, RegisterShow,
                             RegisterResult, RegisterRetry, RegisterCancel, RegisterExport,
                             RegisterWorkers, RegisterPause, RegisterWait, RegisterLogs,
-                            RegisterReport, RegisterLimits, RegisterHealth})
+                            RegisterReport, RegisterLimits, RegisterHealth, RegisterBudget})
     reg(app, ctx, exit_code);
   try {
     app.parse(argc, argv);

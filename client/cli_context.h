@@ -118,6 +118,7 @@ void RegisterWait(CLI::App&, Context&, int&);
 void RegisterLogs(CLI::App&, Context&, int&);
 void RegisterLimits(CLI::App&, Context&, int&);
 void RegisterHealth(CLI::App&, Context&, int&);
+void RegisterBudget(CLI::App&, Context&, int&);  // costsrv
 
 int AssessctlMain(int argc, char** argv);
 

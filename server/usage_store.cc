@@ -108,6 +108,7 @@ absl::StatusOr<std::vector<UsageGrowth>> UsageStore::Record(Db& db, int64_t atte
         .Bind(5, m.input_tokens()).Bind(6, m.output_tokens()).Bind(7, m.cache_write_tokens())
         .Bind(8, m.cache_read_tokens()).Bind(9, m.duration_ms());
     RETURN_IF_ERROR(put->Run());
+    put->Reset();  // bound again for the next model
     if (const v1::ModelPrice* p = prices->Find(m.provider(), m.model()))
       g.usd = CostOfModel(g.added, *p);
     grew.push_back(std::move(g));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli_context.h"
+#include "client/cost_format.h"
 
 namespace assessq::cli {
 
@@ -87,7 +88,13 @@ void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
                              {"failure_class", ClassName(a.failure_class())},
                              {"exit_code", a.exit_code()},
                              {"error", a.error()},
-                             {"log_tail", a.log_tail()}};
+                             {"log_tail", a.log_tail()},
+                             {"usage", UsageJson(a.usage())},
+                             {"cost", CostJson(a.cost())},
+                             {"agent_reported_cost_usd",
+                              a.agent_reported_cost_usd() < 0
+                                  ? nlohmann::json(nullptr)
+                                  : nlohmann::json(a.agent_reported_cost_usd())}};
         auto details = nlohmann::json::parse(a.details_json(), nullptr, false);
         if (!details.is_discarded()) aj["details"] = details;
         j["attempts"].push_back(aj);
@@ -107,15 +114,35 @@ void RegisterShow(CLI::App& app, Context& ctx, int& exit_code) {
     if (j.last_failure_class()) std::cout << "  last failure " << ClassName(j.last_failure_class());
     std::cout << "\ninput " << Safe(j.source_name()) << " sha256 " << Safe(j.input_sha256())
               << "\n\n";
-    Table t({"ATTEMPT", "WORKER", "LEASED", "ENDED", "OUTCOME", "CLASS", "EXIT", "ERROR"});
+    Table t({"ATTEMPT", "WORKER", "LEASED", "ENDED", "OUTCOME", "CLASS", "EXIT", "TOKENS", "COST",
+             "ERROR"});
     for (const auto& a : d.attempts()) {
       std::string err = a.error();
       if (auto nl = err.find('\n'); nl != std::string::npos) err = err.substr(0, nl) + " …";
       t.Add({absl::StrCat(a.number(), " (", a.attempt_id(), ")"), a.worker(),
              FormatTime(a.leased_at_ms()), FormatTime(a.ended_at_ms()), a.outcome(),
-             ClassName(a.failure_class()), absl::StrCat(a.exit_code()), err});
+             ClassName(a.failure_class()), absl::StrCat(a.exit_code()),
+             absl::StrCat(TotalTokens(a.usage())),
+             a.usage().models().empty() ? "-" : CostText(a.cost()), err});
     }
     t.Print();
+    // Tokens per model as the egress gateway counted them, the cost by the
+    // batch's prices, and beside it what the agent said it cost (its own
+    // figure, not used for budgets).
+    for (const auto& a : d.attempts()) {
+      if (a.usage().models().empty() && a.agent_reported_cost_usd() < 0) continue;
+      std::cout << "attempt " << a.number() << " cost: " << Safe(CostText(a.cost()))
+                << " (gateway's count: " << Safe(TokensText(a.usage())) << " tokens)";
+      if (a.agent_reported_cost_usd() >= 0)
+        std::cout << "; the agent's own figure: " << Usd(a.agent_reported_cost_usd());
+      if (a.usage().budget_exhausted()) std::cout << "; stopped at the job's budget";
+      std::cout << "\n";
+      for (const auto& m : a.usage().models())
+        std::cout << "  " << Safe(m.provider()) << "/" << Safe(m.model()) << ": " << m.requests()
+                  << " requests, in " << m.input_tokens() << ", out " << m.output_tokens()
+                  << ", cache write " << m.cache_write_tokens() << ", cache read "
+                  << m.cache_read_tokens() << "\n";
+    }
     for (const auto& a : d.attempts()) {
       // The job's effective allow list (the worker's record): the number of
       // profile rules, and the hosts its own metadata added.

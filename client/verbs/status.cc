@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli_context.h"
+#include "client/cost_format.h"
 #include "client/progress.h"
 
 namespace assessq::cli {
@@ -29,7 +30,8 @@ nlohmann::json BatchJson(const v1::BatchStatus& b) {
           {"paused", b.paused()},
           {"denied_requests", b.denied_requests()},
           {"created_at", FormatTime(b.created_at_ms())},
-          {"limit", LimitJson(b.limit())}};
+          {"limit", LimitJson(b.limit())},
+          {"spend", SpendJson(b.spend())}};
 }
 
 const v1::LimitStatus* ProviderOf(const v1::StatusResponse& r, const v1::BatchStatus& b) {
@@ -72,6 +74,18 @@ void PrintHuman(const v1::StatusResponse& r, const v1::WorkersResponse* workers)
     std::cout << "\n";
     if (b.limit().current_limit() > 0 || b.limit().start_rate_per_min() > 0)
       std::cout << "  " << DescribeLimit(b.limit()) << "\n";
+    // Cost: the gateway's count priced by the batch's prices.
+    const v1::BatchSpend& sp = b.spend();
+    if (!sp.usage().models().empty() || sp.budget_usd() > 0) {
+      std::cout << "  spent " << Safe(CostText(sp.spent())) << " for " << TotalTokens(sp.usage())
+                << " tokens; per finished dataset " << Usd(sp.avg_per_finished_usd())
+                << "; projected " << Usd(sp.projected_usd()) << "; budget "
+                << (sp.budget_usd() > 0 ? Usd(sp.budget_usd()) : std::string("none"));
+      if (sp.held_by_budget()) std::cout << " (HELD: no new starts until the budget is raised)";
+      if (sp.agent_reported_usd() > 0)
+        std::cout << "; the agent's own figures: " << Usd(sp.agent_reported_usd());
+      std::cout << "\n";
+    }
   }
   // Model providers the batches use: the fleet-wide limit and why.
   for (const auto& p : r.providers())

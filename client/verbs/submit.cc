@@ -18,6 +18,7 @@
 #include "client/input_files.h"
 #include "client/progress.h"
 #include "server/intake.h"
+#include "server/pricing.h"
 
 namespace assessq::cli {
 namespace fs = std::filesystem;
@@ -86,6 +87,8 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
     std::vector<std::string> max_attempts;
     std::optional<int> max_running;
     std::optional<double> start_rate;
+    std::optional<double> budget;
+    std::string prices;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("paths", o->paths, "metadata JSON files and folders")->required();
@@ -102,6 +105,12 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--start-rate", o->start_rate,
                   "fleet-wide: the batch's job starts per minute; 0 = no limit")
       ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--budget", o->budget,
+                  "the batch's budget in USD: no new job starts once spent + running jobs' caps "
+                  "would pass it; 0 = no budget")
+      ->check(CLI::Range(0.0, 1e9));
+  cmd->add_option("--prices", o->prices,
+                  "price table JSON for this batch (the form of coordinatord --prices)");
   cmd->callback([&ctx, &exit_code, o] {
     std::vector<Found> files;
     std::vector<Rejection> rejected;
@@ -112,6 +121,19 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
     base.set_rerun(o->rerun);
     if (o->max_running) base.set_max_running(*o->max_running);
     if (o->start_rate) base.set_start_rate_per_min(*o->start_rate);
+    if (o->budget) base.set_budget_usd(*o->budget);
+    if (!o->prices.empty()) {
+      auto text = ReadFileToString(o->prices, 1 << 20);
+      if (!text.ok()) {
+        exit_code = Fail(text.status());
+        return;
+      }
+      if (auto t = PriceTable::Parse(*text, o->prices); !t.ok()) {
+        exit_code = Fail(t.status());
+        return;
+      }
+      base.set_prices_json(*text);
+    }
     if (!o->profile.empty()) {
       auto p = ReadFileToString(o->profile, 1 << 20);
       if (!p.ok()) {
@@ -137,6 +159,11 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
           }
           j["prompt_template"] = *text;
         }
+      }
+      if (auto cap = JobCapFromProfile(j.dump()); !cap.ok()) {
+        exit_code = Fail(absl::InvalidArgumentError(
+            absl::StrCat(o->profile, ": ", cap.status().message())));
+        return;
       }
       base.set_profile_json(j.dump());
     }
@@ -190,7 +217,8 @@ void RegisterSubmit(CLI::App& app, Context& ctx, int& exit_code) {
     size_t i = 0;
     // With no good file, one empty request still creates the batch or
     // updates its profile, if one was given.
-    bool send_empty = good.empty() && !o->profile.empty();
+    bool send_empty =
+        good.empty() && (!o->profile.empty() || o->budget || !o->prices.empty());
     while (i < good.size() || send_empty) {
       send_empty = false;
       v1::SubmitRequest req = base;
