@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/scrape.h"
 #include "tests/support/sqlite_reader.h"
 #include "worker/api_client.h"
 
@@ -30,11 +31,13 @@ constexpr char kPrices[] = R"({"providers":{"anthropic":{
   "claude-sonnet-4-5*": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}}})";
 
 struct Env {
-  explicit Env(double lease_seconds = 30) {
+  explicit Env(int metrics_port = 0) {
     WriteFile(dir.Join("prices.json"), kPrices);
     CoordinatorOptions opt;
-    opt.lease_seconds = lease_seconds;
     opt.extra_args = {"--prices", dir.Join("prices.json")};
+    if (metrics_port > 0)
+      opt.extra_args.insert(opt.extra_args.end(),
+                            {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)});
     coord = std::make_unique<Coordinator>(dir.path(), opt);
     op_file = coord->CreateToken("operator", "ops");
     wk_file = coord->CreateToken("worker", "workers");
@@ -177,7 +180,8 @@ void ExpectSame(const v1::ModelUsage* got, const v1::ModelUsage& want) {
 }
 
 TEST(CostTest, ReportedUsageIsStoredExactlyPricedAndSurvivesSigkill) {
-  Env env;
+  const int port = FreeLoopbackPort();
+  Env env(port);
   const std::string profile =
       R"({"limits":{"budget":{"max_usd":0.5,"max_tokens":200000}}})";
   auto sub = env.Submit(Batch("cost", 1, profile));
@@ -241,6 +245,19 @@ TEST(CostTest, ReportedUsageIsStoredExactlyPricedAndSurvivesSigkill) {
     EXPECT_DOUBLE_EQ(b.spend().agent_reported_usd(), 0.0421);
   };
   check("before the crash");
+  // Prometheus: tokens by provider, model and kind, requests, and cost (the
+  // priced model only); the hostile name without its control characters.
+  std::string raw;
+  auto m = aqscrape::Scrape(port, &raw);
+  ASSERT_TRUE(m.has_value()) << raw;
+  const std::string lab = "model=\"" + sonnet + "\",provider=\"anthropic\"";
+  EXPECT_EQ(aqscrape::Value(*m, "assessq_model_tokens_total{kind=\"output\"," + lab + "}"), 1000);
+  EXPECT_EQ(aqscrape::Value(*m, "assessq_model_tokens_total{kind=\"cache_read\"," + lab + "}"), 30000);
+  EXPECT_EQ(aqscrape::Value(*m, "assessq_model_requests_total{" + lab + "}"), 7);
+  EXPECT_NEAR(aqscrape::Value(*m, "assessq_model_cost_usd_total{" + lab + "}"), want_usd, 1e-9);
+  EXPECT_EQ(aqscrape::Value(*m, "assessq_model_tokens_total{kind=\"input\",model=\"mystery?]0;pwned?-model\",provider=\"anthropic\"}"), 10);
+  EXPECT_EQ(raw.find('\x1b'), std::string::npos);
+  EXPECT_EQ(raw.find("assessq_model_cost_usd_total{model=\"mystery"), std::string::npos);
   env.coord->Kill();
   env.coord->Start();
   check("after SIGKILL and a restart");
