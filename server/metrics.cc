@@ -181,7 +181,12 @@ void CoordinatorMetrics::SetModelApiLimit(absl::string_view provider, double lim
 void CoordinatorMetrics::OnModelUsage(const v1::ModelUsage& added, std::optional<double> usd) {
   // Names come from the agent's traffic: a bounded set of label values
   // (the text format escapes them; server/pricing.h already cut them).
-  std::pair<std::string, std::string> key{added.provider(), added.model()};
+  auto label = [](std::string v) {  // no control character in a label value
+    for (char& c : v)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return v;
+  };
+  std::pair<std::string, std::string> key{label(added.provider()), label(added.model())};
   {
     std::lock_guard<std::mutex> l(model_mu_);
     if (!model_labels_.count(key)) {
