@@ -187,6 +187,14 @@ ojson DatasetJson(const DatasetInput& in, const std::vector<std::string>& criter
   for (const auto& f : r.flags()) row["flags"].push_back(f);
   row["attempts"] = r.attempts();
   row["duration_ms"] = r.duration_ms();
+  if (auto c = CostOfDataset(in)) {
+    row["cost_usd"] = c->usd;
+    row["cost_price_unknown"] = c->price_unknown;
+    row["tokens"] = c->tokens;
+    row["agent_cost_usd"] = c->agent_usd < 0 ? ojson(nullptr) : ojson(c->agent_usd);
+  } else {
+    row["cost_usd"] = nullptr;  // unknown: attempts not fetched
+  }
   row["worker"] = r.worker();
   row["sha256"] = j.input_sha256();
   row["created_at_ms"] = j.created_at_ms();
@@ -234,7 +242,9 @@ ojson DatasetJson(const DatasetInput& in, const std::vector<std::string>& criter
                  {"started_at_ms", a.started_at_ms()},
                  {"ended_at_ms", a.ended_at_ms()},
                  {"hosts", static_cast<int64_t>(ah.size())},
-                 {"denied", adenied_total}};
+                 {"denied", adenied_total},
+                 {"cost_usd", a.cost().usd()},
+                 {"cost_price_unknown", a.cost().price_unknown()}};
       if (ad.contains("image") && ad["image"].is_string()) e["image"] = ad["image"];
       if (auto d = Number(ad, "duration_ms")) e["run_ms"] = static_cast<int64_t>(*d);
       attempts.push_back(std::move(e));
@@ -248,6 +258,21 @@ ojson DatasetJson(const DatasetInput& in, const std::vector<std::string>& criter
   }
   row["assessment"] = assessment;
   return row;
+}
+
+std::optional<DatasetCost> CostOfDataset(const DatasetInput& in) {
+  if (!in.attempts_fetched) return std::nullopt;
+  DatasetCost c;
+  for (const auto& a : in.attempts) {
+    c.usd += a.cost().usd();
+    c.price_unknown |= a.cost().price_unknown();
+    for (const auto& m : a.usage().models())
+      c.tokens += m.input_tokens() + m.output_tokens() + m.cache_write_tokens() +
+                  m.cache_read_tokens();
+    if (a.agent_reported_cost_usd() >= 0)
+      c.agent_usd = (c.agent_usd < 0 ? 0 : c.agent_usd) + a.agent_reported_cost_usd();
+  }
+  return c;
 }
 
 Summary Summarize(const std::vector<DatasetInput>& inputs) {
@@ -292,7 +317,20 @@ Summary Summarize(const std::vector<DatasetInput>& inputs) {
     } else {
       s.denied_requests += DeniedFromDetails(ObjectOrEmpty(r.details_json()));
     }
+    if (auto c = CostOfDataset(in)) {
+      ++s.costed;
+      s.cost_usd += c->usd;
+      s.cost_price_unknown |= c->price_unknown;
+      s.cost_max_usd = std::max(s.cost_max_usd, c->usd);
+      if (c->agent_usd > 0) s.agent_cost_usd += c->agent_usd;
+    }
   }
+  // The distribution of cost per dataset: ten equal bins up to the maximum.
+  for (const auto& in : inputs)
+    if (auto c = CostOfDataset(in)) {
+      int64_t bin = s.cost_max_usd > 0 ? static_cast<int64_t>(c->usd / s.cost_max_usd * 10) : 0;
+      s.cost_histogram[std::clamp<int64_t>(bin, 0, 9)]++;
+    }
   s.score_mean = s.scored ? total / static_cast<double>(s.scored) : 0;
   for (const char* g : kGrades) s.grades.push_back({g, grade_counts[g]});
   for (const auto& g : other_grades) s.grades.push_back({g, grade_counts[g]});
@@ -329,6 +367,14 @@ ojson SummaryJson(const Summary& s) {
   j["flagged"] = s.flagged;
   j["retried"] = s.retried;
   j["denied_requests"] = s.denied_requests;
+  j["cost"] = {{"total_usd", s.cost_usd},
+               {"datasets", s.costed},
+               {"mean_usd", s.costed ? s.cost_usd / static_cast<double>(s.costed) : 0},
+               {"max_usd", s.cost_max_usd},
+               {"price_unknown", s.cost_price_unknown},
+               {"histogram", s.cost_histogram},
+               {"bin_usd", s.cost_max_usd / 10},
+               {"agent_reported_usd", s.agent_cost_usd}};
   return j;
 }
 

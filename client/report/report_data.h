@@ -74,7 +74,26 @@ struct Summary {
   int64_t flagged = 0;          // rows with at least one flag
   int64_t retried = 0;          // rows that took more than one attempt
   int64_t denied_requests = 0;  // over all rows (attempt logs, else details_json)
+  // Cost (the gateway's count priced by the coordinator; known only for rows
+  // whose attempts were fetched): totals and the distribution per dataset
+  // (kCostBins equal bins from 0 to the most a dataset cost).
+  double cost_usd = 0;
+  int64_t costed = 0;             // rows with a known cost
+  bool cost_price_unknown = false;  // some tokens had no price
+  double cost_max_usd = 0;
+  std::array<int64_t, 10> cost_histogram{};
+  double agent_cost_usd = 0;      // the agent's own figures, summed
 };
+
+// A dataset's cost over all its attempts; nullopt when its attempts were not
+// fetched (unknown, not zero).
+struct DatasetCost {
+  double usd = 0;
+  bool price_unknown = false;
+  int64_t tokens = 0;
+  double agent_usd = -1;  // -1: the agent reported nothing
+};
+std::optional<DatasetCost> CostOfDataset(const DatasetInput& in);
 
 // A host a job's egress gateway saw, aggregated over all its attempts.
 struct HostUse {

@@ -210,6 +210,52 @@ TEST(ReportData, RowWithoutResultKeepsTheErrorAndNulls) {
   EXPECT_TRUE(row["crit"][0].is_null());
 }
 
+// Cost: a dataset's cost is the sum of its attempts' (unknown, not zero,
+// without fetched attempts); the summary has the total, the mean, whether
+// some price was unknown, the agent's own figures and the distribution.
+TEST(ReportData, CostPerDatasetTotalsAndDistribution) {
+  auto costed = [](int64_t id, std::vector<double> usd, bool unknown = false) {
+    DatasetInput in = Input(id, "c" + std::to_string(id), Assessment("C", 60, "جيد", {60}));
+    in.attempts_fetched = true;
+    for (double u : usd) {
+      v1::Attempt a;
+      a.set_number(static_cast<int>(in.attempts.size()) + 1);
+      a.mutable_cost()->set_usd(u);
+      a.mutable_cost()->set_price_unknown(unknown);
+      auto* m = a.mutable_usage()->add_models();
+      m->set_output_tokens(100);
+      a.set_agent_reported_cost_usd(in.attempts.empty() ? 0.5 : -1);
+      in.attempts.push_back(a);
+    }
+    return in;
+  };
+  std::vector<DatasetInput> ins = {costed(1, {1.0, 1.0}), costed(2, {0.1}), costed(3, {4.0}, true),
+                                   Input(4, "nofetch", Assessment("N", 60, "جيد", {60}))};
+  ASSERT_FALSE(CostOfDataset(ins[3]).has_value());
+  auto c1 = CostOfDataset(ins[0]);
+  ASSERT_TRUE(c1.has_value());
+  EXPECT_DOUBLE_EQ(c1->usd, 2.0);
+  EXPECT_EQ(c1->tokens, 200);
+  EXPECT_DOUBLE_EQ(c1->agent_usd, 0.5);
+  Summary s = Summarize(ins);
+  EXPECT_EQ(s.costed, 3);
+  EXPECT_DOUBLE_EQ(s.cost_usd, 6.1);
+  EXPECT_TRUE(s.cost_price_unknown);
+  EXPECT_DOUBLE_EQ(s.cost_max_usd, 4.0);
+  EXPECT_DOUBLE_EQ(s.agent_cost_usd, 1.5);
+  // bins of $0.40: 0.1 -> 0, 2.0 -> 5, 4.0 -> 9 (the top bin holds the maximum)
+  EXPECT_EQ(s.cost_histogram[0], 1);
+  EXPECT_EQ(s.cost_histogram[5], 1);
+  EXPECT_EQ(s.cost_histogram[9], 1);
+  ojson row = DatasetJson(ins[2], {});
+  EXPECT_DOUBLE_EQ(row["cost_usd"].get<double>(), 4.0);
+  EXPECT_TRUE(row["cost_price_unknown"].get<bool>());
+  EXPECT_TRUE(DatasetJson(ins[3], {})["cost_usd"].is_null());
+  ojson sj = SummaryJson(s);
+  EXPECT_DOUBLE_EQ(sj["cost"]["total_usd"].get<double>(), 6.1);
+  EXPECT_EQ(sj["cost"]["datasets"].get<int64_t>(), 3);
+}
+
 TEST(ReportData, EmbeddingCannotCloseTheScriptElement) {
   ojson data = {{"name", "</script><img src=x onerror=alert(1)>"},
                 {"comment", "<!-- <script>"},
