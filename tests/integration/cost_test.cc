@@ -353,6 +353,40 @@ TEST(CostTest, BatchBudgetHoldsNewStartsAndARaisedBudgetResumesThem) {
   EXPECT_THAT(badp.err, HasSubstr("bad-prices.json: providers.anthropic.m.output: is missing"));
 }
 
+// `assessctl submit --budget --prices`: the batch's own prices replace the
+// coordinator's for its figures and its leases; the budget is stored.
+TEST(CostTest, SubmitSetsTheBatchsBudgetAndOwnPrices) {
+  Env env;
+  WriteFile(env.dir.Join("own.json"), R"({"providers":{"anthropic":{
+    "claude-sonnet-4-5": {"input": 1, "output": 30, "cache_write": 0, "cache_read": 0}}}})");
+  WriteFile(env.dir.Join("profile.json"), R"({"limits":{"budget":{"max_tokens":1000000}}})");
+  WriteFile(env.dir.Join("m.json"), R"({"Name":"m"})");
+  RunResult sub = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", "own", "--budget", "5",
+                           "--prices", env.dir.Join("own.json"), "--profile",
+                           env.dir.Join("profile.json")});
+  ASSERT_EQ(sub.exit_code, 0) << sub.Describe();
+  Worker w(env, "w", 1);
+  v1::Lease l = w.NextLease();
+  ASSERT_TRUE(l.has_budget());
+  EXPECT_EQ(l.budget().max_tokens(), 1000000);
+  ASSERT_EQ(l.budget().prices_size(), 1);
+  EXPECT_EQ(l.budget().prices(0).model(), "claude-sonnet-4-5");
+  EXPECT_DOUBLE_EQ(l.budget().prices(0).output(), 30);
+  v1::Usage u;
+  *u.add_models() = MU("claude-sonnet-4-5", 1, 0, 60000, 0, 0);
+  ASSERT_TRUE(Finish(w, l, u).ok());
+  v1::BatchStatus b = env.Status("own");
+  EXPECT_DOUBLE_EQ(b.spend().budget_usd(), 5);
+  EXPECT_NEAR(b.spend().spent().usd(), 1.8, 1e-9);  // 60,000 x $30/M, not the default $15/M
+  EXPECT_FALSE(b.spend().spent().price_unknown());
+  // A profile with a bad cap is refused before anything is sent, naming the field.
+  WriteFile(env.dir.Join("bad-profile.json"), R"({"limits":{"budget":{"max_usd":-1}}})");
+  RunResult bad = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", "own2", "--profile",
+                           env.dir.Join("bad-profile.json")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("bad-profile.json: profile.limits.budget.max_usd"));
+}
+
 TEST(CostTest, CoordinatordRefusesABadPriceFileNamingIt) {
   TempDir dir;
   WriteFile(dir.Join("p.json"), R"({"providers":{"a":{"m":{"input":-1}}}})");
