@@ -5,7 +5,8 @@
 #   fuzz/run.sh [--out DIR] [--seconds N] [--target NAME] [--no-run]
 # Targets: request_head (ParseRequestHead + ParseConnectTarget /
 # ParseAbsoluteUri / ParseHostHeader), client_hello (ParseClientHelloSni),
-# host (NormalizeHost / ParseIpLiteral / ParseRule / DecideHost).
+# host (NormalizeHost / ParseIpLiteral / ParseRule / DecideHost), usage_meter
+# (UsageMeter, the gateway's reading of a model response's usage).
 # Needs: clang, libclang-rt-14-dev (libFuzzer and sanitizer runtimes),
 # pkg-config, libabsl-dev, libidn2-dev. Exit status 0 when no target crashed.
 set -euo pipefail
@@ -35,10 +36,11 @@ declare -A sources=(
   [request_head]=http_head
   [client_hello]=http_head
   [host]=egress_policy
+  [usage_meter]=usage_meter
 )
-declare -A extra_libs=([request_head]="" [client_hello]="" [host]="-lidn2")
+declare -A extra_libs=([request_head]="" [client_hello]="" [host]="-lidn2" [usage_meter]="")
 # A shorter run for the host target: libidn2 dominates its time.
-declare -A share=([request_head]=1 [client_hello]=1 [host]=2)
+declare -A share=([request_head]=1 [client_hello]=1 [host]=2 [usage_meter]=1)
 
 # stale FILE SOURCES...: true when FILE is missing or older than a source.
 stale() {
@@ -47,7 +49,7 @@ stale() {
   [ -n "$(find "$@" -newer "$f" 2>/dev/null | head -1)" ]
 }
 # The parsers, built once for all targets.
-for src in http_head egress_policy; do
+for src in http_head egress_policy usage_meter; do
   obj="$out/$src.o"
   if stale "$obj" "$root/worker/gateway/$src.cc" "$root/worker/gateway/$src.h" "$0"; then
     echo "fuzz: compiling worker/gateway/$src.cc"
@@ -57,7 +59,7 @@ for src in http_head egress_policy; do
 done
 
 status=0
-for t in request_head client_hello host; do
+for t in request_head client_hello host usage_meter; do
   [ -n "$only" ] && [ "$only" != "$t" ] && continue
   bin="$out/fuzz_$t"
   if stale "$bin" "$root/fuzz/fuzz_$t.cc" "$out/${sources[$t]}.o"; then
