@@ -1651,6 +1651,146 @@ TEST_F(GatewayTest, AFloodOfHugeRefusedRequestsKeepsTheNetlogAndWorkerdsLogBound
     EXPECT_LT(line.size(), 700u) << line.substr(0, 300);
 }
 
+// ------------------------------------------------- cost (issue 16): usage
+
+// The stand-in Messages API (tests/integration/standin_provider.py --usage)
+// in the far namespace, HTTPS (a certificate for model.test from the test
+// CA) on 10.200.0.2:8443; it writes the usage it sent to a stats file.
+class StandIn {
+ public:
+  explicit StandIn(const gwtest::TempDir& dir)
+      : port_file_(dir.Join("standin.port")), stats_(dir.Join("standin.stats")),
+        proc_({"/usr/bin/python3", ASSESSQ_STANDIN_PY, "--usage", "--host", kFar, "--port", "8443",
+               "--port-file", port_file_, "--stats-file", stats_, "--cert", g_shared->good.first, "--key",
+               g_shared->good.second},
+              dir.Join("standin.log")) {
+    int64_t until = gwtest::NowMs() + 15000;
+    while (!std::filesystem::exists(port_file_) && gwtest::NowMs() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_TRUE(std::filesystem::exists(port_file_)) << "the stand-in did not start";
+  }
+  // Its stats once it has answered `calls` requests.
+  nlohmann::json Stats(int calls) {
+    nlohmann::json j;
+    int64_t until = gwtest::NowMs() + 10000;
+    while (gwtest::NowMs() < until) {
+      std::ifstream f(stats_);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      j = nlohmann::json::parse(ss.str(), nullptr, false);
+      if (!j.is_discarded() && j.value("calls", 0) >= calls) return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "the stand-in did not answer " << calls << " calls";
+    return j;
+  }
+
+ private:
+  std::string port_file_, stats_;
+  gwtest::FarProcess proc_;
+};
+
+std::string MessagesRequest(const std::string& body) {
+  return absl::StrCat("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nx-api-key: ", kPlaceholder,
+                      "\r\nAccept-Encoding: gzip, br\r\nanthropic-version: 2023-06-01\r\n"
+                      "Content-Type: application/json\r\nContent-Length: ",
+                      body.size(), "\r\n\r\n", body);
+}
+
+int64_t Requests(const UsageSnapshot& u) {
+  int64_t n = 0;
+  for (const auto& m : u.models) n += m.requests;
+  return n;
+}
+
+// The gateway's count of every kind of token equals what the provider sent,
+// exactly: JSON answers, streamed answers, and streams cut short after
+// message_start and after the first message_delta; the agent's
+// accept-encoding is replaced by identity, so every answer is readable.
+TEST_F(GatewayTest, TheModelRoutesUsageEqualsTheProvidersOwnCount) {
+  StandIn p(*dir_);
+  JobConfig c = Config({}, {kFarOpen});
+  c.model = Route(8443);
+  c.model->provider = "anthropic";
+  Start(c);
+  const std::vector<std::string> bodies = {
+      R"({"stream":false})", R"({"stream":true})", R"({"stream":true,"aq_cut":"after_start"})",
+      R"({"stream":true,"aq_cut":"after_delta"})", R"({"stream":false})", R"({"stream":true})"};
+  for (const auto& b : bodies) {
+    std::string resp = Exchange(sock(), MessagesRequest(b), 10000);
+    EXPECT_EQ(StatusOf(resp), 200) << resp.substr(0, 300);
+  }
+  nlohmann::json stats = p.Stats(static_cast<int>(bodies.size()));
+  for (const auto& ae : stats["accept_encoding"]) EXPECT_EQ(ae, "identity") << stats.dump();
+  UsageSnapshot u;
+  int64_t until = gwtest::NowMs() + 5000;
+  while ((u = job_->usage(), Requests(u)) < static_cast<int64_t>(bodies.size()) && gwtest::NowMs() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(u.models.size(), stats["sent"].size()) << stats.dump();
+  for (const auto& m : u.models) {
+    SCOPED_TRACE(m.model);
+    ASSERT_TRUE(stats["sent"].contains(m.model)) << stats.dump();
+    const auto& s = stats["sent"][m.model];
+    EXPECT_EQ(m.provider, "anthropic");
+    EXPECT_EQ(m.requests, s["requests"].get<int64_t>());
+    EXPECT_EQ(m.tokens.input, s["input_tokens"].get<int64_t>());
+    EXPECT_EQ(m.tokens.output, s["output_tokens"].get<int64_t>());
+    EXPECT_EQ(m.tokens.cache_write, s["cache_creation_input_tokens"].get<int64_t>());
+    EXPECT_EQ(m.tokens.cache_read, s["cache_read_input_tokens"].get<int64_t>());
+    EXPECT_GE(m.duration_ms, 0);
+  }
+  EXPECT_EQ(u.unmetered, 0);
+  EXPECT_FALSE(u.budget_exhausted);
+  // Each request's own reading is in its log entry.
+  auto log = Netlog(bodies.size());
+  for (const auto& e : log) EXPECT_TRUE(e.contains("usage")) << e.dump();
+}
+
+// A job at its cap: the next model request is refused with 402 and
+// x-deny-reason job_budget_exhausted before anything goes upstream; by
+// tokens, and by money with the lease's prices.
+TEST_F(GatewayTest, AJobAtItsBudgetIsRefusedBeforeAnythingGoesUpstream) {
+  StandIn p(*dir_);
+  // Call n: 100+n input, 7n cache write, 1000+n cache read, 20+3n output:
+  // 1132, 1144 and 1156 tokens for the first three.
+  struct Cap {
+    const char* name;
+    BudgetCap cap;
+    int allowed;
+  } caps[] = {
+      {"tokens", {2500, 0, {}}, 3},  // 1132 + 1144 = 2276 < 2500; 3432 >= 2500
+      // $1000 per M input: calls 4 and 5 cost $0.104 and $0.105.
+      {"usd", {0, 0.2, {{"anthropic", "claude-standin-json", 1000, 0, 0, 0}}}, 2},
+  };
+  int calls = 0;
+  for (const auto& cap : caps) {
+    SCOPED_TRACE(cap.name);
+    JobConfig c = Config({}, {kFarOpen});
+    c.model = Route(8443);
+    c.model->provider = "anthropic";
+    c.budget = cap.cap;
+    if (job_) Restart(c);
+    else Start(c);
+    for (int i = 0; i < cap.allowed; ++i) {
+      std::string resp = Exchange(sock(), MessagesRequest(R"({"stream":false})"), 10000);
+      EXPECT_EQ(StatusOf(resp), 200) << resp.substr(0, 300);
+    }
+    calls += cap.allowed;
+    p.Stats(calls);
+    std::string refused = Exchange(sock(), MessagesRequest(R"({"stream":false})"), 10000);
+    EXPECT_EQ(StatusOf(refused), 402) << refused;
+    EXPECT_TRUE(absl::StrContains(refused, "\r\nx-deny-reason: job_budget_exhausted\r\n")) << refused;
+    EXPECT_TRUE(absl::StrContains(refused, "the job's model budget is spent")) << refused;
+    EXPECT_EQ(p.Stats(calls)["calls"], calls) << "a refused request reached the provider";
+    UsageSnapshot u = job_->usage();
+    EXPECT_TRUE(u.budget_exhausted);
+    EXPECT_EQ(u.budget_refusals, 1);
+    EXPECT_TRUE(absl::StrContains(u.budget_why, "budget is spent")) << u.budget_why;
+    auto log = Netlog(static_cast<size_t>(cap.allowed) + 1);
+    EXPECT_EQ(log.back()["deny_reason"], "job_budget_exhausted") << log.back().dump();
+  }
+}
+
 }  // namespace
 }  // namespace assessq::gateway
 

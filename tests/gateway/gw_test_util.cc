@@ -176,6 +176,29 @@ SSL_CTX* ServerTlsContext(const std::string& cert, const std::string& key) {
 
 // ------------------------------------------------------------- TestServer
 
+FarProcess::FarProcess(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<char*> args;  // made before fork: the child only makes system calls
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_ = fork();
+  if (pid_ != 0) return;
+  int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+  }
+  if (g_far_ns < 0 || setns(g_far_ns, CLONE_NEWNET) != 0) _exit(127);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+FarProcess::~FarProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
 TestServer::TestServer(const std::string& addr, int port, Mode mode, SSL_CTX* tls, bool far)
     : addr_(addr), mode_(mode), tls_(tls) {
   response_ = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n";

@@ -37,6 +37,17 @@ std::string MakeFarNetns(const std::vector<std::string>& far_addrs);
 // uplink; "" on success, else what failed.
 std::string ShapeFarLink(int mbit);
 inline constexpr char kFarAddr[] = "10.200.0.2";
+// A program run in the far namespace (after MakeFarNetns), its output to
+// `log`; killed (SIGKILL) and reaped with this object.
+class FarProcess {
+ public:
+  FarProcess(const std::vector<std::string>& argv, const std::string& log);
+  ~FarProcess();
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
 inline constexpr char kFarAddr6[] = "fd00:200::2";
 
 // A fresh short temp dir (Unix socket paths are limited), removed on exit.

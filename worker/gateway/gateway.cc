@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <list>
+#include <optional>
 #include <type_traits>
 
 #include "absl/strings/ascii.h"
@@ -133,7 +134,8 @@ class JobGatewayImpl final : public JobGateway,
  public:
   JobGatewayImpl(asio::io_context& io, JobConfig cfg, const GatewayOptions& gopt)
       : io_(io), cfg_(std::move(cfg)), gopt_(gopt), acceptor_(io),
-        names_(cfg_.limits.max_names_per_wildcard) {
+        names_(cfg_.limits.max_names_per_wildcard),
+        meter_(cfg_.model ? cfg_.model->provider : std::string(), cfg_.budget) {
     // Taken when the job starts: the worker host is never a destination.
     auto self = LocalAddresses();
     cfg_.policy.self_addresses.insert(cfg_.policy.self_addresses.end(), self.begin(), self.end());
@@ -199,6 +201,7 @@ class JobGatewayImpl final : public JobGateway,
     std::lock_guard<std::mutex> l(mu_);
     return denied_;
   }
+  UsageSnapshot usage() override { return meter_.Snapshot(); }
 
  private:
   awaitable<void> AcceptLoop() {
@@ -442,7 +445,7 @@ class JobGatewayImpl final : public JobGateway,
   // budget are never written: the flow is cut.
   template <typename From, typename To>
   awaitable<void> CopyFlow(From& from, To& to, Flow& f, std::shared_ptr<std::atomic<int64_t>> activity,
-                           int64_t limit) {
+                           int64_t limit, ResponseMeter* meter = nullptr) {
     std::array<char, 65536> buf;  // 4x fewer reads/writes per MiB than 16 KiB (gateway_bench)
     while (true) {
       std::error_code ec;
@@ -460,6 +463,8 @@ class JobGatewayImpl final : public JobGateway,
       if (ok > 0)
         co_await asio::async_write(to, asio::buffer(buf.data(), static_cast<size_t>(ok)),
                                    asio::redirect_error(use_awaitable, ec));
+      // Scanned in place once written on (no copy, no delay of the bytes).
+      if (meter) meter->Feed(absl::string_view(buf.data(), static_cast<size_t>(n)));
       if (ok < static_cast<int64_t>(n)) {
         f.cut = true;
         break;
@@ -587,12 +592,13 @@ class JobGatewayImpl final : public JobGateway,
   // One direction of a relay: spliced between two plain sockets, copied
   // through a buffer otherwise.
   template <typename From, typename To>
+  // A metered flow (a model response) is copied: its bytes must be seen.
   awaitable<void> Forward(From& from, To& to, Flow& f, std::shared_ptr<std::atomic<int64_t>> activity,
-                          int64_t limit = -1) {
+                          int64_t limit = -1, ResponseMeter* meter = nullptr) {
     if constexpr (kPlainSocket<From> && kPlainSocket<To>) {
-      if (gopt_.splice) co_return co_await SpliceFlow(from, to, f, activity, limit);
+      if (gopt_.splice && !meter) co_return co_await SpliceFlow(from, to, f, activity, limit);
     }
-    co_await CopyFlow(from, to, f, activity, limit);
+    co_await CopyFlow(from, to, f, activity, limit, meter);
   }
 
   static void Record(Entry& e, const Flow& up, const Flow& down) {
@@ -886,8 +892,9 @@ class JobGatewayImpl final : public JobGateway,
     for (const auto& [k, v] : h.headers) {
       if (k == "host" || k == "connection" || k == "keep-alive" || k == "proxy-connection" ||
           k == "proxy-authorization" || k == "x-api-key" || k == "authorization" || k == "te" ||
-          k == "upgrade")
-        continue;
+          k == "upgrade" ||
+          std::any_of(add.begin(), add.end(), [&](const auto& a) { return a.first == k; }))
+        continue;  // the gateway's own headers (`add`) replace the agent's
       absl::StrAppend(&out, k, ": ", v, "\r\n");
     }
     absl::StrAppend(&out, "host: ", host_header, "\r\n");
@@ -956,6 +963,9 @@ class JobGatewayImpl final : public JobGateway,
     if (!body.ok()) co_return co_await Deny(c, e, 400, "Bad Request", "bad_request", std::string(body.status().message()));
     if (!body->has_value()) co_return co_await Deny(c, e, 411, "Length Required", "chunked_body_refused", kChunkedRefused);
     int64_t left = BodyLeft(**body, rest);
+    // -- cost (issue 16): a job whose model budget is spent goes no further.
+    if (BudgetDecision b = meter_.Admit(); !b.allowed)
+      co_return co_await Deny(c, e, 402, "Payment Required", "job_budget_exhausted", b.why);
     auto host = NormalizeHost(m.host);
     if (!host.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_unreachable", "bad model host");
     auto addrs = co_await Resolve(*host);
@@ -964,7 +974,10 @@ class JobGatewayImpl final : public JobGateway,
                               std::string(addrs.status().message()));
     std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
     std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
-    std::string out = RewriteHead(h, h.target, host_header, {{m.header, key_value}}) + rest;
+    // accept-encoding: identity, so that the answer's usage can be read.
+    std::string out = RewriteHead(h, h.target, host_header,
+                                  {{m.header, key_value}, {kAcceptIdentityName, kAcceptIdentityValue}}) +
+                      rest;
     if (!BudgetFits(static_cast<int64_t>(out.size()))) co_return co_await DenyBudget(c, e);
     auto up = co_await Connect(*addrs, m.port);
     if (!up.ok()) co_return co_await Deny(c, e, 502, "Bad Gateway", "upstream_unreachable", std::string(up.status().message()));
@@ -1010,15 +1023,31 @@ class JobGatewayImpl final : public JobGateway,
       c->close(ec);
       up->lowest_layer().close(ec);
     };
-    co_await ((Forward(*c, *up, fup, activity, up_limit) && ModelDown(c, up, e, fdown, activity)) ||
+    // -- cost (issue 16): the response is read for its usage as it passes.
+    std::optional<ResponseMeter> rm;
+    if (gopt_.meter) rm.emplace(meter_);
+    co_await ((Forward(*c, *up, fup, activity, up_limit) && ModelDown(c, up, e, fdown, activity, rm ? &*rm : nullptr)) ||
               Idle(close_all, activity));
     close_all();
     Record(e, fup, fdown);
+    if (rm) EndMeter(*rm, e);
+  }
+
+  // The request's usage and duration into the job's totals and its log entry.
+  static void EndMeter(ResponseMeter& rm, Entry& e) {
+    rm.End(NowMs() - e.start);
+    const UsageMeter& m = rm.meter();
+    if (m.seen())
+      e.j["usage"] = {{"model", m.model()},           {"input_tokens", m.counts().input},
+                      {"output_tokens", m.counts().output}, {"cache_write_tokens", m.counts().cache_write},
+                      {"cache_read_tokens", m.counts().cache_read}};
+    if (!m.unreadable().empty()) e.j["usage_unreadable"] = m.unreadable();
   }
 
   template <typename Up>
   awaitable<void> ModelDown(std::shared_ptr<local::socket> c, std::shared_ptr<Up> up, Entry& e,
-                            Flow& down, std::shared_ptr<std::atomic<int64_t>> activity) {
+                            Flow& down, std::shared_ptr<std::atomic<int64_t>> activity,
+                            ResponseMeter* meter) {
     std::string head;
     std::error_code ec;
     while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
@@ -1050,6 +1079,7 @@ class JobGatewayImpl final : public JobGateway,
       ++rate_.count;
     }
     if (head.empty()) co_return;
+    if (meter) meter->Feed(head);
     if (!TakeBudgetAll(static_cast<int64_t>(head.size()))) {
       down.cut = true;
       EndFlow(*up, *c, down);
@@ -1057,7 +1087,7 @@ class JobGatewayImpl final : public JobGateway,
     }
     co_await asio::async_write(*c, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
     down.bytes += static_cast<int64_t>(head.size());
-    if (!ec) co_await Forward(*up, *c, down, activity);
+    if (!ec) co_await Forward(*up, *c, down, activity, -1, meter);
   }
 
   asio::io_context& io_;
@@ -1081,6 +1111,7 @@ class JobGatewayImpl final : public JobGateway,
   std::condition_variable idle_cv_;  // active_ or stop_ran_ changed
   std::list<std::function<bool(bool close)>> closers_;
   size_t prune_at_ = 64;
+  JobMeter meter_;  // the job's model usage and budget (issue 16)
 };
 
 std::string NetlogText(const nlohmann::json& netlog) {

@@ -36,6 +36,7 @@
 
 #include "absl/status/statusor.h"
 #include "worker/gateway/egress_policy.h"
+#include "worker/gateway/job_budget.h"
 
 namespace asio {
 class io_context;
@@ -53,6 +54,7 @@ struct ModelRoute {
   // The provider API's methods and paths this route forwards; others are
   // refused (method_not_allowed / path_not_allowed).
   std::vector<ModelApiRule> api = DefaultModelApiRules();
+  std::string provider;  // its name in the worker policy: the job's usage is reported under it
 };
 
 struct JobLimits {
@@ -82,6 +84,9 @@ struct JobConfig {
   EgressPolicy policy;
   std::optional<ModelRoute> model;
   JobLimits limits;
+  // The job's cap on its model usage (job_budget.h); once reached, its model
+  // requests are refused with 402 and x-deny-reason: job_budget_exhausted.
+  BudgetCap budget;
 };
 
 struct RateSignal {
@@ -104,6 +109,9 @@ class JobGateway {
   virtual nlohmann::json Netlog() = 0;
   virtual RateSignal rate_signal() = 0;
   virtual int denied() = 0;
+  // The job's model usage so far, per model, as the provider's responses
+  // said it (usage_meter.h), and whether its budget refused a request.
+  virtual UsageSnapshot usage() = 0;
 };
 
 struct GatewayOptions {
@@ -114,6 +122,10 @@ struct GatewayOptions {
   // gateway's memory; false: through a user-space buffer (as the TLS model
   // route always does). Limits and byte counts are the same either way.
   bool splice = true;
+  // Model responses are read for their usage (usage_meter.h) as they pass.
+  // false only for gateway_bench's side-by-side figures: then no usage is
+  // counted and no budget can be reached.
+  bool meter = true;
   // Test-only: names answered without DNS (worker policy `resolver_overrides`).
   std::map<std::string, std::vector<std::string>> resolver_overrides;
 };
