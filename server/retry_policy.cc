@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/model.h"
 
@@ -59,11 +60,12 @@ absl::StatusOr<RetryPolicy> RetryPolicy::FromJson(const std::string& json) {
 }
 
 RetryDecision DecideRetry(const RetryPolicy& p, v1::FailureClass cls, int failures_in_class,
-                          int64_t retry_after_ms, std::mt19937_64& rng) {
+                          int64_t retry_after_ms, std::mt19937_64& rng, absl::string_view reason) {
   RetryDecision d;
   auto it = p.max_attempts.find(cls);
   int max = it == p.max_attempts.end() ? 1 : it->second;
-  if (cls == v1::FAILURE_CLASS_INPUT || failures_in_class >= max) {
+  const bool budget = cls == v1::FAILURE_CLASS_AGENT && absl::StartsWith(reason, "budget:");
+  if (cls == v1::FAILURE_CLASS_INPUT || budget || failures_in_class >= max) {
     d.give_up = true;
     return d;
   }

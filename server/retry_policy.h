@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "assessq/v1/assessq.pb.h"
 
 namespace assessq {
@@ -33,8 +34,11 @@ struct RetryDecision {
 };
 
 // `failures_in_class` counts the failed attempts of this class in the job's
-// current retry epoch, including the one just finished.
+// current retry epoch, including the one just finished. `reason` is the
+// failure's: an agent failure whose reason is "budget: ..." (the job reached
+// its model budget, worker/outcome.h) is never retried automatically.
 RetryDecision DecideRetry(const RetryPolicy& p, v1::FailureClass cls, int failures_in_class,
-                          int64_t retry_after_ms, std::mt19937_64& rng);
+                          int64_t retry_after_ms, std::mt19937_64& rng,
+                          absl::string_view reason = "");
 
 }  // namespace assessq

@@ -78,6 +78,34 @@ JobOutcome Failed(v1::FailureClass cls, std::string reason) {
   return o;
 }
 
+// The gateway's count of a job's model usage, for the coordinator.
+v1::Usage UsageProto(const gateway::UsageSnapshot& s) {
+  v1::Usage u;
+  for (const auto& m : s.models) {
+    if (m.requests == 0 && m.tokens.total() == 0) continue;
+    v1::ModelUsage* p = u.add_models();
+    p->set_provider(m.provider);
+    p->set_model(m.model);
+    p->set_requests(m.requests);
+    p->set_input_tokens(m.tokens.input);
+    p->set_output_tokens(m.tokens.output);
+    p->set_cache_write_tokens(m.tokens.cache_write);
+    p->set_cache_read_tokens(m.tokens.cache_read);
+    p->set_duration_ms(m.duration_ms);
+  }
+  u.set_budget_exhausted(s.budget_exhausted);
+  return u;
+}
+
+gateway::BudgetCap BudgetOf(const v1::JobBudget& b) {
+  gateway::BudgetCap c;
+  c.max_tokens = b.max_tokens();
+  c.max_usd = b.max_usd();
+  for (const auto& p : b.prices())
+    c.prices.push_back({p.provider(), p.model(), p.input(), p.output(), p.cache_write(), p.cache_read()});
+  return c;
+}
+
 // Docker names allow [a-zA-Z0-9_.-]; the worker name may hold anything else.
 std::string SafeName(const std::string& s) {
   std::string out;
@@ -131,6 +159,7 @@ absl::StatusOr<gateway::JobConfig> DockerExecutor::GatewayConfig(const JobReques
   c.limits.max_total_bytes = opt_.egress.max_total_mb << 20;
   c.limits.idle_timeout_ms = opt_.egress.idle_timeout_s * 1000;
   c.limits.max_names_per_wildcard = opt_.egress.max_names_per_wildcard;
+  c.budget = BudgetOf(req.budget);
   if (spec.model) {
     struct stat st;
     if (stat(spec.model_secret_file.c_str(), &st) != 0 || (st.st_mode & 077) != 0)
@@ -144,6 +173,7 @@ absl::StatusOr<gateway::JobConfig> DockerExecutor::GatewayConfig(const JobReques
     m.tls = spec.model->tls;
     m.ca_file = spec.model->ca_file;
     m.header = spec.model->header;
+    m.provider = spec.network.model;
     m.secret = std::string(absl::StripAsciiWhitespace(*secret));
     if (!spec.model->allow.empty()) {
       m.api.clear();
@@ -269,6 +299,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   AgentDoneDetector done(spec.done_when);
   int64_t done_since = 0;
   bool done_stopped = false;
+  bool budget_stopped = false;  // the gateway refused for the job's budget: stopped
   OutputFollower follower(docker_.get(), *id, req, done);
   int64_t next_poll = out.started_at_ms + 1000;
   while (true) {
@@ -283,6 +314,17 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
       bool is_done = done.done() && OutputFilePresent((*jobfs)->output_dir(), spec.output_file);
       if (!is_done) done_since = 0;
       else if (done_since == 0) done_since = NowMs();
+      // -- cost (issue 16): the usage so far for heartbeats; a job at its
+      // budget is stopped (its further model requests are refused anyway).
+      if (gw) {
+        gateway::UsageSnapshot u = gw->usage();
+        if (req.on_usage) req.on_usage(UsageProto(u));
+        if (u.budget_exhausted && !budget_stopped && !stop.stopped()) {
+          budget_stopped = true;
+          spdlog::info("[job={}] model budget reached ({}): stopping it", req.job_id, u.budget_why);
+          (void)docker_->KillContainer(*id, "SIGKILL");
+        }
+      }
     }
     if (!absl::IsDeadlineExceeded(w.status())) {
       // The daemon went away or the container vanished: infra.
@@ -336,8 +378,13 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
     if (json steps = ClaudeSteps(logs->out); !steps.is_null()) details["agent_steps"] = std::move(steps);
   }
   gateway::RateSignal rate;
+  gateway::UsageSnapshot usage;
   if (gw) {
     gw->Stop();
+    usage = gw->usage();
+    out.usage = UsageProto(usage);
+    if (usage.budget_exhausted) details["budget_refusals"] = usage.budget_refusals;
+    if (usage.unmetered > 0) details["unmetered_model_responses"] = usage.unmetered;
     out.netlog_json = gateway::NetlogText(gw->Netlog());
     rate = gw->rate_signal();
     details["denied_requests"] = gw->denied();
@@ -357,6 +404,8 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   end.model_api_count = rate.count;
   end.model_api_status = rate.status;
   end.model_api_retry_after_ms = rate.retry_after_ms;
+  end.budget_exhausted = usage.budget_exhausted;
+  end.budget_why = usage.budget_why;
   Verdict v = ClassifyFinished(end, spec.limits, [&] {
     return ReadOutputFile((*jobfs)->output_dir(), spec.output_file,
                           static_cast<size_t>(spec.limits.result_kb) * 1024);

@@ -29,6 +29,12 @@ struct JobRequest {
   // order, about once a second; `skipped` counts bytes not delivered (more
   // than one poll could carry). Unset: nobody follows.
   std::function<void(const std::string& chunk, int64_t skipped)> on_output;
+  // The job's cap on its model usage (the lease's, else the profile's
+  // limits.budget without prices); no field set: no cap.
+  v1::JobBudget budget;
+  // Called (on the executor's thread) about once a second with the job's
+  // model usage so far, as the egress gateway counted it. Unset: nobody asks.
+  std::function<void(const v1::Usage& usage)> on_usage;
 };
 
 struct JobOutcome {
@@ -41,6 +47,7 @@ struct JobOutcome {
   std::string details_json;  // image id, durations, OOM, verified settings
   std::string netlog_json;   // the gateway's log of this attempt ("" without one)
   int64_t retry_after_ms = 0;  // model_api: the provider's retry-after
+  v1::Usage usage;             // the gateway's count of the job's model usage
   int64_t started_at_ms = 0;
   int64_t ended_at_ms = 0;
 };

@@ -96,11 +96,26 @@ class Reader {
     if (auto _s = (expr); !_s.ok()) return _s; \
   } while (0)
 
-absl::Status ReadLimits(const json& j, const std::string& where, Limits& l) {
+absl::Status ReadBudget(const json& j, const std::string& where, BudgetLimit& b) {
   if (!j.is_object()) return Bad(absl::StrCat(where, " must be an object"));
   Reader r(j, where);
-  TRY(r.Only({"memory_mb", "cpus", "pids", "timeout_s", "grace_s", "output_mb", "tmp_mb",
-              "home_mb", "nofile", "log_kb", "result_kb", "done_grace_s"}));
+  TRY(r.Only({"max_tokens", "max_usd"}));
+  TRY(r.Int("max_tokens", b.max_tokens, 0, int64_t{1} << 40));
+  TRY(r.Num("max_usd", b.max_usd, 0, 1e6));
+  return absl::OkStatus();
+}
+
+// `budget`: the profile's limits only (a job's cap, not a worker's ceiling).
+absl::Status ReadLimits(const json& j, const std::string& where, Limits& l, bool budget = false) {
+  if (!j.is_object()) return Bad(absl::StrCat(where, " must be an object"));
+  Reader r(j, where);
+  if (budget)
+    TRY(r.Only({"memory_mb", "cpus", "pids", "timeout_s", "grace_s", "output_mb", "tmp_mb",
+                "home_mb", "nofile", "log_kb", "result_kb", "done_grace_s", "budget"}));
+  else
+    TRY(r.Only({"memory_mb", "cpus", "pids", "timeout_s", "grace_s", "output_mb", "tmp_mb",
+                "home_mb", "nofile", "log_kb", "result_kb", "done_grace_s"}));
+  if (budget && j.contains("budget")) TRY(ReadBudget(j["budget"], where + ".budget", l.budget));
   TRY(r.Int("memory_mb", l.memory_mb, 16, 1 << 20));
   TRY(r.Num("cpus", l.cpus, 0.01, 1024));
   TRY(r.Int("pids", l.pids, 8, 1 << 22));
@@ -154,7 +169,7 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
     if (!w.ok()) return w.status();
     p.done_when = *w;
   }
-  if (j.contains("limits")) TRY(ReadLimits(j["limits"], "profile.limits", p.limits));
+  if (j.contains("limits")) TRY(ReadLimits(j["limits"], "profile.limits", p.limits, /*budget=*/true));
   if (j.contains("network")) {
     const json& n = j["network"];
     if (!n.is_object()) return Bad("profile.network must be an object");

@@ -24,6 +24,14 @@
 
 namespace assessq {
 
+// A job's cap on its model usage (profile limits.budget; 0: no cap of that
+// kind). The coordinator puts it on the lease with its prices; the gateway
+// refuses the job's model requests once it is reached.
+struct BudgetLimit {
+  int64_t max_tokens = 0;
+  double max_usd = 0;
+};
+
 struct Limits {
   int64_t memory_mb = 2048;   // memory and memory+swap (no swap)
   double cpus = 1.0;
@@ -37,6 +45,7 @@ struct Limits {
   int64_t log_kb = 256;       // captured log tail
   int64_t result_kb = 1024;   // the assessment file's cap
   int64_t done_grace_s = 10;  // done_when: stopped this long after the agent is done
+  BudgetLimit budget;         // profile only (not a policy ceiling)
 };
 
 struct NetworkPolicy {

@@ -18,6 +18,10 @@ Verdict ClassifyFinished(const ContainerEnd& e, const Limits& l,
     v.reason = e.cancel_reason;
     return v;
   }
+  if (e.budget_exhausted)
+    return fail(v1::FAILURE_CLASS_AGENT,
+                absl::StrCat(kBudgetReason, ": ", e.budget_why,
+                             "; the gateway refused the job's further model requests"));
   if (e.oom_killed)
     return fail(v1::FAILURE_CLASS_INFRA,
                 absl::StrCat("out of memory: killed at the ", l.memory_mb, " MiB limit"));

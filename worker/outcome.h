@@ -1,5 +1,7 @@
 // How a finished container becomes a job outcome: cancellation, then the
-// OOM kill (infra: the limit, not the agent), then the deadline (agent),
+// job's model budget (the gateway refused a model request for it: agent,
+// reason "budget: ...", which the coordinator never retries), then the OOM
+// kill (infra: the limit, not the agent), then the deadline (agent),
 // then a failing exit while the model provider was refusing (model_api, with
 // its retry-after, so the fleet slows down instead of blaming the agent),
 // then any other failing exit (agent); only a clean exit reads the output
@@ -28,7 +30,13 @@ struct ContainerEnd {
   int model_api_count = 0;      // the gateway's rate signal: refusals seen
   int model_api_status = 0;     // the last refusal's HTTP status
   int64_t model_api_retry_after_ms = 0;
+  bool budget_exhausted = false;  // the gateway refused a model request: the job's cap
+  std::string budget_why;         // what was spent of which cap
 };
+
+// A budget failure's reason starts with this word and a colon; the
+// coordinator's retry decision (server/retry_policy.cc) keys on it.
+inline constexpr char kBudgetReason[] = "budget";
 
 struct Verdict {
   JobOutcome::Kind kind = JobOutcome::kFailed;

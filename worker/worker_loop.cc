@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -208,7 +209,20 @@ void Worker::RunJob(v1::Lease lease) {
       fail(v1::FAILURE_CLASS_INFRA, absl::StrCat("refused by worker policy: ", spec.status().message()));
     } else {
       req.spec = *spec;
+      // The job's cap: the lease's (with the coordinator's prices), else
+      // the profile's limits.budget (tokens; money needs prices).
+      if (lease.has_budget()) {
+        req.budget = lease.budget();
+      } else {
+        req.budget.set_max_tokens(spec->limits.budget.max_tokens);
+        req.budget.set_max_usd(spec->limits.budget.max_usd);
+      }
+      req.on_usage = [this, token = lease.token()](const v1::Usage& u) {
+        absl::MutexLock l(&mu_);
+        if (auto it = running_.find(token); it != running_.end()) it->second.usage = u;
+      };
       JobOutcome o = executor_->Run(req, *stop);
+      *r.mutable_usage() = o.usage;
       r.set_exit_code(o.exit_code);
       r.set_log_tail(o.log_tail);
       r.set_details_json(o.details_json);
@@ -303,17 +317,18 @@ void Worker::DeliveryLoop() {
 void Worker::HeartbeatLoop() {
   while (!stop_threads_) {
     int64_t period;
-    std::vector<std::pair<int64_t, int64_t>> leases;
+    std::vector<std::tuple<int64_t, int64_t, v1::Usage>> leases;
     {
       absl::MutexLock l(&mu_);
       period = lease_period_ms_;
-      for (const auto& [token, r] : running_) leases.push_back({r.job, token});
+      for (const auto& [token, r] : running_) leases.push_back({r.job, token, r.usage});
     }
-    for (const auto& [job, token] : leases) {
+    for (const auto& [job, token, usage] : leases) {
       v1::HeartbeatRequest hb;
       hb.set_job_id(job);
       hb.set_token(token);
       hb.set_running(true);
+      *hb.mutable_usage() = usage;  // cumulative: the attempt's usage so far
       auto h = api_->Heartbeat(hb, static_cast<int>(std::max<int64_t>(period / 3, 1000)));
       if (!h.ok() && absl::IsFailedPrecondition(h.status())) {
         absl::MutexLock l(&mu_);

@@ -66,6 +66,7 @@ class Worker {
     int64_t job;
     std::shared_ptr<StopSignal> stop;
     bool release = false;
+    v1::Usage usage;  // the job's model usage so far (sent with heartbeats)
   };
   void OnMessage(const v1::CoordinatorMessage& m);
   void RunJob(v1::Lease lease);

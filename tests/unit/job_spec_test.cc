@@ -332,6 +332,43 @@ TEST(ParseProfileTest, NetworkAndCredentialFields) {
   }
 }
 
+// limits.budget: a job's cap on its model usage (the coordinator puts it on
+// the lease); bad values are refused naming the field; a worker policy's
+// ceilings have no budget.
+TEST(ParseProfileTest, LimitsBudget) {
+  json ok = {{"image", "assessq-test:1"}, {"command", {"/agent"}},
+             {"limits", {{"budget", {{"max_tokens", 200000}, {"max_usd", 1.5}}}}}};
+  auto p = ParseProfile(ok.dump(), Profile{});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->limits.budget.max_tokens, 200000);
+  EXPECT_DOUBLE_EQ(p->limits.budget.max_usd, 1.5);
+  auto none = ParseProfile(R"({"image":"assessq-test:1","command":["/agent"]})", Profile{});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->limits.budget.max_tokens, 0);
+  EXPECT_EQ(none->limits.budget.max_usd, 0);
+  struct Case {
+    json budget;
+    const char* message;
+  } cases[] = {
+      {json::array(), "profile.limits.budget must be an object"},
+      {{{"max_tokens", -1}}, "profile.limits.budget.max_tokens must be between 0 and"},
+      {{{"max_tokens", 1.5}}, "profile.limits.budget.max_tokens must be an integer"},
+      {{{"max_usd", "3"}}, "profile.limits.budget.max_usd must be a number"},
+      {{{"max_usd", -0.5}}, "profile.limits.budget.max_usd must be between 0 and"},
+      {{{"max_dollars", 3}}, "profile.limits.budget: unknown setting 'max_dollars'"},
+  };
+  for (auto& c : cases) {
+    json prof = ok;
+    prof["limits"]["budget"] = c.budget;
+    auto r = ParseProfile(prof.dump(), Profile{});
+    ASSERT_FALSE(r.ok()) << prof.dump();
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message)) << prof.dump();
+  }
+  auto policy = ParseLocalPolicy(R"({"max":{"budget":{"max_tokens":5}}})");
+  ASSERT_FALSE(policy.ok());
+  EXPECT_THAT(policy.status().message(), HasSubstr("policy.max: unknown setting 'budget'"));
+}
+
 // ---- hosts from the job's metadata -----------------------------------------
 
 TEST(UrlHostTest, Strict) {

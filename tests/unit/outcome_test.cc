@@ -1,5 +1,6 @@
 // Tests worker/outcome's ClassifyFinished, table-driven: cancellation wins
-// over everything; an OOM kill is infra; the deadline is agent; a failing
+// over everything; the job's model budget is agent, reason "budget: ...";
+// an OOM kill is infra; the deadline is agent; a failing
 // exit while the model provider was refusing is model_api with its
 // retry-after; any other failing exit is agent; only a clean exit reads the
 // output, whose status decides (missing: agent; symlink/hard link/FIFO or
@@ -47,6 +48,24 @@ TEST(ClassifyFinishedTest, Table) {
          e.exit_code = 137;
        }), ok_output, JobOutcome::kCancelled, v1::FAILURE_CLASS_UNSPECIFIED,
        "cancelled by operator", 0, false},
+      // The job's model budget: agent, reason "budget: ..." (never retried
+      // by the coordinator), whatever the exit, before OOM and the deadline.
+      {"budget", end([](ContainerEnd& e) {
+         e.budget_exhausted = true;
+         e.budget_why = "the job's model budget is spent: 1070 tokens of its 1000";
+         e.exit_code = 137;
+         e.oom_killed = true;
+         e.timed_out = true;
+         e.model_api_count = 2;
+       }), ok_output, JobOutcome::kFailed, v1::FAILURE_CLASS_AGENT,
+       "budget: the job's model budget is spent: 1070 tokens of its 1000; the gateway refused", 0, false},
+      {"budget with exit 0 and an output", end([](ContainerEnd& e) { e.budget_exhausted = true; }),
+       ok_output, JobOutcome::kFailed, v1::FAILURE_CLASS_AGENT, "budget: ", 0, false},
+      {"budget but cancelled", end([](ContainerEnd& e) {
+         e.budget_exhausted = true;
+         e.cancelled = true;
+         e.cancel_reason = "cancelled by operator";
+       }), ok_output, JobOutcome::kCancelled, v1::FAILURE_CLASS_UNSPECIFIED, "cancelled by operator", 0, false},
       {"oom", end([](ContainerEnd& e) {
          e.oom_killed = true;
          e.exit_code = 137;

@@ -321,5 +321,32 @@ TEST(RetryPolicyJsonTest, FromJsonRejectsGarbage) {
   EXPECT_EQ(partial->backoff_base_ms, 2000);
 }
 
+// A job that reached its model budget (worker/outcome.h: an agent failure
+// whose reason starts "budget:") is never retried automatically, whatever
+// the limit; other agent failures, and a "budget" that is not the reason's
+// first word or of another class, are retried as before.
+TEST(RetryPolicyTest, ABudgetFailureIsNeverRetried) {
+  RetryPolicy p;
+  std::mt19937_64 rng(7);
+  struct Row {
+    v1::FailureClass cls;
+    const char* reason;
+    bool give_up;
+  } rows[] = {
+      {v1::FAILURE_CLASS_AGENT, "budget: the job's model budget is spent: 1070 tokens of its 1000", true},
+      {v1::FAILURE_CLASS_AGENT, "budget:", true},
+      {v1::FAILURE_CLASS_AGENT, "agent exited with code 1", false},
+      {v1::FAILURE_CLASS_AGENT, "agent exited: budget: x", false},
+      {v1::FAILURE_CLASS_AGENT, "budgets are fine", false},
+      {v1::FAILURE_CLASS_INFRA, "budget: not the agent's class", false},
+      {v1::FAILURE_CLASS_MODEL_API, "budget: x", false},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.reason);
+    EXPECT_EQ(DecideRetry(p, r.cls, 1, 0, rng, r.reason).give_up, r.give_up);
+  }
+  EXPECT_FALSE(DecideRetry(p, v1::FAILURE_CLASS_AGENT, 1, 0, rng).give_up);
+}
+
 }  // namespace
 }  // namespace assessq
