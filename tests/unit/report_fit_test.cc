@@ -161,6 +161,30 @@ TEST_F(OutboxTest, AReportWithHugeAttachmentsIsStoredFittedAndReadBack) {
   EXPECT_EQ(pending[0].result_json(), r.result_json());
 }
 
+// The job's model usage rides in the stored report: read back after a
+// restart (a new Outbox on the same directory) exactly, even when the
+// attachments were cut to fit.
+TEST_F(OutboxTest, TheUsageInAReportSurvivesARestartAndFitting) {
+  v1::CompleteRequest r = Report();
+  r.set_log_tail(std::string(2 << 20, 'l'));
+  v1::ModelUsage* m = r.mutable_usage()->add_models();
+  m->set_provider("anthropic");
+  m->set_model("claude-x");
+  m->set_requests(3);
+  m->set_input_tokens(1234);
+  m->set_output_tokens(567);
+  m->set_cache_write_tokens(89);
+  m->set_cache_read_tokens(100000);
+  m->set_duration_ms(4321);
+  r.mutable_usage()->set_budget_exhausted(true);
+  ASSERT_TRUE(Outbox(dir_.string()).Put(r).ok());
+  Outbox after(dir_.string());
+  ASSERT_TRUE(after.Init().ok());
+  auto pending = after.Pending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].usage().SerializeAsString(), r.usage().SerializeAsString());
+}
+
 TEST_F(OutboxTest, AFileItCannotReadIsMovedAsideOnce) {
   Outbox box(dir_.string());
   ASSERT_TRUE(box.Put(Report()).ok());
