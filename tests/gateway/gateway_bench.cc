@@ -22,6 +22,13 @@
 // --rate-mbit: limit the veth pair to N Mbit/s each way, as a real uplink is
 // (unshaped, the "network" is a 2-3 GB/s memory copy and the relays' CPU
 // decides the ratio).
+//
+// The model route with usage metering on and off, side by side (issue 16):
+// two gateways (GatewayOptions::meter true and false) relay the same
+// streamed Messages API answer (server-sent events, as the provider sends
+// them) from an HTTPS stand-in to a job socket: the time of an N MiB stream
+// and of its first byte on a fresh connection (p50/p99), and metered /
+// unmetered for each. --model-only runs only this part; --no-model skips it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -171,11 +178,149 @@ struct Path {
   bool absolute_form;         // the request names the host (a proxy request)
 };
 
+// A streamed Messages API answer of about `bytes` bytes: message_start,
+// text deltas, message_delta, message_stop (as the provider sends them).
+std::string SseAnswer(size_t bytes, int64_t* output_tokens) {
+  std::string body =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\","
+      "\"role\":\"assistant\",\"model\":\"claude-bench\",\"content\":[],\"usage\":{\"input_tokens\":1200,"
+      "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":30000,\"output_tokens\":1}}}\n\n";
+  int64_t n = 0;
+  while (body.size() < bytes) {
+    absl::StrAppend(&body,
+                    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                    "{\"type\":\"text_delta\",\"text\":\"",
+                    std::string(160, 'w'), " ", n, "\"}}\n\n");
+    ++n;
+  }
+  absl::StrAppend(&body, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                         "\"end_turn\"},\"usage\":{\"output_tokens\":", n, "}}\n\nevent: message_stop\ndata: "
+                         "{\"type\":\"message_stop\"}\n\n");
+  *output_tokens = n;
+  return absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: ", body.size(),
+                      "\r\nConnection: close\r\n\r\n", body);
+}
+
+// The model route, metered and not, side by side (see the header).
+void ModelRouteBench(const gwtest::TempDir& dir, int mb, int runs, int conns) {
+  gwtest::TestCa ca = gwtest::MakeTestCa(dir.path());
+  auto [cert, key] = ca.Issue("model", "DNS:model.bench");
+  SSL_CTX* tls = gwtest::ServerTlsContext(cert, key);
+  int64_t big_tokens = 0, small_tokens = 0;
+  gwtest::TestServer big(gwtest::kFarAddr, 0, gwtest::TestServer::Mode::kHttp, tls, true);
+  big.set_response(SseAnswer(static_cast<size_t>(mb) << 20, &big_tokens));
+  gwtest::TestServer small(gwtest::kFarAddr, 0, gwtest::TestServer::Mode::kHttp, tls, true);
+  small.set_response(SseAnswer(2048, &small_tokens));
+  struct Side {
+    const char* name;
+    std::unique_ptr<Gateway> gw;
+    std::shared_ptr<JobGateway> big, small;
+    std::vector<int> threads;
+    std::string big_sock, small_sock;
+  } sides[2] = {{"model route, metering off"}, {"model route, metering on"}};
+  for (int i = 0; i < 2; ++i) {
+    GatewayOptions go;
+    go.resolver_overrides = {{"model.bench", {gwtest::kFarAddr}}};
+    go.meter = i == 1;
+    std::vector<int> before = Threads();
+    auto g = Gateway::Create(go);
+    if (!g.ok()) std::exit(1);
+    for (int t : Threads())
+      if (std::find(before.begin(), before.end(), t) == before.end()) sides[i].threads.push_back(t);
+    sides[i].gw = std::move(*g);
+    for (bool is_big : {true, false}) {
+      JobConfig cfg;
+      cfg.job_id = 10 + i * 2 + is_big;
+      cfg.socket_path = dir.Join(absl::StrCat("model-", i, is_big ? "-big" : "-small", ".sock"));
+      cfg.policy.open_ranges.push_back(*ParseCidr(std::string(gwtest::kFarAddr) + "/32"));
+      cfg.limits.max_total_bytes = int64_t{1} << 40;
+      cfg.limits.max_connections = 1000;
+      ModelRoute m;
+      m.host = "model.bench";
+      m.port = is_big ? big.port() : small.port();
+      m.ca_file = ca.ca_pem;
+      m.secret = "bench-key";
+      m.provider = "anthropic";
+      cfg.model = m;
+      auto j = sides[i].gw->StartJob(cfg);
+      if (!j.ok()) {
+        std::fprintf(stderr, "%s\n", j.status().ToString().c_str());
+        std::exit(1);
+      }
+      (is_big ? sides[i].big : sides[i].small) = *j;
+      (is_big ? sides[i].big_sock : sides[i].small_sock) = cfg.socket_path;
+    }
+  }
+  const std::string req = "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 15\r\n\r\n{\"stream\":true}";
+  auto exchange = [&](const std::string& sock, Clock::time_point* first) {
+    gwtest::UnixClient c(sock, 30000);
+    if (!c.ok()) std::exit(1);
+    SendAll(c.fd(), req);
+    return ReadResponse(c.fd(), first);
+  };
+  const size_t big_len = SseAnswer(static_cast<size_t>(mb) << 20, &big_tokens).size();
+  std::vector<double> ms[2], cpu[2];
+  for (int r = -1; r < runs; ++r) {
+    for (int i : {0, 1}) {
+      double c0 = RelayCpuMs(sides[i].threads, 0);
+      auto t0 = Clock::now();
+      size_t got = exchange(sides[i].big_sock, nullptr);
+      auto t1 = Clock::now();
+      double c1 = RelayCpuMs(sides[i].threads, 0);
+      if (got == 0 || got + 200 < big_len - big_len / 100) {
+        std::fprintf(stderr, "%s: got %zu bytes\n", sides[i].name, got);
+        std::exit(1);
+      }
+      if (r >= 0) {
+        ms[i].push_back(Ms(t0, t1));
+        cpu[i].push_back(c1 - c0);
+      }
+    }
+  }
+  std::vector<double> first[2];
+  for (int r = -10; r < conns; ++r) {
+    for (int i : {0, 1}) {
+      Clock::time_point f{};
+      auto t0 = Clock::now();
+      (void)exchange(sides[i].small_sock, &f);
+      if (r >= 0) first[i].push_back(Ms(t0, f));
+    }
+  }
+  std::printf("\nmodel route (HTTPS stand-in, streamed server-sent events): %d MiB stream x %d interleaved runs, "
+              "first byte of a 2 KiB stream x %d interleaved connections\n", mb, runs, conns);
+  std::printf("%-30s %10s %8s %11s %10s %10s %10s\n", "path", "median", "MiB/s", "relay CPU", "TTFB p50",
+              "TTFB p90", "TTFB p99");
+  for (int i : {0, 1})
+    std::printf("%-30s %8.2fms %8.0f %9.2fms %8.3fms %8.3fms %8.3fms\n", sides[i].name, Percentile(ms[i], 0.5),
+                mb / (Percentile(ms[i], 0.5) / 1000.0), Percentile(cpu[i], 0.5), Percentile(first[i], 0.5),
+                Percentile(first[i], 0.9), Percentile(first[i], 0.99));
+  std::printf("metered / unmetered: stream time %.3fx, relay CPU %.3fx, TTFB p50 %.3fx, p99 %.3fx (target: within 5%%)\n",
+              Percentile(ms[1], 0.5) / Percentile(ms[0], 0.5), Percentile(cpu[1], 0.5) / Percentile(cpu[0], 0.5),
+              Percentile(first[1], 0.5) / Percentile(first[0], 0.5),
+              Percentile(first[1], 0.99) / Percentile(first[0], 0.99));
+  // The metered side did meter: every stream's usage, exactly.
+  UsageSnapshot u = sides[1].big->usage(), off = sides[0].big->usage();
+  const int64_t streams = runs + 1;
+  bool exact = u.models.size() == 1 && u.models[0].requests == streams &&
+               u.models[0].tokens.output == streams * big_tokens && u.models[0].tokens.input == streams * 1200 &&
+               u.models[0].tokens.cache_read == streams * 30000 && off.models.empty();
+  std::printf("metered side counted %lld stream(s), %lld output tokens (expected %lld); unmetered side counted %zu "
+              "model(s): %s\n",
+              static_cast<long long>(u.models.empty() ? 0 : u.models[0].requests),
+              static_cast<long long>(u.models.empty() ? 0 : u.models[0].tokens.output),
+              static_cast<long long>(streams * big_tokens), off.models.size(), exact ? "exact" : "WRONG");
+  for (auto& s : sides) {
+    s.big->Stop();
+    s.small->Stop();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int mb = 10, runs = 9, conns = 500, rate_mbit = 0;
-  bool throughput = true, latency = true, copy = false;
+  bool throughput = true, latency = true, copy = false, model = true, model_only = false;
   std::string netbridge = ASSESSQ_NETBRIDGE, only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -188,8 +333,10 @@ int main(int argc, char** argv) {
     else if (a == "--netbridge" && i + 1 < argc) netbridge = argv[++i];
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--rate-mbit" && i + 1 < argc) rate_mbit = std::atoi(argv[++i]);
+    else if (a == "--no-model") model = false;
+    else if (a == "--model-only") model_only = true;
     else {
-      std::fprintf(stderr, "usage: gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency] [--copy] [--netbridge PATH] [--only TEXT] [--rate-mbit N]\n");
+      std::fprintf(stderr, "usage: gateway_bench [--mb N] [--runs N] [--conns N] [--no-throughput] [--no-latency] [--copy] [--netbridge PATH] [--only TEXT] [--rate-mbit N] [--no-model] [--model-only]\n");
       return 2;
     }
   }
@@ -295,6 +442,11 @@ int main(int argc, char** argv) {
     return absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n\r\n");
   };
 
+  if (model) ModelRouteBench(dir, mb, runs, conns);
+  if (model_only) {
+    (*job)->Stop();
+    return 0;
+  }
   if (throughput) {
     auto ps = paths(bulk.port());
     std::vector<std::vector<double>> ms(ps.size()), cpu(ps.size()), relay(ps.size());

@@ -130,6 +130,7 @@ class UsageMeter {
   void Body(absl::string_view data);
   void Content(absl::string_view data);
   void Sse(absl::string_view data);
+  void SseStartData();
   void SseLineEnd();
   void SseDispatch();
   void ApplyJson();
