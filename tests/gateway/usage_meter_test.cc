@@ -303,6 +303,33 @@ TEST(JobBudgetTest, DecideBudgetEveryPath) {
   }
 }
 
+TEST(JobBudgetTest, FindPriceAsTheCoordinatorsTable) {
+  const std::vector<ModelPrice> prices = {
+      {"anthropic", "claude-sonnet-4*", 3, 0, 0, 0},      {"anthropic", "claude-sonnet-4-5*", 4, 0, 0, 0},
+      {"anthropic", "claude-sonnet-4-5-exact", 5, 0, 0, 0}, {"", "claude-haiku*", 1, 0, 0, 0},
+      {"anthropic", "claude-haiku-4", 2, 0, 0, 0},          {"bedrock", "claude-opus", 9, 0, 0, 0}};
+  struct {
+    const char* provider;
+    const char* model;
+    double input;  // -1: no price
+  } rows[] = {
+      {"anthropic", "claude-sonnet-4-20250514", 3},  {"anthropic", "claude-sonnet-4-5-20250929", 4},
+      {"anthropic", "claude-sonnet-4-5-exact", 5},   {"anthropic", "claude-haiku-4", 2},
+      {"anthropic", "claude-haiku-3", 1},            {"vertex", "claude-haiku-4", 1},
+      {"anthropic", "claude-opus", -1},              {"anthropic", "claude-sonnet-", -1},
+      {"anthropic", "claude-sonnet-4", 3},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(absl::StrCat(r.provider, "/", r.model));
+    const ModelPrice* p = FindPrice(prices, r.provider, r.model);
+    if (r.input < 0) EXPECT_EQ(p, nullptr);
+    else {
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(p->input, r.input);
+    }
+  }
+}
+
 TEST(JobBudgetTest, JobUsageMovesAResponseBetweenReadingsAndBoundsItsModels) {
   JobUsage u("anthropic", 3);
   u.Move({}, {true, "", {5, 0, 0, 0}});                // usage before the model

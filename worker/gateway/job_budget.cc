@@ -8,13 +8,30 @@ namespace assessq::gateway {
 
 const ModelPrice* FindPrice(const std::vector<ModelPrice>& prices, const std::string& provider,
                             const std::string& model) {
-  const ModelPrice* any = nullptr;
+  // As the coordinator's table (server/pricing.h): an exact name wins over
+  // any prefix ("claude-sonnet-4-5*"), the longest prefix over shorter ones;
+  // the provider's own entry over one for any provider.
+  const ModelPrice* best = nullptr;
+  int best_rank = -1;
   for (const auto& p : prices) {
-    if (p.model != model) continue;
-    if (p.provider == provider) return &p;
-    if (p.provider.empty() && !any) any = &p;
+    if (!p.provider.empty() && p.provider != provider) continue;
+    int rank;
+    if (p.model == model) {
+      rank = 1 << 20;
+    } else if (!p.model.empty() && p.model.back() == '*' &&
+               model.compare(0, p.model.size() - 1, p.model, 0, p.model.size() - 1) == 0 &&
+               model.size() >= p.model.size() - 1) {
+      rank = static_cast<int>(p.model.size());
+    } else {
+      continue;
+    }
+    rank = rank * 2 + (p.provider.empty() ? 0 : 1);
+    if (rank > best_rank) {
+      best_rank = rank;
+      best = &p;
+    }
   }
-  return any;
+  return best;
 }
 
 double PriceOf(const ModelPrice& p, const TokenCounts& t) {

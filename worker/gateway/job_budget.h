@@ -4,9 +4,10 @@
 // the pure decision before a model request goes upstream: refused once the
 // job's tokens (input + output + cache write + cache read, every model) have
 // reached max_tokens, or its money has reached max_usd. Money is counted with
-// the lease's prices (USD per million tokens of each kind, matched on the
-// exact model name and the provider, a price without a provider matching
-// any): a model without a price counts for the token cap only, never as
+// the lease's prices (USD per million tokens of each kind, matched as the
+// coordinator's table does: the exact model name, else the longest key
+// ending in '*' that is a prefix of it; the provider's own entry, else one
+// without a provider): a model without a price counts for the token cap only, never as
 // free money, and is named in the decision. The cap is checked before each
 // request, so a job may pass it by the requests that were already under way
 // when it was reached (one response's worth per concurrent request). 0 in a
