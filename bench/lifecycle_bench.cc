@@ -13,8 +13,8 @@
 //   (d) queue-depth flatness: throughput with 1,000 vs 100,000 (--big: also
 //       1,000,000) jobs queued, kept near that depth while workers drain.
 // Loopback and unix sockets only; every loop is bounded; child processes are
-// killed on exit, on failure and on SIGINT/SIGTERM (and die with us through
-// PR_SET_PDEATHSIG).
+// the test support's (tests/support): killed when done, and dying with us on
+// failure or a signal (PR_SET_PDEATHSIG).
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -56,6 +56,8 @@
 #include "assessq/v1/assessq.grpc.pb.h"
 #include "common/channel.h"
 #include "common/logging.h"
+#include "tests/support/drivers.h"
+#include "tests/support/process.h"
 #include "worker/api_client.h"
 
 #ifndef ASSESSQ_BIN_DIR
@@ -78,105 +80,13 @@ double Millis(TimePoint a, TimePoint b) {
 [[noreturn]] void Die(const std::string& msg);
 
 // ------------------------------------------------------------ child processes
-
-std::mutex g_children_mu;
-std::vector<pid_t> g_children;  // guarded by g_children_mu
-
-void KillChildren() {
-  std::vector<pid_t> kids;
-  {
-    std::lock_guard<std::mutex> l(g_children_mu);
-    kids.swap(g_children);
-  }
-  for (pid_t p : kids) ::kill(p, SIGKILL);
-  for (pid_t p : kids) ::waitpid(p, nullptr, 0);
-}
-
-// Async-signal-safe: kills (no wait) the children we know of, then exits.
-void OnFatalSignal(int sig) {
-  // Reading the vector without the lock: a signal arriving mid-push may miss
-  // the newest child, which PR_SET_PDEATHSIG still takes down.
-  for (pid_t p : g_children) ::kill(p, SIGKILL);
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
-}
+// (tests/support: aqtest::Child dies with us through PR_SET_PDEATHSIG and is
+// killed when its object goes.)
 
 void Die(const std::string& msg) {
   std::fprintf(stderr, "lifecycle_bench: %s\n", msg.c_str());
   std::fflush(stdout);
-  KillChildren();
-  std::_Exit(1);
-}
-
-// Starts argv[0] (a path) with stdout/stderr to `log` ("" = inherit).
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::lock_guard<std::mutex> l(g_children_mu);
-  pid_t pid = ::fork();
-  if (pid < 0) Die(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (!log.empty()) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        ::close(fd);
-      }
-    }
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::execv(args[0], args.data());
-    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
-    std::_Exit(127);
-  }
-  g_children.push_back(pid);
-  return pid;
-}
-
-void Forget(pid_t pid) {
-  std::lock_guard<std::mutex> l(g_children_mu);
-  g_children.erase(std::remove(g_children.begin(), g_children.end(), pid), g_children.end());
-}
-
-// Runs a short-lived command to completion (bounded by `timeout_s`).
-int RunCommand(const std::vector<std::string>& argv, const std::string& log, int timeout_s) {
-  pid_t pid = Spawn(argv, log);
-  auto deadline = SteadyClock::now() + std::chrono::seconds(timeout_s);
-  while (true) {
-    int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) {
-      Forget(pid);
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    }
-    if (SteadyClock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      Forget(pid);
-      return 124;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-// SIGTERM, a grace period, then SIGKILL.
-void StopChild(pid_t pid, int grace_ms = 5000) {
-  if (pid <= 0) return;
-  ::kill(pid, SIGTERM);
-  auto deadline = SteadyClock::now() + std::chrono::milliseconds(grace_ms);
-  while (SteadyClock::now() < deadline) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) {
-      Forget(pid);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  Forget(pid);
+  std::_Exit(1);  // the children die with us
 }
 
 // utime+stime of a process, in seconds.
@@ -259,13 +169,6 @@ double SelfCpuSeconds() {
   ::getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-std::string ReadFirstLine(const std::string& path) {
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);
-  return line;
 }
 
 // ------------------------------------------------------------------ statistics
@@ -391,56 +294,35 @@ class ResultMaker {
 // ---------------------------------------------------------------- coordinator
 
 struct Coordinator {
-  std::string dir, db, sock, address, op_token, worker_token, log;
+  std::string address, op_token, worker_token;
   pid_t pid = -1;
+  std::unique_ptr<aqtest::Coordinator> proc;  // the test support's driver
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::OperatorService::Stub> op;
 
   void Start(const std::string& binary, const std::string& parent, const std::string& tag) {
-    dir = parent + "/" + tag;
+    const std::string dir = parent + "/" + tag;
     std::filesystem::create_directories(dir);
-    db = dir + "/assessq.db";
-    sock = dir + "/c.sock";
-    address = "unix:" + sock;
-    log = dir + "/coordinatord.log";
-    for (const char* role : {"operator", "worker"}) {
-      std::string out = dir + "/" + role + ".token";
-      int rc = RunCommand({binary, "--db", db, "token", "create", "--role", role, "--out", out},
-                          log, 60);
-      if (rc != 0) Die(Fmt("token create --role %s exited %d (see %s)", role, rc, log.c_str()));
-      (role[0] == 'o' ? op_token : worker_token) = ReadFirstLine(out);
+    proc = std::make_unique<aqtest::Coordinator>(
+        dir, aqtest::CoordinatorOptions{.lease_seconds = 60, .log_level = "warn", .binary = binary});
+    try {
+      proc->CreateStandardTokens();
+      proc->Start();  // ready when its health service says SERVING (30 s at most)
+      op_token = aqtest::ReadToken(proc->operator_token_file());
+      worker_token = aqtest::ReadToken(proc->worker_token_file());
+    } catch (const std::exception& e) {
+      Die(std::string("coordinatord: ") + e.what());
     }
-    pid = Spawn({binary, "--db", db, "--listen", address, "--lease-seconds", "60",
-                 "--log-level", "warn"},
-                log);
-    auto ch = MakeChannel(address);
-    if (!ch.ok()) Die(std::string(ch.status().message()));
-    channel = *ch;
+    address = proc->address();
+    pid = proc->child()->pid();
+    channel = proc->NewChannel();
     op = v1::OperatorService::NewStub(channel);
-    // Ready when an authenticated call answers (bounded: 20 s).
-    auto deadline = SteadyClock::now() + std::chrono::seconds(20);
-    while (true) {
-      int st = 0;
-      if (::waitpid(pid, &st, WNOHANG) == pid) {
-        Forget(pid);
-        pid = -1;
-        Die("coordinatord exited at start-up; see " + log);
-      }
-      grpc::ClientContext ctx;
-      AddAuth(ctx, op_token);
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-      v1::WorkersRequest req;
-      v1::WorkersResponse resp;
-      if (op->ListWorkers(&ctx, req, &resp).ok()) break;
-      if (SteadyClock::now() > deadline) Die("coordinatord did not answer within 20 s");
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
   }
 
   void Stop() {
     op.reset();
     channel.reset();
-    StopChild(pid);
+    if (proc && proc->child()) proc->child()->Terminate(5000);  // SIGTERM, then SIGKILL
     pid = -1;
   }
 
@@ -706,11 +588,11 @@ struct LifecycleResult {
 LifecycleResult RunLifecycle(Coordinator& c, const Config& cfg, RunStats& stats,
                              WorkerPool& pool, const ResultMaker& rm) {
   pool.Start(c, cfg.workers, cfg.slots, &stats, &rm, "a");
-  pid_t perf_pid = -1;
+  std::unique_ptr<aqtest::Child> perf;
   if (!cfg.perf.empty()) {
-    perf_pid = Spawn({"/usr/bin/perf", "record", "-e", "cpu-clock", "-g", "-F", "999", "-o", cfg.perf, "-p",
-                      std::to_string(c.pid)},
-                     cfg.perf + ".log");
+    perf = aqtest::Child::Spawn({"/usr/bin/perf", "record", "-e", "cpu-clock", "-g", "-F", "999", "-o",
+                                 cfg.perf, "-p", std::to_string(c.pid)},
+                                cfg.perf + ".log");
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   double cpu0 = ProcessCpuSeconds(c.pid), self0 = SelfCpuSeconds();
@@ -731,14 +613,7 @@ LifecycleResult RunLifecycle(Coordinator& c, const Config& cfg, RunStats& stats,
   double cpu1 = ProcessCpuSeconds(c.pid), self1 = SelfCpuSeconds();
   double busy1 = MachineBusySeconds();
   auto hot = BusiestThread(threads0, ThreadCpu(c.pid));
-  if (perf_pid > 0) {
-    ::kill(perf_pid, SIGINT);
-    for (int i = 0; i < 500 && ::waitpid(perf_pid, nullptr, WNOHANG) != perf_pid; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ::kill(perf_pid, SIGKILL);
-    ::waitpid(perf_pid, nullptr, 0);
-    Forget(perf_pid);
-  }
+  if (perf) perf->Kill(SIGINT);  // perf writes its file; SIGKILL past 10 s
   LifecycleResult r;
   r.seconds = Seconds(t0, stats.completion_times[cfg.jobs - 1]);
   r.submit_seconds = Seconds(t0, t_submitted);
@@ -755,7 +630,7 @@ LifecycleResult RunLifecycle(Coordinator& c, const Config& cfg, RunStats& stats,
   r.bench_cpu_us = (self1 - self0) * 1e6 / static_cast<double>(cfg.jobs);
   r.other_cpus = std::max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (self1 - self0)) /
                  Seconds(t0, t1);
-  if (perf_pid > 0) r.other_cpus = -1;  // perf itself runs meanwhile
+  if (perf) r.other_cpus = -1;  // perf itself runs meanwhile
   r.hot_thread = hot.first;
   r.hot_thread_us = hot.second * 1e6 / static_cast<double>(cfg.jobs);
   return r;
@@ -906,7 +781,8 @@ BeanResult RunBeanstalkd(const Config& cfg, const std::string& dir, bool fsync_a
   std::vector<std::string> argv = {cfg.beanstalkd, "-l", "127.0.0.1", "-p",
                                    std::to_string(port), "-b", dir};
   if (fsync_always) argv.push_back("-f0");
-  pid_t pid = Spawn(argv, dir + ".log");
+  std::unique_ptr<aqtest::Child> server = aqtest::Child::Spawn(argv, dir + ".log");
+  const pid_t pid = server->pid();
   // Ready when it accepts a connection (bounded: 10 s).
   auto deadline = SteadyClock::now() + std::chrono::seconds(10);
   while (true) {
@@ -956,7 +832,7 @@ BeanResult RunBeanstalkd(const Config& cfg, const std::string& dir, bool fsync_a
   for (auto& t : threads) t.join();
   TimePoint t1 = SteadyClock::now();
   double cpu1 = ProcessCpuSeconds(pid);
-  StopChild(pid);
+  server->Terminate(5000);
   BeanResult r;
   r.conns = conns;
   r.seconds = Seconds(t0, t1);
@@ -1102,10 +978,6 @@ int main(int argc, char** argv) {
     cfg.beanstalkd_fsync = false;
   }
   (void)SetupLogging("text", "error");
-  std::signal(SIGINT, OnFatalSignal);
-  std::signal(SIGTERM, OnFatalSignal);
-  std::signal(SIGHUP, OnFatalSignal);
-  std::atexit(KillChildren);
 
   if (cfg.coordinatord.empty()) cfg.coordinatord = DefaultCoordinatord(argv[0]);
   if (cfg.coordinatord.empty() || ::access(cfg.coordinatord.c_str(), X_OK) != 0)
@@ -1264,7 +1136,6 @@ int main(int argc, char** argv) {
                 static_cast<long long>(ds[0].depth), ds[i].rate / ds[0].rate);
   std::printf("\n");
   std::fflush(stdout);
-  KillChildren();
   if (!cfg.keep) {
     std::error_code ec;
     std::filesystem::remove_all(tmp, ec);

@@ -45,6 +45,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/valid_assessment.h"
+
 namespace {
 
 std::string ReadAll(const std::string& p) {
@@ -56,34 +58,17 @@ std::string ReadAll(const std::string& p) {
 
 // A schema-valid assessment (see schemas/assessment.schema.json).
 std::string ValidAssessment(const nlohmann::json& md, const std::string& key) {
-  std::string name = md.value("Name", key);
-  nlohmann::json a = {
-      {"الاسم", name},
-      {"الاسم_الأصلي", name},
-      {"درجة_الجودة", 65},
-      {"تقدير_الجودة", "جيد"},
-      {"الملخص", "تقييم تجريبي لمجموعة البيانات أعده وكيل الاختبار اعتمادا على البيانات الوصفية وحدها."},
-      {"فحص_البيانات",
-       {{"الطريقة_المستخدمة", "metadata_only"},
-        {"عدد_العينات_المفحوصة", 0},
-        {"معاينة_العينات", nlohmann::json::array()},
-        {"مشاكل_مكتشفة", nlohmann::json::array()},
-        {"البيانات_تطابق_الوصف", true}}},
-      {"نقاط_القوة", {"وصف واضح للبيانات ومصدرها"}},
-      {"نقاط_الضعف", {"لم تحمل عينات فعلية في هذا الاختبار"}},
-      {"الاستخدامات_الموصى_بها", {"اختبار خط المعالجة"}},
-      {"تفصيل_الجودة",
-       {{"سهولة_الوصول", 70},
-        {"التوثيق", 60},
-        {"السلامة_الأخلاقية", 70},
-        {"الترخيص", 60},
-        {"قابلية_إعادة_الإنتاج", 60},
-        {"المراجعة_العلمية", 60},
-        {"جودة_البيانات", 65}}},
-      {"المصادر_المفتوحة", nlohmann::json::array()},
-      {"تم_تحميل_البيانات", false},
-  };
-  return a.dump();
+  return aqtest::ValidAssessmentJson(
+             {.name = md.value("Name", key),
+              .summary = "تقييم تجريبي لمجموعة البيانات أعده وكيل الاختبار اعتمادا على البيانات "
+                         "الوصفية وحدها.",
+              .strength = "وصف واضح للبيانات ومصدرها",
+              .weakness = "لم تحمل عينات فعلية في هذا الاختبار",
+              .use = "اختبار خط المعالجة",
+              .score = 65,
+              .matches = true,
+              .breakdown = {70, 60, 70, 60, 60, 60, 65}})
+      .dump();
 }
 
 bool WriteFile(const std::string& path, const std::string& data) {

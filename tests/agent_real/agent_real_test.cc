@@ -72,7 +72,9 @@
 #include "absl/strings/strip.h"
 #include "server/validation.h"
 #include "tests/e2e/e2e_harness.h"
+#include "tests/e2e/suite_world.h"
 #include "tests/gateway/gw_test_util.h"
+#include "tests/support/netns_world.h"
 
 namespace aqe2e {
 namespace {
@@ -105,20 +107,11 @@ bool ReplayBefore() {
   return e != nullptr && std::string(e) == "1";
 }
 
-std::string Ip() { return fs::exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"; }
 // The docker CLI (the tests run it with execve, not through a shell).
 std::string DockerCli() {
   for (const char* p : {"/usr/bin/docker", "/usr/local/bin/docker"})
     if (fs::exists(p)) return p;
   return "docker";
-}
-
-void IpCmd(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {Ip()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  RunResult r = Run(argv, 20000);
-  if (r.exit_code != 0)
-    throw std::runtime_error(absl::StrCat("ip ", absl::StrJoin(args, " "), ": ", r.Describe()));
 }
 
 // What the host saw of the running container, taken while the stand-in held
@@ -133,12 +126,11 @@ struct Running {
 };
 
 struct World {
-  std::string image, ns, veth_host, veth_ns;
+  std::string image;
   std::string shipped_image;  // the build script's image; `image` adds the test CA to it
   std::unique_ptr<Child> web;
   std::string web_log;
-  bool ns_created = false;
-  int lock_fd = -1;
+  std::unique_ptr<aqtest::NetnsWorld> net;
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<Child> stand_in;
   std::string stand_in_log, gate_file, metadata_path, metadata;
@@ -163,42 +155,11 @@ struct World {
     if (web) web->Kill();
     web.reset();
     if (!image.empty() && image != shipped_image) (void)Run({DockerCli(), "image", "rm", "-f", image}, 60000);
-    if (ns_created) {
-      (void)Run({Ip(), "netns", "del", ns}, 20000);  // the veth pair goes with it
-      (void)Run({Ip(), "link", "del", veth_host}, 20000);
-      ns_created = false;
-    }
+    net.reset();  // the namespace; the veth pair goes with it
     dir.reset();
-    if (lock_fd >= 0) {
-      close(lock_fd);
-      lock_fd = -1;
-    }
   }
 };
 World* g_world = nullptr;
-
-void OnFatalSignal(int sig) {
-  if (g_world && g_world->ns_created) {
-    std::string cmd = Ip() + " netns del " + g_world->ns + " >/dev/null 2>&1";
-    (void)!system(cmd.c_str());
-  }
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-// Namespaces of killed runs (aqreal-PID with PID gone).
-void RemoveStaleNamespaces() {
-  RunResult r = Run({Ip(), "netns", "list"}, 20000);
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    std::string name(line.substr(0, line.find(' ')));
-    if (!absl::StartsWith(name, "aqreal-")) continue;
-    std::string pid = name.substr(7);
-    if (!fs::exists("/proc/" + pid)) {
-      (void)Run({Ip(), "netns", "del", name}, 20000);
-      (void)Run({Ip(), "link", "del", "aqrh" + pid}, 20000);
-    }
-  }
-}
 
 // Test-CA images of killed runs (assessq-claude-testca:PID with PID gone).
 void RemoveStaleImages() {
@@ -212,44 +173,7 @@ void RemoveStaleImages() {
   }
 }
 
-void BuildNamespace(World& w) {
-  const std::string pid = std::to_string(getpid());
-  w.ns = "aqreal-" + pid;
-  w.veth_host = "aqrh" + pid;
-  w.veth_ns = "aqrn" + pid;
-  IpCmd({"netns", "add", w.ns});
-  w.ns_created = true;
-  IpCmd({"link", "add", w.veth_host, "type", "veth", "peer", "name", w.veth_ns});
-  IpCmd({"link", "set", w.veth_ns, "netns", w.ns});
-  IpCmd({"addr", "add", std::string(kHostVethAddr) + "/24", "dev", w.veth_host});
-  IpCmd({"link", "set", w.veth_host, "up"});
-  IpCmd({"-n", w.ns, "addr", "add", std::string(kModelAddr) + "/24", "dev", w.veth_ns});
-  IpCmd({"-n", w.ns, "addr", "add", std::string(kWebAddr) + "/24", "dev", w.veth_ns});
-  IpCmd({"-n", w.ns, "link", "set", "lo", "up"});
-  IpCmd({"-n", w.ns, "link", "set", w.veth_ns, "up"});
-  RunResult r = Run({Ip(), "route", "get", kModelAddr}, 20000);
-  if (r.exit_code != 0 || !absl::StrContains(r.out, "dev " + w.veth_host + " "))
-    throw std::runtime_error(absl::StrCat("the route to ", kModelAddr,
-                                          " does not go into the test namespace: ", r.out));
-}
-
-std::vector<json> JsonLines(const std::string& file) {
-  std::vector<json> out;
-  for (absl::string_view line : absl::StrSplit(ReadFile(file), '\n', absl::SkipEmpty())) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_discarded()) out.push_back(j);
-  }
-  return out;
-}
-
-std::vector<json> StandInLog() {
-  std::vector<json> out;
-  for (absl::string_view line : absl::StrSplit(ReadFile(g_world->stand_in_log), '\n', absl::SkipEmpty())) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_discarded()) out.push_back(j);
-  }
-  return out;
-}
+std::vector<json> StandInLog() { return aqtest::JsonLines(g_world->stand_in_log); }
 
 // The shipped image plus the test CA in its system store (what a site with
 // its own CA would add): docker create, cp, commit. Before issue 15 the image
@@ -373,13 +297,18 @@ void SetUpWorld(World& w) {
   if (!img.ok() || !*img)
     throw std::runtime_error(w.shipped_image + " is missing: run scripts/build-claude-image.sh "
                                                "(the assessq_claude_image ctest fixture does)");
-  w.lock_fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (w.lock_fd < 0 || !PollUntil([&] { return flock(w.lock_fd, LOCK_EX | LOCK_NB) == 0; }, 200000, 200))
-    throw std::runtime_error(std::string("another agent_real_test holds ") + kLockFile);
-  RemoveStaleNamespaces();
-  RemoveStaleImages();
   w.dir = std::make_unique<TempDir>();
-  BuildNamespace(w);
+  // The stand-ins' namespace; the model's and the web hosts' addresses route
+  // into it.
+  w.net = std::make_unique<aqtest::NetnsWorld>(
+      aqtest::NetnsSpec{.name = "aqreal",
+                        .veth = "aqr",
+                        .lock_file = kLockFile,
+                        .host_addr = kHostVethAddr,
+                        .ns_addrs = {std::string(kModelAddr) + "/24", std::string(kWebAddr) + "/24"},
+                        .must_route = {kModelAddr, kWebAddr}});
+  w.net->Build();
+  RemoveStaleImages();
 
   // The stand-in provider, with a certificate for model.test from a fresh CA.
   fs::create_directories(w.dir->Join("ca"));
@@ -405,14 +334,15 @@ void SetUpWorld(World& w) {
   for (const auto& h : kWebHosts) sans += (sans.empty() ? "DNS:" : ",DNS:") + h;
   auto [web_cert, web_key] = ca.Issue("web", sans);
   w.web_log = w.dir->Join("web.jsonl");
-  w.web = Child::Spawn({Ip(), "netns", "exec", w.ns, "/usr/bin/python3", ASSESSQ_WEB_SERVER_PY, "--log",
-                        w.web_log, "--bind", kWebAddr, "--port", "443", "--cert", web_cert, "--key", web_key},
+  w.web = Child::Spawn(w.net->Exec({"/usr/bin/python3", ASSESSQ_WEB_SERVER_PY, "--log", w.web_log, "--bind",
+                                     kWebAddr, "--port", "443", "--cert", web_cert, "--key", web_key}),
                        w.dir->Join("web-server.out"));
   w.stand_in_log = w.dir->Join("messages.jsonl");
   w.gate_file = w.dir->Join("gate");
-  w.stand_in = Child::Spawn({Ip(), "netns", "exec", w.ns, "/usr/bin/python3", ASSESSQ_MESSAGES_SERVER_PY,
-                             "--log", w.stand_in_log, "--bind", kModelAddr, "--port", "443", "--cert", cert,
-                             "--key", key, "--gate", w.gate_file, "--replay", w.dir->Join("replay.json")},
+  w.stand_in = Child::Spawn(w.net->Exec({"/usr/bin/python3", ASSESSQ_MESSAGES_SERVER_PY, "--log",
+                                          w.stand_in_log, "--bind", kModelAddr, "--port", "443",
+                                          "--cert", cert, "--key", key, "--gate", w.gate_file,
+                                          "--replay", w.dir->Join("replay.json")}),
                             w.dir->Join("messages-server.out"));
   if (!PollUntil([&] { return absl::StrContains(ReadFile(w.stand_in_log), "\"ready\""); }, 20000, 50))
     throw std::runtime_error("the stand-in Messages API did not start: " +
@@ -483,31 +413,13 @@ void SetUpWorld(World& w) {
             << " ms, released at +" << t_open - t0 << " ms)\n";
 }
 
-class AgentRealTest : public ::testing::Test {
+class AgentRealTest : public SuiteWorldTest<World, &g_world, SetUpWorld> {
  protected:
-  static void SetUpTestSuite() {
-    if (g_world) return;
-    g_world = new World;
-    signal(SIGINT, OnFatalSignal);
-    signal(SIGTERM, OnFatalSignal);
-    try {
-      SetUpWorld(*g_world);
-    } catch (const std::exception& e) {
-      g_world->setup_error = e.what();
-      if (g_world->worker) g_world->setup_error += "\n--- workerd log ---\n" + Tail(g_world->worker->Log(), 6000);
-    }
-  }
   static void TearDownTestSuite() {
-    if (!g_world) return;
-    if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
-      if (g_world->worker) std::cerr << "--- workerd log ---\n" << Tail(g_world->worker->Log(), 8000) << "\n";
-      if (!g_world->stand_in_log.empty())
-        std::cerr << "--- stand-in log ---\n" << Tail(ReadFile(g_world->stand_in_log), 8000) << "\n";
-    }
-    delete g_world;
-    g_world = nullptr;
+    if (g_world && AnyTestFailed() && !g_world->stand_in_log.empty())
+      std::cerr << "--- stand-in log ---\n" << Tail(ReadFile(g_world->stand_in_log), 8000) << "\n";
+    SuiteWorldTest::TearDownTestSuite();
   }
-  void SetUp() override { ASSERT_EQ(g_world->setup_error, "") << "suite set-up failed"; }
 
   static const World& W() { return *g_world; }
   static std::string LastLogTail() {

@@ -18,6 +18,7 @@
 
 #include "assessor/rules.h"
 #include "server/validation.h"
+#include "tests/support/schema_validator.h"
 
 namespace assessq::offline {
 namespace {
@@ -25,13 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::IsEmpty;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot read " << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string ReadFile(const fs::path& path) { return aqtest::ReadFileOrFail(path.string()); }
 
 TEST(CatalogueTest, EveryMasaderFileGivesAValidAssessment) {
   const fs::path dir = MASADER_DIR;

@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "server/validation.h"
+#include "tests/support/process.h"
+#include "tests/support/schema_validator.h"
 
 namespace {
 
@@ -26,17 +28,9 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
+std::string ReadFile(const fs::path& path) { return aqtest::ReadFile(path.string()); }
 void WriteFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary);
-  out << content;
+  aqtest::WriteFile(path.string(), content);
 }
 
 struct Outcome {
@@ -46,47 +40,19 @@ struct Outcome {
 
 class OfflineAssessorTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "assessor-test.XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
+  // The program run to completion (60 s at most), its stderr kept.
   Outcome Exec(const std::vector<std::string>& args) {
-    Outcome r;
-    const fs::path err = dir_ / "stderr";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 2);
-      std::vector<char*> argv;
-      std::string bin = OFFLINE_ASSESSOR;
-      argv.push_back(bin.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.err = ReadFile(err);
-    return r;
+    std::vector<std::string> argv = {OFFLINE_ASSESSOR};
+    argv.insert(argv.end(), args.begin(), args.end());
+    aqtest::RunResult r = aqtest::Run(argv, 60000);
+    return {r.exit_code, r.err};
   }
 
-  fs::path dir_;
+  aqtest::TempDir tmp_{"assessor-test"};
+  fs::path dir_ = tmp_.path();
 };
 
-const assessq::AssessmentValidator& V() {
-  static const assessq::AssessmentValidator* v = [] {
-    auto created = assessq::AssessmentValidator::Create(ReadFile(ASSESSMENT_SCHEMA));
-    EXPECT_TRUE(created.ok()) << created.status();
-    return new assessq::AssessmentValidator(*created);
-  }();
-  return *v;
-}
+const assessq::AssessmentValidator& V() { return aqtest::SchemaValidator(); }
 
 TEST_F(OfflineAssessorTest, AssessesARealFileWithANonAsciiName) {
   const fs::path input = fs::path(MASADER_DIR) / "ma’aks.json";

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "server/validation.h"
+#include "tests/support/schema_validator.h"
 
 namespace assessq::offline {
 namespace {
@@ -24,22 +25,8 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot read " << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-const AssessmentValidator& V() {
-  static const AssessmentValidator* v = [] {
-    auto created = AssessmentValidator::Create(ReadFile(ASSESSMENT_SCHEMA));
-    EXPECT_TRUE(created.ok()) << created.status();
-    return new AssessmentValidator(*created);
-  }();
-  return *v;
-}
+std::string ReadFile(const std::string& path) { return aqtest::ReadFileOrFail(path); }
+const AssessmentValidator& V() { return aqtest::SchemaValidator(); }
 
 // A complete, well-documented Masader-style record.
 json Rich() {

@@ -4,6 +4,7 @@
 // malformed, huge and deep input give one error; concurrent use; TrustFlags
 // and the text/URL helpers.
 #include "server/validation.h"
+#include "tests/support/schema_validator.h"
 #include "server/result_checks.h"
 
 #include <gmock/gmock.h>
@@ -26,22 +27,8 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot read " << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-const AssessmentValidator& V() {
-  static const AssessmentValidator* v = [] {
-    auto created = AssessmentValidator::Create(ReadFile(ASSESSMENT_SCHEMA));
-    EXPECT_TRUE(created.ok()) << created.status();
-    return new AssessmentValidator(*created);
-  }();
-  return *v;
-}
+std::string ReadFile(const std::string& path) { return aqtest::ReadFileOrFail(path); }
+const AssessmentValidator& V() { return aqtest::SchemaValidator(); }
 
 const char kMetadata[] = R"({
   "Name": "Arabic News Corpus", "Volume": 1000.0, "Unit": "sentences",

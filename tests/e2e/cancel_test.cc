@@ -15,20 +15,12 @@ namespace {
 class CancelTest : public E2eTest {};
 
 TEST_F(CancelTest, CancelRemovesTheRunningContainerWithinTwoSeconds) {
-  AgentLimits limits;
-  limits.timeout_s = 300;  // the deadline must play no part
-  limits.grace_s = 10;
-  const std::string profile = Profile(limits);
-  WriteMetadata(inputs_, "to-cancel", "hang");
+  const std::string profile = TimedProfile(300, 10);  // the deadline must play no part
   Workerd& w = AddWorker("cancel", {.slots = 1});
 
-  auto ids = ctl_->Submit({inputs_}, "cancel", profile);
-  const int64_t job = ids.at("to-cancel");
+  const int64_t job = SubmitOne("to-cancel", "hang", "cancel", profile);
 
-  std::optional<json> c;
-  ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); },
-                        60000, 50))
-      << Tail(w.Log());
+  std::optional<json> c = WaitRunningContainer(w, job);
   const std::string id = c->value("Id", "");
   ctl_->WaitJobState(job, "running", 30000);
 
@@ -36,12 +28,7 @@ TEST_F(CancelTest, CancelRemovesTheRunningContainerWithinTwoSeconds) {
   RunResult r = ctl_->Run({"cancel", std::to_string(job)});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   // Gone: not running and removed (inspect says 404).
-  bool gone = PollUntil(
-      [&] {
-        auto in = Docker().InspectContainer(id);
-        return !in.ok() && absl::IsNotFound(in.status());
-      },
-      20000, 20);
+  bool gone = PollUntil([&] { return ContainerGone(id); }, 20000, 20);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "container removed " << secs << " s after `assessctl cancel` began\n";
   ASSERT_TRUE(gone) << "container still exists 20 s after cancel\n" << Tail(w.Log());
@@ -78,19 +65,12 @@ class CancelRetryTest : public E2eTest {
 };
 
 TEST_F(CancelRetryTest, CancelThenImmediateRetryOnTheSameWorkerKeepsTheNewLease) {
-  AgentLimits limits;
-  limits.timeout_s = 120;
-  limits.grace_s = 10;
-  const std::string profile = Profile(limits);
-  // Long enough to outlive several lease periods, short enough to finish.
-  WriteMetadata(inputs_, "cancel-retry", "sleep_ms:8000");
+  const std::string profile = TimedProfile(120, 10);
   Workerd& w = AddWorker("cretry", {.slots = 1});
 
-  const int64_t job = ctl_->Submit({inputs_}, "cretry", profile).at("cancel-retry");
-  std::optional<json> c;
-  ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); },
-                        60000, 20))
-      << Tail(w.Log());
+  // Long enough to outlive several lease periods, short enough to finish.
+  const int64_t job = SubmitOne("cancel-retry", "sleep_ms:8000", "cretry", profile);
+  std::optional<json> c = WaitRunningContainer(w, job);
   ctl_->WaitJobState(job, "running", 30000);
 
   RunResult cancel = ctl_->Run({"cancel", std::to_string(job)});

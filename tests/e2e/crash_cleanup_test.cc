@@ -23,19 +23,11 @@ class CrashCleanupTest : public E2eTest {
 };
 
 TEST_F(CrashCleanupTest, RestartReapsTheOldContainerAndTheJobRunsAgain) {
-  AgentLimits limits;
-  limits.timeout_s = 300;
-  limits.grace_s = 10;
-  const std::string profile = Profile(limits);
-  WriteMetadata(inputs_, "crashy", "hang");
+  const std::string profile = TimedProfile(300, 10);
   Workerd& w = AddWorker("crash", {.slots = 1});
 
-  auto ids = ctl_->Submit({inputs_}, "crash", profile);
-  const int64_t job = ids.at("crashy");
-  std::optional<json> c;
-  ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); },
-                        60000, 50))
-      << Tail(w.Log());
+  const int64_t job = SubmitOne("crashy", "hang", "crash", profile);
+  std::optional<json> c = WaitRunningContainer(w, job);
   const std::string old_id = c->value("Id", "");
   const std::string old_token = (*c)["Labels"].value("assessq.token", "");
   const std::string old_dir = absl::StrCat(job, "-", old_token);

@@ -24,10 +24,7 @@ class DrainTest : public E2eTest {
 };
 
 TEST_F(DrainTest, FirstSigtermLetsTheRunningJobFinishAndTakesNoNewLeases) {
-  AgentLimits limits;
-  limits.timeout_s = 60;
-  limits.grace_s = 5;
-  const std::string profile = Profile(limits);
+  const std::string profile = TimedProfile(60, 5);
   std::string a_dir = dir_->Join("a"), b_dir = dir_->Join("b");
   std::filesystem::create_directories(a_dir);
   std::filesystem::create_directories(b_dir);
@@ -36,10 +33,7 @@ TEST_F(DrainTest, FirstSigtermLetsTheRunningJobFinishAndTakesNoNewLeases) {
   Workerd& w = AddWorker("drain", {.slots = 2});
 
   const int64_t a = ctl_->Submit({a_dir}, "drain", profile).at("drain-running");
-  std::optional<json> c;
-  ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), a)).has_value(); },
-                        60000, 20))
-      << Tail(w.Log());
+  std::optional<json> c = WaitRunningContainer(w, a);
 
   w.child()->Signal(SIGTERM);
   // The worker tells the coordinator it takes nothing more (capacity 0).
@@ -72,19 +66,12 @@ TEST_F(DrainTest, FirstSigtermLetsTheRunningJobFinishAndTakesNoNewLeases) {
 }
 
 TEST_F(DrainTest, SecondSigtermStopsTheContainerAndHandsTheJobBack) {
-  AgentLimits limits;
-  limits.timeout_s = 120;
-  limits.grace_s = 5;
-  const std::string profile = Profile(limits);
-  // Long enough that only the second SIGTERM can end it in time.
-  WriteMetadata(inputs_, "drain-hard", "sleep_ms:60000");
+  const std::string profile = TimedProfile(120, 5);
   Workerd& w = AddWorker("drainhard", {.slots = 1});
 
-  const int64_t job = ctl_->Submit({inputs_}, "drainhard", profile).at("drain-hard");
-  std::optional<json> c;
-  ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); },
-                        60000, 20))
-      << Tail(w.Log());
+  // Long enough that only the second SIGTERM can end it in time.
+  const int64_t job = SubmitOne("drain-hard", "sleep_ms:60000", "drainhard", profile);
+  std::optional<json> c = WaitRunningContainer(w, job);
   const std::string id = c->value("Id", "");
   ctl_->WaitJobState(job, "running", 30000);
 
@@ -123,10 +110,7 @@ TEST_F(DrainTest, SecondSigtermStopsTheContainerAndHandsTheJobBack) {
 // worker keeps announcing 0 slots and never takes a lease again until it is
 // restarted.
 TEST_F(DrainTest, UndrainAfterOperatorDrainLeasesToTheWorkerAgain) {
-  AgentLimits limits;
-  limits.timeout_s = 60;
-  limits.grace_s = 5;
-  const std::string profile = Profile(limits);
+  const std::string profile = TimedProfile(60, 5);
   WriteMetadata(inputs_, "after-undrain", "valid");
   Workerd& w = AddWorker("undrain", {.slots = 2});
 

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -64,6 +66,32 @@ class E2eTest : public ::testing::Test {
 
   std::string Profile(const AgentLimits& l = {}, const std::string& file = "profile.json") {
     return WriteAgentProfile(dir_->Join(file), l);
+  }
+  // A profile with these time limits and the defaults otherwise.
+  std::string TimedProfile(int timeout_s, int grace_s) {
+    AgentLimits limits;
+    limits.timeout_s = timeout_s;
+    limits.grace_s = grace_s;
+    return Profile(limits);
+  }
+
+  // Writes inputs_/`key`.json with the agent's `behaviour` and submits the
+  // inputs as `batch` with `profile`; returns the job of `key`.
+  int64_t SubmitOne(const std::string& key, const std::string& behaviour, const std::string& batch,
+                    const std::string& profile) {
+    WriteMetadata(inputs_, key, behaviour);
+    return ctl_->Submit({inputs_}, batch, profile).at(key);
+  }
+
+  // The job's running container on `w` (docker's list entry), once there is
+  // one (60 s); throws with the worker's log past that.
+  std::optional<json> WaitRunningContainer(Workerd& w, int64_t job) {
+    std::optional<json> c;
+    if (!PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); }, 60000,
+                   20))
+      throw std::runtime_error("no running container of job " + std::to_string(job) + "\n" +
+                               Tail(w.Log()));
+    return c;
   }
 
   std::unique_ptr<TempDir> dir_;

@@ -30,10 +30,7 @@ std::string StatusField(const std::string& status, const std::string& key) {
 }
 
 TEST_F(HardeningVerifiedTest, RunningContainerIsHardenedAsRecordedByTheDaemon) {
-  AgentLimits limits;
-  limits.timeout_s = 60;
-  limits.grace_s = 5;
-  const std::string profile = Profile(limits);
+  const std::string profile = TimedProfile(60, 5);
   WriteMetadata(inputs_, "hardened", "sleep_ms:4000");
 
   // Secrets in workerd's own environment must not follow the job.

@@ -39,10 +39,7 @@ TEST_F(MsaE2eTest, AllModernStandardArabicDatasetsSucceedAcrossTwoWorkers) {
   ASSERT_EQ(copied, 593) << "the catalogue changed: " << copied
                          << " Modern Standard Arabic datasets";
 
-  AgentLimits limits;
-  limits.timeout_s = 120;
-  limits.grace_s = 10;
-  const std::string profile = Profile(limits);
+  const std::string profile = TimedProfile(120, 10);
   Workerd& w1 = AddWorker("msa1", {.slots = 4});
   Workerd& w2 = AddWorker("msa2", {.slots = 4});
 

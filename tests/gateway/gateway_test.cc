@@ -98,6 +98,30 @@ std::map<std::string, std::vector<std::string>> Overrides() {
   };
 }
 
+// Open sockets of this process (the gateway runs in it): /proc/self/fd
+// entries that are sockets.
+int SocketsOfThisProcess() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && absl::StartsWith(target.string(), "socket:")) ++n;
+  }
+  return n;
+}
+
+// The netbridge (127.0.0.1:3128) accepts a connection.
+bool BridgeAccepts() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(3128);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
 class GatewayTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -203,12 +227,12 @@ class GatewayTest : public ::testing::Test {
   // connection ends).
   nlohmann::json Netlog(size_t n) {
     nlohmann::json log;
-    int64_t until = gwtest::NowMs() + 5000;
-    while (gwtest::NowMs() < until) {
-      log = job_->Netlog();
-      if (log.size() >= n) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    aqtest::PollUntil(
+        [&] {
+          log = job_->Netlog();
+          return log.size() >= n;
+        },
+        5000, 10);
     EXPECT_GE(log.size(), n) << log.dump(2);
     return log;
   }
@@ -748,15 +772,17 @@ TEST_F(GatewayTest, MaxConnectionsRefusesTheOneTooMany) {
   Start(c);
   auto a = std::make_unique<UnixClient>(sock());
   UnixClient b(sock());
+  const int sockets = SocketsOfThisProcess();  // a's and b's client ends
   a->Send("GET http://allowed.test/ HTTP/1.1\r\n");  // half a head: held open
   b.Send("GET http://allowed.test/ HTTP/1.1\r\n");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The gateway (in this process) has accepted both: their server ends are open.
+  aqtest::PollUntil([&] { return SocketsOfThisProcess() >= sockets + 2; }, 5000, 5);
   std::string resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
   EXPECT_EQ(StatusOf(resp), 503) << resp;
   EXPECT_TRUE(absl::StrContains(resp, "too many concurrent connections")) << resp;
   EXPECT_EQ(http80_->connections(), 0);
-  a.reset();  // one slot frees up
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  a.reset();  // one slot frees up: the gateway has closed a's server end
+  aqtest::PollUntil([&] { return SocketsOfThisProcess() <= sockets; }, 5000, 5);
   resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
   EXPECT_EQ(StatusOf(resp), 200) << resp;
 }
@@ -824,7 +850,7 @@ TEST_F(GatewayTest, IdleTimeoutIsPerConnectionNotPerJob) {
         closed_after = gwtest::NowMs() - t0;
       }
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      break;  // nothing more to see
     }
   }
   EXPECT_TRUE(quiet_closed) << "a silent tunnel stayed open for 3 s with idle_timeout 500 ms "
@@ -914,7 +940,8 @@ TEST_F(GatewayTest, StopClosesTheListenerAndOpenTunnels) {
   bool eof = false;
   cl.ReadAll(&eof);
   EXPECT_TRUE(eof) << "an open tunnel survived Stop()";
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The listener is gone (connections refused), or the check below says it is not.
+  aqtest::PollUntil([&] { return !UnixClient(sock(), 100).ok(); }, 2000, 10);
   UnixClient after(sock(), 1000);
   if (after.ok()) {
     after.Send(Get("allowed.test", "allowed.test"));
@@ -941,15 +968,21 @@ TEST_F(GatewayTest, NetbridgeSurvivesAGatewayThatClosesFirst) {
     std::string head =
         "POST http://evil.test/upload HTTP/1.1\r\nHost: evil.test\r\nContent-Length: 1000000\r\n\r\n";
     ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the 403 and the close
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    (void)ReadHttpHead(fd);  // the denial: the gateway has answered and closed
     std::string chunk(16384, 'x');
     for (int i = 0; i < 20; ++i) {
       if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // The bridge is done with the connection (it closed it, or died).
+    char sink[4096];
+    while (recv(fd, sink, sizeof sink, 0) > 0) {
     }
     close(fd);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Either the bridge answers a new connection, or it has died and is reaped.
+  aqtest::PollUntil([&] { return !bridge_->Alive() || BridgeAccepts(); }, 5000, 10);
   int status = 0;
   bool alive = bridge_->Alive(&status);
   EXPECT_TRUE(alive) << "assessq-netbridge died: "
@@ -1178,19 +1211,21 @@ TEST_F(GatewayTest, AnUploadStopsAtItsContentLengthWithSpliceAndWithCopy) {
       UnixClient cl(sock(), 5000);
       ASSERT_TRUE(cl.Send(absl::StrCat("POST http://", host, "/up HTTP/1.1\r\nHost: ", host,
                                        "\r\nContent-Length: ", body.size(), "\r\n\r\n")));
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the relay is running
+      // The relay is running: the gateway has connected to the server.
+      aqtest::PollUntil([&] { return silent.connections() > static_cast<int>(round); }, 5000, 5);
       ASSERT_TRUE(cl.Send(body + "GET /smuggled HTTP/1.1\r\nHost: other.test\r\n\r\n"));
       cl.ReadAll();
     }
     auto log = Netlog(1);
     int64_t up = log[0].value("bytes_up", int64_t{-1});
     std::string got;
-    for (int64_t until = gwtest::NowMs() + 3000; gwtest::NowMs() < until;) {
-      auto all = silent.received();
-      if (all.size() > round) got = all[round];
-      if (static_cast<int64_t>(got.size()) >= up) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    aqtest::PollUntil(
+        [&] {
+          auto all = silent.received();
+          if (all.size() > round) got = all[round];
+          return static_cast<int64_t>(got.size()) >= up;
+        },
+        3000, 10);
     EXPECT_TRUE(absl::EndsWith(got, body)) << "the server did not get the whole body, last";
     EXPECT_FALSE(absl::StrContains(got, "smuggled")) << "bytes past the body went up";
     EXPECT_EQ(up, static_cast<int64_t>(got.size())) << log[0].dump();
@@ -1264,7 +1299,8 @@ TEST_F(GatewayTest, AJobThatClosesMidDownloadDoesNotKillTheProcessWithSigpipe) {
     ASSERT_TRUE(cl.Send(Get(host, host)));
     ASSERT_EQ(StatusOf(cl.ReadUntil("\r\n\r\n")), 200);
   }  // closed with megabytes to come: the gateway's next splice into it fails
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The gateway has ended all three (each one's netlog entry is written as it ends).
+  aqtest::PollUntil([&] { return job_->Netlog().size() >= 3; }, 5000, 10);
   std::string resp = Exchange(sock(), Get("allowed.test", "allowed.test"));
   EXPECT_EQ(StatusOf(resp), 200) << resp;
   sigaction(SIGPIPE, &prev, nullptr);
@@ -1352,12 +1388,14 @@ TEST_F(GatewayTest, NetbridgeAtItsDescriptorLimitCopiesThenRefusesWith503) {
     return out;
   };
   std::vector<int> open_fds = fds_of();
-  for (int i = 0; i < 50; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::vector<int> now = fds_of();
-    if (now == open_fds) break;
-    open_fds = now;
-  }
+  aqtest::PollUntil(
+      [&] {
+        std::vector<int> now = fds_of();
+        bool same = now == open_fds;
+        open_fds = now;
+        return same;
+      },
+      5000, 100);
   int limit = 0;
   for (int free_below = 0; free_below < 8; ++limit)
     if (std::find(open_fds.begin(), open_fds.end(), limit) == open_fds.end()) ++free_below;
@@ -1385,7 +1423,7 @@ TEST_F(GatewayTest, NetbridgeAtItsDescriptorLimitCopiesThenRefusesWith503) {
     close(fd);
   }
   // Descriptors back: the next connection is served again.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  aqtest::PollUntil([&] { return fds_of().size() <= open_fds.size(); }, 5000, 10);
   std::string a4;
   int again = open_tunnel(&a4);
   EXPECT_EQ(StatusOf(a4), 200) << a4;

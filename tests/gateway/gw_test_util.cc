@@ -110,16 +110,6 @@ std::string ShapeFarLink(int mbit) {
   return err;
 }
 
-TempDir::TempDir() {
-  char t[] = "/tmp/aqgw-XXXXXX";
-  if (!mkdtemp(t)) std::abort();
-  path_ = t;
-}
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 TestCa MakeTestCa(const std::string& dir) {
   TestCa ca;
   ca.dir = dir;
@@ -559,17 +549,18 @@ Netbridge::Netbridge(const std::string& binary, const std::string& socket_path, 
   close(p[0]);
   stdin_fd_ = p[1];
   // Ready when 127.0.0.1:port accepts.
-  int64_t until = NowMs() + 5000;
-  while (NowMs() < until && !ready_) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) ready_ = true;
-    close(fd);
-    if (!ready_) usleep(20000);
-  }
+  ready_ = aqtest::PollUntil(
+      [&] {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        close(fd);
+        return ok;
+      },
+      5000, 20);
 }
 
 bool Netbridge::Alive(int* status) {
@@ -585,10 +576,7 @@ Netbridge::~Netbridge() {
   if (stdin_fd_ >= 0) close(stdin_fd_);  // cat sees EOF and exits; so does the bridge
   if (pid_ > 0 && Alive()) {
     int st;
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, &st, WNOHANG) == pid_) return;
-      usleep(20000);
-    }
+    if (aqtest::PollUntil([&] { return waitpid(pid_, &st, WNOHANG) == pid_; }, 2000, 20)) return;
     kill(pid_, SIGKILL);
     waitpid(pid_, &st, 0);
   }

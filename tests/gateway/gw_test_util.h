@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/process.h"
+
 namespace gwtest {
 
 // unshare(CLONE_NEWNET) for the calling process (call before any thread
@@ -50,17 +52,9 @@ class FarProcess {
 };
 inline constexpr char kFarAddr6[] = "fd00:200::2";
 
-// A fresh short temp dir (Unix socket paths are limited), removed on exit.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& n) const { return path_ + "/" + n; }
-
- private:
-  std::string path_;
-};
+// A fresh short temp dir (Unix socket paths are limited), removed on exit:
+// the shared test support's.
+using aqtest::TempDir;
 
 // Runs a shell command; returns its exit status (and output in *out).
 int Sh(const std::string& cmd, std::string* out = nullptr);

@@ -165,6 +165,11 @@ class KeepAlive {
         hb.set_running(true);
         auto r = api.Heartbeat(hb);
         if (!r.ok() && r.status().code() == absl::StatusCode::kFailedPrecondition) lost_ = true;
+        if (r.ok()) {
+          expires_at_ms_ = r->lease_expires_at_ms();
+          last_ok_ms_ = NowMs();
+          ++answered_;
+        }
         l.lock();
         cv_.wait_for(l, std::chrono::milliseconds(100), [&] { return stop_; });
       }
@@ -179,12 +184,17 @@ class KeepAlive {
     thread_.join();
   }
   bool lost() const { return lost_; }
+  int answered() const { return answered_; }  // heartbeats the coordinator answered
+  int64_t expires_at_ms() const { return expires_at_ms_; }  // the last answer's lease expiry
+  int64_t last_ok_ms() const { return last_ok_ms_; }        // when it came
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   std::atomic<bool> lost_{false};
+  std::atomic<int> answered_{0};
+  std::atomic<int64_t> expires_at_ms_{0}, last_ok_ms_{0};
   std::thread thread_;
 };
 
@@ -405,10 +415,14 @@ TEST(ApiTest, HeartbeatOnTheSessionIsAnsweredThereAndFenced) {
 
   // The lease stays held by the good token only: after more than one lease
   // period of session heartbeats, the attempt is still the first one.
-  for (int i = 0; i < 14; ++i) {
-    EXPECT_EQ(beat(lease.token(), false, 100 + i).code(), 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
+  // (Until the expiry the first answer announced is 2 s past.)
+  uint64_t seq = 100;
+  PollUntil(
+      [&] {
+        EXPECT_EQ(beat(lease.token(), false, seq++).code(), 0);
+        return NowMs() > ok.lease_expires_at_ms() + 2000;
+      },
+      20000, 500);
   v1::JobDetail d = env.Show(job);
   EXPECT_EQ(d.job().state(), v1::JOB_STATE_RUNNING);
   ASSERT_EQ(d.attempts_size(), 1);
@@ -482,8 +496,7 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
     hb.set_token(l.token());
     hb.set_running(true);
     absl::Status s;
-    for (int i = 0; i < 100 && !intruder.api().connected(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    PollUntil([&] { return intruder.api().connected(); }, 5000, 50);
     ASSERT_TRUE(intruder.api().connected()) << what;
     s = intruder.api().Heartbeat(hb).status();  // on its session
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << what << ": " << s;
@@ -513,8 +526,7 @@ TEST(ApiTest, LeaseIsBoundToTheTokenThatTookIt) {
   };
   expect_denied("before a restart");
   env.coord->Restart();
-  for (int i = 0; i < 200 && !owner.api().connected(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  PollUntil([&] { return owner.api().connected(); }, 10000, 50);
   expect_denied("after a restart");
 
   // The owner's token still can.
@@ -585,8 +597,7 @@ TEST(ApiTest, AppendLogIsBoundToTheLease) {
 
   // After a restart the recovered lease is still bound to its token.
   env.coord->Restart();
-  for (int i = 0; i < 200 && !owner.api().connected(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  PollUntil([&] { return owner.api().connected(); }, 10000, 50);
   intruders("after a restart");
   ok = append(env.wk, job, l.token(), 0, "after restart\n");
   ASSERT_TRUE(ok.ok()) << ok.error_message();
@@ -619,7 +630,20 @@ TEST(ApiTest, RevokedWorkerTokenLosesItsOpenSession) {
                         "doomed-host"},
                30000);
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
-  std::this_thread::sleep_for(std::chrono::milliseconds(5500));  // the cache's lifetime
+  // Until the token cache has let go of it (at most its lifetime, 5 s): a
+  // call with it is refused as unauthenticated (not "not held": the lease
+  // token is stale on purpose, so the call changes nothing).
+  PollUntil(
+      [&] {
+        grpc::ClientContext pctx;
+        pctx.AddMetadata("authorization", "Bearer " + doomed);
+        pctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        v1::HeartbeatResponse presp;
+        return session.stub()
+                   .Heartbeat(&pctx, Beat(job, lease.token() + 1000, false, 0), &presp)
+                   .error_code() == grpc::StatusCode::UNAUTHENTICATED;
+      },
+      15000, 100);
   v1::WorkerMessage beat;
   *beat.mutable_heartbeat() = Beat(job, lease.token(), false, 2);
   session.Send(beat);
@@ -659,12 +683,16 @@ TEST(ApiTest, DeadWorkersLeaseRunsOutThroughRestartsInARow) {
   }  // the worker is gone without a word
   bool expired = false;
   int restarts = 0;
-  for (; restarts < 10 && !expired; ++restarts) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
-    env.coord->Restart();
-    v1::JobDetail d = env.Show(job);
-    expired = d.attempts_size() >= 1 && d.attempts(0).outcome() == "expired";
-  }
+  // A restart every 700 ms until the lease has run out (ten at most).
+  PollUntil(
+      [&] {
+        env.coord->Restart();
+        ++restarts;
+        v1::JobDetail d = env.Show(job);
+        expired = d.attempts_size() >= 1 && d.attempts(0).outcome() == "expired";
+        return expired || restarts >= 10;
+      },
+      60000, 700);
   const double after_s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                                        last_beat).count();
   ASSERT_TRUE(expired) << "the dead worker's lease was still held after " << restarts
@@ -684,11 +712,15 @@ TEST(ApiTest, LiveWorkerKeepsItsLeaseThroughALongOutage) {
   v1::Lease l = w.NextLease();
   ASSERT_EQ(l.job_id(), job);
   KeepAlive keep(w.api(), job, l.token());
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  PollUntil([&] { return keep.answered() >= 1; }, 10000, 20);  // the lease is renewed
   env.coord->Kill();
-  std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // > one lease period
+  // Down until the lease's last announced expiry is 1.5 s past (> one lease period).
+  PollUntil([&] { return NowMs() > keep.expires_at_ms() + 1500; }, 20000, 50);
   env.coord->Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(4000));  // > one lease period again
+  // Up until the keep-alive has been answered more than a lease period (3 s)
+  // after the restart, or has lost the lease.
+  const int64_t up_ms = NowMs();
+  PollUntil([&] { return keep.lost() || keep.last_ok_ms() > up_ms + 3500; }, 20000, 50);
   EXPECT_FALSE(keep.lost());
   v1::JobDetail d = env.Show(job);
   ASSERT_EQ(d.attempts_size(), 1) << d.DebugString();

@@ -34,6 +34,7 @@
 #include "common/channel.h"
 #include "common/logging.h"
 #include "worker/api_client.h"
+#include "tests/support/valid_assessment.h"
 
 using namespace assessq;
 
@@ -43,27 +44,12 @@ std::atomic<bool> g_stop{false};
 // A result that passes the built-in assessment contract, its summary padded
 // with Arabic text to about `bytes` bytes.
 std::string ValidAssessment(const std::string& name, int bytes) {
-  nlohmann::json a = {
-      {"الاسم", name},
-      {"الاسم_الأصلي", name},
-      {"درجة_الجودة", 70},
-      {"تقدير_الجودة", "جيد"},
-      {"الملخص", "تقييم محاكى لمجموعة البيانات."},
-      {"فحص_البيانات",
-       {{"الطريقة_المستخدمة", "metadata_only"},
-        {"عدد_العينات_المفحوصة", 0},
-        {"معاينة_العينات", nlohmann::json::array()},
-        {"مشاكل_مكتشفة", nlohmann::json::array()},
-        {"البيانات_تطابق_الوصف", true}}},
-      {"نقاط_القوة", {"وصف واضح"}},
-      {"نقاط_الضعف", {"تقييم محاكى"}},
-      {"الاستخدامات_الموصى_بها", {"اختبار النظام"}},
-      {"تفصيل_الجودة",
-       {{"سهولة_الوصول", 70}, {"التوثيق", 70}, {"السلامة_الأخلاقية", 70}, {"الترخيص", 70},
-        {"قابلية_إعادة_الإنتاج", 70}, {"المراجعة_العلمية", 70}, {"جودة_البيانات", 70}}},
-      {"المصادر_المفتوحة", nlohmann::json::array()},
-      {"تم_تحميل_البيانات", false},
-  };
+  nlohmann::json a = aqtest::ValidAssessmentJson({.name = name,
+                                                  .summary = "تقييم محاكى لمجموعة البيانات.",
+                                                  .strength = "وصف واضح",
+                                                  .weakness = "تقييم محاكى",
+                                                  .use = "اختبار النظام",
+                                                  .matches = true});
   std::string summary = a["الملخص"];
   while (static_cast<int>(a.dump().size() + summary.size() - a["الملخص"].get<std::string>().size()) < bytes)
     summary += " نص إضافي للحجم.";

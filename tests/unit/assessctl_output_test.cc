@@ -17,6 +17,8 @@
 #include "client/csv.h"
 #include "client/input_files.h"
 
+#include "tests/support/process.h"
+
 namespace assessq::cli {
 namespace {
 namespace fs = std::filesystem;
@@ -144,9 +146,6 @@ TEST(InputFilesTest, DecideInputForEveryKindOfEntry) {
 class InputFilesIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/aq-input-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
     in_ = base_ / "in";
     fs::create_directories(in_ / "sub");
     Write(in_ / "a.json", R"({"Name":"a"})");
@@ -159,12 +158,12 @@ class InputFilesIoTest : public ::testing::Test {
     ASSERT_EQ(mkfifo((in_ / "pipe.json").c_str(), 0600), 0);
     fs::create_symlink(in_ / "pipe.json", in_ / "to-pipe.json");
   }
-  void TearDown() override { fs::remove_all(base_); }
   static void Write(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
   absl::StatusOr<std::string> Read(const std::string& name, bool follow = false) {
     return ReadInputFile(in_.string(), (in_ / name).string(), follow, 1 << 20);
   }
-  fs::path base_, in_;
+  aqtest::TempDir tmp_{"aq-input"};
+  fs::path base_ = tmp_.path(), in_;
 };
 
 TEST_F(InputFilesIoTest, ReadsInsideRefusesOutsideAndNeverOpensAFifo) {

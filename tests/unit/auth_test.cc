@@ -20,6 +20,8 @@
 
 #include "common/sha256.h"
 
+#include "tests/support/process.h"
+
 namespace assessq {
 namespace {
 
@@ -29,17 +31,6 @@ using ::testing::StartsWith;
 
 class AuthTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "assessq_auth_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    db_path_ = (dir_ / "coordinator.db").string();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::string Create(Role role, const std::string& name) {
     auto t = CreateToken(db_path_, role, name);
     EXPECT_TRUE(t.ok()) << t.status();
@@ -78,8 +69,9 @@ class AuthTest : public ::testing::Test {
     return ss.str();
   }
 
-  fs::path dir_;
-  std::string db_path_;
+  aqtest::TempDir tmp_{"assessq_auth_test"};
+  fs::path dir_ = tmp_.path();
+  std::string db_path_ = (dir_ / "coordinator.db").string();
   std::atomic<int64_t> now_{1'700'000'000'000};
 };
 

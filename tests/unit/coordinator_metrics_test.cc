@@ -27,6 +27,7 @@
 #include "server/db_probe.h"
 #include "server/engine.h"
 #include "server/queries.h"
+#include "tests/support/metrics_text.h"
 
 namespace assessq {
 namespace {
@@ -148,15 +149,7 @@ class NullSink : public SessionSink {
   std::vector<v1::Lease> leases_;
 };
 
-std::string Scrape(const CoordinatorMetrics& m) {
-  std::vector<prometheus::MetricFamily> all;
-  for (const auto& w : m.collectables())
-    if (auto c = w.lock())
-      for (auto& f : c->Collect()) all.push_back(std::move(f));
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, all);
-  return out.str();
-}
+std::string Scrape(const CoordinatorMetrics& m) { return aqtest::MetricsText(m); }
 
 class EngineMetricsTest : public ::testing::Test {
  protected:

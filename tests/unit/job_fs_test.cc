@@ -16,6 +16,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/process.h"
+
 namespace assessq {
 namespace {
 
@@ -25,9 +27,6 @@ using ::testing::HasSubstr;
 class JobFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/job_fs_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
     key_ = base_ + "/anthropic.key";
     std::ofstream(key_) << "sk-ant-real-key";
     chmod(key_.c_str(), 0600);
@@ -36,11 +35,8 @@ class JobFsTest : public ::testing::Test {
     spec_.model_key_files = {key_};
     spec_.credential_name = "claude";
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(base_, ec);
-  }
-  std::string base_, key_;
+  aqtest::TempDir tmp_{"job_fs_test"};
+  std::string base_ = tmp_.path(), key_;
   JobSpec spec_;
 };
 

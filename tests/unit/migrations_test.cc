@@ -22,6 +22,8 @@
 #include "server/db.h"
 #include "server/engine.h"
 
+#include "tests/support/process.h"
+
 namespace assessq {
 namespace {
 
@@ -30,17 +32,6 @@ using ::testing::HasSubstr;
 
 class MigrationsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "assessq_migrations_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    path_ = (dir_ / "coordinator.db").string();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::unique_ptr<Db> OpenDb() {
     auto db = Db::Open(path_, {});
     EXPECT_TRUE(db.ok()) << db.status();
@@ -59,8 +50,9 @@ class MigrationsTest : public ::testing::Test {
   }
   static int64_t Int(Db& db, const std::string& sql) { return std::stoll(Text(db, sql)); }
 
-  fs::path dir_;
-  std::string path_;
+  aqtest::TempDir tmp_{"assessq_migrations_test"};
+  fs::path dir_ = tmp_.path();
+  std::string path_ = (dir_ / "coordinator.db").string();
 };
 
 TEST_F(MigrationsTest, FreshDatabaseMigratesToLatest) {
@@ -183,7 +175,11 @@ TEST_F(MigrationsTest, V4FillsInputIdsOfOlderJobs) {
   ASSERT_TRUE(sid.ok()) << sid.status();
   std::unique_lock<std::mutex> l(sink->mu);
   ASSERT_TRUE(sink->cv.wait_for(l, std::chrono::seconds(10), [&] { return sink->leases.size() == 2; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Any further lease would have been sent before an engine call queued now
+  // is answered.
+  l.unlock();
+  (void)(*e)->Sync<v1::WorkersResponse>([&](auto done) { (*e)->ListWorkers(done); });
+  l.lock();
   EXPECT_EQ(sink->leases.size(), 2u) << "the succeeded job is not leased";
   for (const auto& lease : sink->leases)
     EXPECT_EQ(lease.metadata(), lease.dataset_key() == "one" ? R"({"Name": "One"})"

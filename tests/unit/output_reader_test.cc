@@ -26,6 +26,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/process.h"
+
 namespace assessq {
 namespace {
 
@@ -35,22 +37,18 @@ using ::testing::HasSubstr;
 class OutputReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/output_reader_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
     dir_ = base_ + "/out";
     ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
   }
   void TearDown() override {
     for (const auto& m : mounted_) umount2(m.c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(base_, ec);
   }
   std::string Write(const std::string& path, const std::string& data) {
     std::ofstream(path, std::ios::binary) << data;
     return path;
   }
-  std::string base_, dir_;
+  aqtest::TempDir tmp_{"output_reader_test"};
+  std::string base_ = tmp_.path(), dir_;
   std::vector<std::string> mounted_;
 };
 

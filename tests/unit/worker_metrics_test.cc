@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "worker/health_server.h"
+#include "tests/support/metrics_text.h"
 
 namespace assessq {
 namespace {
@@ -58,15 +59,7 @@ TEST(WorkerHealth, ServesUnlessDraining) {
   EXPECT_FALSE(WorkerServes(s));
 }
 
-std::string Scrape(const WorkerMetrics& m) {
-  std::vector<prometheus::MetricFamily> all;
-  for (const auto& w : m.collectables())
-    if (auto c = w.lock())
-      for (auto& f : c->Collect()) all.push_back(std::move(f));
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, all);
-  return out.str();
-}
+std::string Scrape(const WorkerMetrics& m) { return aqtest::MetricsText(m); }
 
 TEST(WorkerMetricsTest, CountersFollowObserverCalls) {
   WorkerMetrics m;
