@@ -89,21 +89,28 @@ void Die(const std::string& msg) {
   std::_Exit(1);  // the children die with us
 }
 
-// utime+stime of a process, in seconds.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto rp = s.rfind(')');
-  if (rp == std::string::npos) return 0;
-  std::istringstream in(s.substr(rp + 2));
+// The command name and utime+stime (seconds) of a /proc/.../stat file; empty
+// name and 0 when it cannot be read.
+std::pair<std::string, double> StatCpu(const std::string& stat_path) {
+  std::ifstream f(stat_path);
+  std::string st((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto lp = st.find('('), rp = st.rfind(')');
+  if (lp == std::string::npos || rp == std::string::npos) return {"", 0};
+  std::istringstream in(st.substr(rp + 2));
   std::string field;
-  unsigned long long ut = 0, st = 0;
+  unsigned long long ut = 0, stt = 0;
   // Fields after the command: state(3) ... utime(14) stime(15).
   for (int i = 3; i <= 15 && in >> field; ++i) {
     if (i == 14) ut = std::stoull(field);
-    if (i == 15) st = std::stoull(field);
+    if (i == 15) stt = std::stoull(field);
   }
-  return static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return {st.substr(lp + 1, rp - lp - 1),
+          static_cast<double>(ut + stt) / static_cast<double>(::sysconf(_SC_CLK_TCK))};
+}
+
+// utime+stime of a process, in seconds.
+double ProcessCpuSeconds(pid_t pid) {
+  return StatCpu("/proc/" + std::to_string(pid) + "/stat").second;
 }
 
 // CPU seconds per thread of a process: tid -> (name, seconds).
@@ -112,21 +119,8 @@ std::map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid) {
   std::error_code ec;
   for (const auto& e :
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    int tid = std::atoi(e.path().filename().c_str());
-    std::ifstream f(e.path() / "stat");
-    std::string st((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    auto lp = st.find('('), rp = st.rfind(')');
-    if (lp == std::string::npos || rp == std::string::npos) continue;
-    std::string name = st.substr(lp + 1, rp - lp - 1);
-    std::istringstream in(st.substr(rp + 2));
-    std::string field;
-    unsigned long long ut = 0, stt = 0;
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-      if (i == 14) ut = std::stoull(field);
-      if (i == 15) stt = std::stoull(field);
-    }
-    out[tid] = {name, static_cast<double>(ut + stt) /
-                          static_cast<double>(::sysconf(_SC_CLK_TCK))};
+    auto cpu = StatCpu((e.path() / "stat").string());
+    if (!cpu.first.empty()) out[std::atoi(e.path().filename().c_str())] = cpu;
   }
   return out;
 }

@@ -129,6 +129,18 @@ void Report(const char* name, long rc, int err) {
     Report(name, fd_, e_);                        \
   } while (0)
 
+// clone3 with `flags`: the child exits at once and is reaped.
+void Clone3Probe(const char* name, uint64_t flags) {
+  clone_args ca{};
+  ca.flags = flags;
+  ca.exit_signal = SIGCHLD;
+  long rc = syscall(SYS_clone3, &ca, sizeof ca);
+  int e = errno;
+  if (rc == 0) _exit(0);
+  if (rc > 0) waitpid(static_cast<pid_t>(rc), nullptr, 0);
+  Report(name, rc, e);
+}
+
 // Runs `f` in a child (a probe that may succeed in ways the agent must not
 // keep, or be killed); "killed-SIG" when a signal ends the child.
 template <typename F>
@@ -202,16 +214,7 @@ void ProbeSyscalls() {
     if (rc > 0) waitpid(static_cast<pid_t>(rc), nullptr, 0);
     return rc;
   });
-  {
-    clone_args ca{};
-    ca.flags = CLONE_NEWUSER;
-    ca.exit_signal = SIGCHLD;
-    long rc = syscall(SYS_clone3, &ca, sizeof ca);
-    int e = errno;
-    if (rc == 0) _exit(0);
-    if (rc > 0) waitpid(static_cast<pid_t>(rc), nullptr, 0);
-    Report("clone3_newuser", rc, e);
-  }
+  Clone3Probe("clone3_newuser", CLONE_NEWUSER);
   REPORT("mount", mount("none", "/tmp", "tmpfs", 0, nullptr));
   REPORT("umount2", umount2("/tmp", MNT_DETACH));
   REPORT("pivot_root", syscall(SYS_pivot_root, "/tmp", "/tmp"));
@@ -269,15 +272,7 @@ void ProbeSyscalls() {
     if (rc == 0) waitpid(p, &st, 0);
     Report("posix_spawn", rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2 ? 0 : -1, rc ? rc : EINVAL);
   }
-  {
-    clone_args ca{};
-    ca.exit_signal = SIGCHLD;
-    long rc = syscall(SYS_clone3, &ca, sizeof ca);
-    int e = errno;
-    if (rc == 0) _exit(0);
-    if (rc > 0) waitpid(static_cast<pid_t>(rc), nullptr, 0);
-    Report("clone3_plain", rc, e);
-  }
+  Clone3Probe("clone3_plain", 0);
   {
     std::string p = "/tmp/probe-file";
     REPORT("files", (WriteFile(p, "data") && ReadAll(p) == "data" &&

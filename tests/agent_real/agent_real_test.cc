@@ -146,13 +146,9 @@ struct World {
 
   ~World() { Teardown(); }
   void Teardown() {
-    if (worker && worker->child()) worker->child()->Kill();
-    if (worker) RemoveContainersOf(worker->name());
-    worker.reset();
+    DiscardWorker(worker);
     coord.reset();
-    if (stand_in) stand_in->Kill();
-    stand_in.reset();
-    if (web) web->Kill();
+    stand_in.reset();  // killed
     web.reset();
     if (!image.empty() && image != shipped_image) (void)Run({DockerCli(), "image", "rm", "-f", image}, 60000);
     net.reset();  // the namespace; the veth pair goes with it

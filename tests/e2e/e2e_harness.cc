@@ -72,6 +72,13 @@ void RemoveContainersOf(const std::string& worker_name) {
   for (const auto& x : *l) (void)(*c)->RemoveContainer(x.value("Id", ""), true, true);
 }
 
+void DiscardWorker(std::unique_ptr<Workerd>& w) {
+  if (!w) return;
+  if (w->child()) w->child()->Kill();
+  RemoveContainersOf(w->name());
+  w.reset();
+}
+
 bool ContainerGone(const std::string& id) {
   auto in = Docker().InspectContainer(id);
   return !in.ok() && absl::IsNotFound(in.status());

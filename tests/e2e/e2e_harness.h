@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -90,6 +91,8 @@ json ContainersOf(const std::string& worker_name);
 void RemoveContainersOf(const std::string& worker_name);
 // Docker says the container `id` does not exist (any other answer: false).
 bool ContainerGone(const std::string& id);
+// Kills the workerd (if there is one), removes its containers, resets `w`.
+void DiscardWorker(std::unique_ptr<Workerd>& w);
 // The running container of `job` (label assessq.job) of this worker, if any.
 std::optional<json> RunningContainerOfJob(const std::string& worker_name, int64_t job);
 

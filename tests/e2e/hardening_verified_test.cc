@@ -30,7 +30,10 @@ std::string StatusField(const std::string& status, const std::string& key) {
 }
 
 TEST_F(HardeningVerifiedTest, RunningContainerIsHardenedAsRecordedByTheDaemon) {
-  const std::string profile = TimedProfile(60, 5);
+  AgentLimits limits;
+  limits.timeout_s = 60;
+  limits.grace_s = 5;
+  const std::string profile = Profile(limits);
   WriteMetadata(inputs_, "hardened", "sleep_ms:4000");
 
   // Secrets in workerd's own environment must not follow the job.

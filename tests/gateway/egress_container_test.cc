@@ -89,12 +89,9 @@ struct World {
   ~World() { Teardown(); }
 
   void Teardown() {
-    if (worker && worker->child()) worker->child()->Kill();
-    if (worker) RemoveContainersOf(worker->name());
-    worker.reset();
+    DiscardWorker(worker);
     coord.reset();
-    if (ns_server) ns_server->Kill();
-    ns_server.reset();
+    ns_server.reset();  // killed
     host_service.reset();
     net.reset();  // the namespace, its veth pair and every route through it
     dir.reset();

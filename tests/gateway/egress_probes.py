@@ -26,6 +26,20 @@ params = md.get("X-Params", {})
 obs = {}
 
 
+def post_direct(url, headers):
+    """POSTs a stub Messages request straight to `url` (origin form, no
+    proxy: as a client that does not apply HTTP_PROXY to the base URL)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(urllib.request.Request(url, data=b'{"model":"stub"}', headers=headers),
+                         timeout=10) as r:
+            return {"code": r.status, "body": r.read(300).decode("latin-1")}
+    except urllib.error.HTTPError as e:
+        return {"code": e.code, "body": e.read(300).decode("latin-1")}
+    except Exception as e:
+        return {"code": 0, "error": repr(e)[:300]}
+
+
 def err_name(e):
     n = getattr(e, "errno", None)
     return errno.errorcode.get(n, str(n)) if n else type(e).__name__
@@ -237,15 +251,7 @@ elif probe == "model":
                "anthropic-version": "2023-06-01"}
     # Straight to the base URL (origin form), as a client that does not apply
     # HTTP_PROXY to it would send it.
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with direct.open(urllib.request.Request(base + "/v1/messages", data=b'{"model":"stub"}',
-                                                headers=headers), timeout=10) as r:
-            obs["post"] = {"code": r.status, "body": r.read(300).decode("latin-1")}
-    except urllib.error.HTTPError as e:
-        obs["post"] = {"code": e.code, "body": e.read(300).decode("latin-1")}
-    except Exception as e:
-        obs["post"] = {"code": 0, "error": repr(e)[:300]}
+    obs["post"] = post_direct(base + "/v1/messages", headers)
     obs["secrets_dir"] = os.path.exists("/run/secrets")
     obs["environ"] = sorted(k for k in os.environ)
 
@@ -303,15 +309,7 @@ elif probe == "model_bearer":
     obs["environ"] = sorted(k for k in os.environ)
     headers = {"authorization": "Bearer " + token, "anthropic-beta": "oauth-2025-04-20",
                "content-type": "application/json", "anthropic-version": "2023-06-01"}
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with direct.open(urllib.request.Request(base + "/v1/messages?beta=true", data=b'{"model":"stub"}',
-                                                headers=headers), timeout=10) as r:
-            obs["post"] = {"code": r.status, "body": r.read(300).decode("latin-1")}
-    except urllib.error.HTTPError as e:
-        obs["post"] = {"code": e.code, "body": e.read(300).decode("latin-1")}
-    except Exception as e:
-        obs["post"] = {"code": 0, "error": repr(e)[:300]}
+    obs["post"] = post_direct(base + "/v1/messages?beta=true", headers)
 
 elif probe == "netlog_flood":
     # A hostile agent's flood of refused requests with 8 KB targets and 20 KB
