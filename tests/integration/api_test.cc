@@ -16,6 +16,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "itest/reflection.grpc.pb.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/operator_rpc.h"
 #include "worker/api_client.h"
 
 namespace aqtest {
@@ -62,22 +63,10 @@ struct Env {
     req.mutable_retry_policy()->set_backoff_max_ms(backoff_ms * 2);
     for (const auto& [cls, n] : max_attempts)
       (*req.mutable_retry_policy()->mutable_max_attempts())[cls] = n;
-    v1::SubmitResponse resp;
-    auto ctx = Ctx(op);
-    auto st = coord->OperatorStub()->Submit(ctx.get(), req, &resp);
-    if (!st.ok()) throw std::runtime_error("Submit: " + st.error_message());
-    return resp;
+    return SubmitRpc(*coord, op, req);
   }
 
-  v1::JobDetail Show(int64_t job) {
-    v1::JobRef ref;
-    ref.set_job_id(job);
-    v1::JobDetail d;
-    auto ctx = Ctx(op);
-    auto st = coord->OperatorStub()->ShowJob(ctx.get(), ref, &d);
-    if (!st.ok()) throw std::runtime_error("ShowJob: " + st.error_message());
-    return d;
-  }
+  v1::JobDetail Show(int64_t job) { return ShowJobRpc(*coord, op, job); }
 
   grpc::Status Result(int64_t job, v1::ResultResponse* out) {
     v1::JobRef ref;

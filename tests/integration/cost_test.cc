@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/operator_rpc.h"
 #include "tests/integration/scrape.h"
 #include "tests/support/sqlite_reader.h"
 #include "worker/api_client.h"
@@ -49,22 +50,8 @@ struct Env {
     if (::testing::Test::HasFailure())
       std::cerr << "coordinatord log tail:\n" << Tail(coord->log()) << "\n";
   }
-  v1::SubmitResponse Submit(v1::SubmitRequest req) {
-    v1::SubmitResponse resp;
-    auto ctx = Ctx(op);
-    auto st = coord->OperatorStub()->Submit(ctx.get(), req, &resp);
-    if (!st.ok()) throw std::runtime_error("Submit: " + st.error_message());
-    return resp;
-  }
-  v1::JobDetail Show(int64_t job) {
-    v1::JobRef ref;
-    ref.set_job_id(job);
-    v1::JobDetail d;
-    auto ctx = Ctx(op);
-    auto st = coord->OperatorStub()->ShowJob(ctx.get(), ref, &d);
-    if (!st.ok()) throw std::runtime_error("ShowJob: " + st.error_message());
-    return d;
-  }
+  v1::SubmitResponse Submit(v1::SubmitRequest req) { return SubmitRpc(*coord, op, req); }
+  v1::JobDetail Show(int64_t job) { return ShowJobRpc(*coord, op, job); }
   v1::BatchStatus Status(const std::string& batch) {
     v1::StatusRequest req;
     req.set_batch(batch);
