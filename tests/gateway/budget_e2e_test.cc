@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/e2e/e2e_harness.h"
 #include "tests/gateway/gw_test_util.h"
+#include "tests/support/netns_world.h"
 
 namespace aqe2e {
 namespace {
@@ -38,39 +39,6 @@ namespace fs = std::filesystem;
 constexpr char kImage[] = "assessq-net-test:1";
 constexpr char kHostAddr[] = "10.98.7.1";
 constexpr char kStandInAddr[] = "10.98.7.2";
-
-std::string Ip() { return fs::exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"; }
-
-void IpCmd(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {Ip()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  RunResult r = Run(argv, 20000);
-  if (r.exit_code != 0) throw std::runtime_error("ip: " + r.Describe());
-}
-
-// The namespace and its veth pair, removed with this object.
-struct Namespace {
-  std::string name = "aqbud-" + std::to_string(getpid());
-  std::string veth = "aqbh" + std::to_string(getpid());
-  bool made = false;
-  Namespace() {
-    IpCmd({"netns", "add", name});
-    made = true;
-    const std::string peer = "aqbn" + std::to_string(getpid());
-    IpCmd({"link", "add", veth, "type", "veth", "peer", "name", peer});
-    IpCmd({"link", "set", peer, "netns", name});
-    IpCmd({"addr", "add", std::string(kHostAddr) + "/24", "dev", veth});
-    IpCmd({"link", "set", veth, "up"});
-    IpCmd({"-n", name, "addr", "add", std::string(kStandInAddr) + "/24", "dev", peer});
-    IpCmd({"-n", name, "link", "set", "lo", "up"});
-    IpCmd({"-n", name, "link", "set", peer, "up"});
-  }
-  ~Namespace() {
-    if (!made) return;
-    (void)Run({Ip(), "netns", "del", name}, 20000);
-    (void)Run({Ip(), "link", "del", veth}, 20000);
-  }
-};
 
 // The agent: calls the model route once per entry of the metadata's
 // X-Plan.bodies, printing each status; on a refusal it prints the reason and
@@ -101,14 +69,21 @@ TEST(BudgetE2eTest, StoredUsageEqualsTheProvidersAndAJobAtItsCapEndsAgentBudgetW
   Docker();  // throws: a failure, never a skip
   auto img = Docker().ImageExists(kImage);
   ASSERT_TRUE(img.ok() && *img) << kImage << " is missing: run scripts/build-net-image.sh";
-  Namespace ns;
+  // The stand-in's namespace; its address routes into it (checked).
+  aqtest::NetnsWorld ns({.name = "aqbud",
+                         .veth = "aqb",
+                         .lock_file = "/tmp/assessq-budget-e2e-test.lock",
+                         .host_addr = kHostAddr,
+                         .ns_addrs = {std::string(kStandInAddr) + "/24"},
+                         .must_route = {kStandInAddr}});
+  ns.Build();
   TempDir dir;
   gwtest::TestCa ca = gwtest::MakeTestCa(dir.path());
   auto [cert, key] = ca.Issue("model", "DNS:model.test");
   const std::string port_file = dir.Join("standin.port"), stats = dir.Join("standin.stats");
-  auto standin = Child::Spawn({Ip(), "netns", "exec", ns.name, "/usr/bin/python3", ASSESSQ_STANDIN_PY, "--usage",
-                               "--host", kStandInAddr, "--port", "8443", "--port-file", port_file,
-                               "--stats-file", stats, "--cert", cert, "--key", key},
+  auto standin = Child::Spawn(ns.Exec({"/usr/bin/python3", ASSESSQ_STANDIN_PY, "--usage", "--host",
+                                       kStandInAddr, "--port", "8443", "--port-file", port_file,
+                                       "--stats-file", stats, "--cert", cert, "--key", key}),
                               dir.Join("standin.log"));
   ASSERT_TRUE(PollUntil([&] { return fs::exists(port_file); }, 20000, 50)) << ReadFile(dir.Join("standin.log"));
 

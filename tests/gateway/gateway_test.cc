@@ -1705,23 +1705,19 @@ class StandIn {
                "--port-file", port_file_, "--stats-file", stats_, "--cert", g_shared->good.first, "--key",
                g_shared->good.second},
               dir.Join("standin.log")) {
-    int64_t until = gwtest::NowMs() + 15000;
-    while (!std::filesystem::exists(port_file_) && gwtest::NowMs() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    aqtest::PollUntil([&] { return std::filesystem::exists(port_file_); }, 15000, 20);
     EXPECT_TRUE(std::filesystem::exists(port_file_)) << "the stand-in did not start";
   }
   // Its stats once it has answered `calls` requests.
   nlohmann::json Stats(int calls) {
     nlohmann::json j;
-    int64_t until = gwtest::NowMs() + 10000;
-    while (gwtest::NowMs() < until) {
-      std::ifstream f(stats_);
-      std::stringstream ss;
-      ss << f.rdbuf();
-      j = nlohmann::json::parse(ss.str(), nullptr, false);
-      if (!j.is_discarded() && j.value("calls", 0) >= calls) return j;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    if (aqtest::PollUntil(
+            [&] {
+              j = nlohmann::json::parse(aqtest::ReadFile(stats_), nullptr, false);
+              return !j.is_discarded() && j.value("calls", 0) >= calls;
+            },
+            10000, 20))
+      return j;
     ADD_FAILURE() << "the stand-in did not answer " << calls << " calls";
     return j;
   }
@@ -1764,9 +1760,8 @@ TEST_F(GatewayTest, TheModelRoutesUsageEqualsTheProvidersOwnCount) {
   nlohmann::json stats = p.Stats(static_cast<int>(bodies.size()));
   for (const auto& ae : stats["accept_encoding"]) EXPECT_EQ(ae, "identity") << stats.dump();
   UsageSnapshot u;
-  int64_t until = gwtest::NowMs() + 5000;
-  while ((u = job_->usage(), Requests(u)) < static_cast<int64_t>(bodies.size()) && gwtest::NowMs() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  aqtest::PollUntil(
+      [&] { return Requests(u = job_->usage()) >= static_cast<int64_t>(bodies.size()); }, 5000, 10);
   ASSERT_EQ(u.models.size(), stats["sent"].size()) << stats.dump();
   for (const auto& m : u.models) {
     SCOPED_TRACE(m.model);
