@@ -449,9 +449,12 @@ TEST_F(SoakTest, ThousandsOfJobsThroughRestartsLoseNothingAndMemoryStaysFlat) {
     w2.child()->Kill();
     w2_kill_ms = NowMs();
     ++worker_kills;
-    // What it still holds (a completion sent just before dying may land
-    // after the first look).
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // What it still holds once the coordinator has seen its session end: a
+    // completion sent on the session just before dying is processed before
+    // the session's end, so nothing it sent can land after this look.
+    ASSERT_TRUE(PollUntil([&] { return !WorkerEntry(w2.name()).value("connected", true); },
+                          30000, 20))
+        << "the coordinator never saw worker 2's session end: " << WorkerEntry(w2.name()).dump();
     w2_held_at_kill = WorkerEntry(w2.name()).value("in_use", int64_t{-1});
     note("workerd-2 SIGKILL", absl::StrCat("holding ", w2_held_at_kill, " lease(s)"));
     // Its leases expire within a lease period; then it comes back.
