@@ -129,29 +129,6 @@ std::string FormatDuration(int64_t ms) {
   return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
 }
 
-std::string StateName(v1::JobState s) {
-  switch (s) {
-    case v1::JOB_STATE_QUEUED: return "queued";
-    case v1::JOB_STATE_LEASED: return "leased";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_NEEDS_ATTENTION: return "needs_attention";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unspecified";
-  }
-}
-
-std::string ClassName(v1::FailureClass c) {
-  switch (c) {
-    case v1::FAILURE_CLASS_INFRA: return "infra";
-    case v1::FAILURE_CLASS_MODEL_API: return "model_api";
-    case v1::FAILURE_CLASS_AGENT: return "agent";
-    case v1::FAILURE_CLASS_INVALID_OUTPUT: return "invalid_output";
-    case v1::FAILURE_CLASS_INPUT: return "input";
-    default: return "";
-  }
-}
-
 nlohmann::json JobJson(const v1::JobSummary& j) {
   return {{"job_id", j.job_id()},
           {"batch", j.batch()},

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "assessq/v1/assessq.grpc.pb.h"
 #include "common/channel.h"
+#include "common/vocabulary.h"
 
 namespace assessq::cli {
 
@@ -75,8 +76,9 @@ class Table {
 
 std::string FormatTime(int64_t ms);       // ISO-8601 UTC, "-" for 0
 std::string FormatDuration(int64_t ms);   // 1h02m, 3m04s, 5.2s
-std::string StateName(v1::JobState s);
-std::string ClassName(v1::FailureClass c);
+// The shared labels (common/vocabulary.h) as strings, for table cells.
+inline std::string StateName(v1::JobState s) { return std::string(assessq::StateName(s)); }
+inline std::string ClassName(v1::FailureClass c) { return std::string(assessq::ClassName(c)); }
 nlohmann::json JobJson(const v1::JobSummary& j);
 // A fleet-wide limit (status, limits): JSON, and one human line (escaped).
 nlohmann::json LimitJson(const v1::LimitStatus& l);

@@ -16,16 +16,4 @@ absl::Status FromGrpc(const grpc::Status& s) {
                       s.error_message());
 }
 
-bool IsRetryable(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kAborted:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace assessq

@@ -1,6 +1,6 @@
 // Converts between absl::Status (used by every module) and grpc::Status
-// (used only at the RPC edge). Codes map one to one, so retry semantics
-// (kUnavailable: retry; kFailedPrecondition: don't) survive the wire.
+// (used only at the RPC edge). Codes map one to one, so what a refusal means
+// survives the wire (common/call_failure.h reads it).
 #pragma once
 
 #include <grpcpp/support/status.h>
@@ -11,8 +11,5 @@ namespace assessq {
 
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
-
-// True for codes a caller should retry after a pause.
-bool IsRetryable(const absl::Status& s);
 
 }  // namespace assessq

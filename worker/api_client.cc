@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/call_failure.h"
 #include "common/report_caps.h"
 #include "common/status_util.h"
 #include "common/utf8.h"
@@ -16,6 +17,9 @@
 namespace assessq {
 
 namespace {
+
+// A refused call's status, carrying what the refusal means (the classifier).
+absl::Status Refused(const grpc::Status& s) { return TagCallFailure(FromGrpc(s)); }
 
 // The network log (a JSON array of entries) cut to `cap` bytes: the first
 // entries that fit, then one saying how many were dropped.
@@ -205,8 +209,7 @@ void ApiClient::Run(MessageFn on_message) {
     FailPending();
     grpc::Status st = stream->Finish();
     if (stop_) break;
-    if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-        st.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    if (ClassifyCall(FromGrpc(st)) == CallFailure::kCredentials) {
       spdlog::error("coordinator refused the session: {}", st.error_message());
     } else if (got_any) {
       spdlog::warn("session to coordinator ended ({}); reconnecting", st.error_message());
@@ -283,7 +286,7 @@ absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRe
     case SessionCall::kAnswered: {
       const v1::HeartbeatAck& ack = answer.heartbeat_ack();
       if (ack.code() != 0)
-        return FromGrpc(grpc::Status(static_cast<grpc::StatusCode>(ack.code()), ack.error()));
+        return Refused(grpc::Status(static_cast<grpc::StatusCode>(ack.code()), ack.error()));
       v1::HeartbeatResponse resp;
       resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
       return resp;
@@ -304,7 +307,7 @@ absl::StatusOr<v1::HeartbeatResponse> ApiClient::UnaryHeartbeat(const v1::Heartb
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::HeartbeatResponse resp;
   auto s = stub_->Heartbeat(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpc(s);
+  if (!s.ok()) return Refused(s);
   return resp;
 }
 
@@ -314,7 +317,7 @@ absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_m
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::Empty resp;
   auto s = stub_->AppendLog(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpc(s);
+  if (!s.ok()) return Refused(s);
   return absl::OkStatus();
 }
 
@@ -343,7 +346,7 @@ absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteReque
     case SessionCall::kAnswered: {
       v1::CompleteAck* ack = answer.mutable_complete_ack();
       if (ack->code() != 0)
-        return FromGrpc(grpc::Status(static_cast<grpc::StatusCode>(ack->code()), ack->error()));
+        return Refused(grpc::Status(static_cast<grpc::StatusCode>(ack->code()), ack->error()));
       v1::CompleteResponse resp;
       resp.Swap(ack->mutable_response());
       return resp;
@@ -364,7 +367,7 @@ absl::StatusOr<v1::CompleteResponse> ApiClient::UnaryComplete(const v1::Complete
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::CompleteResponse resp;
   auto s = stub_->Complete(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpc(s);
+  if (!s.ok()) return Refused(s);
   return resp;
 }
 

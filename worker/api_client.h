@@ -60,8 +60,9 @@ class ApiClient {
   bool connected() const { return connected_; }
 
   // On the session when it is up (answered there), else the unary RPC; a
-  // session that ends before answering falls back to the RPC too. Errors are
-  // the RPC's: FAILED_PRECONDITION means the lease is no longer held.
+  // session that ends before answering falls back to the RPC too. A refusal
+  // carries its meaning (ClassifyCall, common/call_failure.h):
+  // kLeaseNotHeld when the lease is no longer held.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req,
                                                   int timeout_ms = 10000);
   // On the session when it is up, else the RPC, as Heartbeat; the report is

@@ -16,6 +16,7 @@
 
 #include "absl/strings/ascii.h"
 #include "common/channel.h"
+#include "common/vocabulary.h"
 #include "worker/agent_done.h"
 #include "worker/agent_steps.h"
 #include "worker/hardening.h"
@@ -140,7 +141,7 @@ absl::StatusOr<gateway::JobConfig> DockerExecutor::GatewayConfig(const JobReques
   for (bool deny : {false, true}) {
     for (const auto& text : deny ? spec.network.deny : spec.network.allow) {
       auto r = gateway::ParseRule(text);
-      if (!r.ok()) return r.status();
+      if (!r.ok()) return WithFailureClass(r.status(), v1::FAILURE_CLASS_INPUT);  // the profile's
       if (deny) r->deny = true;
       c.policy.rules.push_back(*r);
     }
@@ -195,17 +196,14 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   const std::string tag = absl::StrCat(req.job_id, "-", req.token);
   auto jobfs = JobFs::Create(opt_.jobs_dir, tag, spec, req.metadata, opt_.netbridge_path);
   if (!jobfs.ok())
-    return Failed(jobfs.status().code() == absl::StatusCode::kFailedPrecondition
-                      ? v1::FAILURE_CLASS_INPUT
-                      : v1::FAILURE_CLASS_INFRA,
+    return Failed(FailureClassOf(jobfs.status()).value_or(v1::FAILURE_CLASS_INFRA),
                   absl::StrCat("preparing job files: ", jobfs.status().message()));
   // The job's gateway listens before the container exists and stops with it.
   std::shared_ptr<gateway::JobGateway> gw;
   if (spec.network.mode == "gateway") {
     auto cfg = GatewayConfig(req, (*jobfs)->net_socket());
     if (!cfg.ok())
-      return Failed(absl::IsInvalidArgument(cfg.status()) ? v1::FAILURE_CLASS_INPUT
-                                                          : v1::FAILURE_CLASS_INFRA,
+      return Failed(FailureClassOf(cfg.status()).value_or(v1::FAILURE_CLASS_INFRA),
                     absl::StrCat("egress gateway: ", cfg.status().message()));
     auto g = gateway_->StartJob(*cfg);
     if (!g.ok())

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/vocabulary.h"
 
 namespace assessq {
 namespace fs = std::filesystem;
@@ -58,8 +59,7 @@ absl::Status MountTmpfs(const std::string& dir, int64_t mb, mode_t mode, uid_t u
 // symbolic link to it). Opened once; the checks are on what was opened.
 absl::StatusOr<std::string> ReadCredential(const JobSpec& spec) {
   auto refuse = [&](absl::string_view why) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("credential '", spec.credential_name, "': ", why));
+    return InputError(absl::StrCat("credential '", spec.credential_name, "': ", why));
   };
   int fd = open(spec.credential_file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return refuse("cannot read its file");
@@ -153,7 +153,7 @@ absl::StatusOr<std::unique_ptr<JobFs>> JobFs::Create(const std::string& jobs_dir
     j->net_socket_ = net + "/proxy.sock";
     j->mounts_.push_back({net, kNetDir, true});
     if (netbridge.empty() || access(netbridge.c_str(), X_OK) != 0)
-      return absl::FailedPreconditionError(
+      return InfraError(
           absl::StrCat("netbridge binary '", netbridge, "' is missing or not executable"));
     j->mounts_.push_back({netbridge, kNetbridgePath, true});
   }

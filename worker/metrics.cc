@@ -9,30 +9,13 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/ascii.h"
+#include "common/vocabulary.h"
 
 namespace assessq {
-namespace {
-
-// Failure class label: the enum name without its prefix, lower case
-// ("FAILURE_CLASS_MODEL_API" -> "model_api"), as the coordinator spells it.
-std::string ClassLabel(v1::FailureClass c) {
-  std::string n = v1::FailureClass_Name(c);
-  constexpr absl::string_view kPrefix = "FAILURE_CLASS_";
-  if (absl::string_view(n).substr(0, kPrefix.size()) == kPrefix) n = n.substr(kPrefix.size());
-  return absl::AsciiStrToLower(n);
-}
-
-}  // namespace
-
 std::string JobOutcomeLabel(const v1::CompleteRequest& r, bool reported) {
-  if (!reported) return "stopped";
-  switch (r.outcome_case()) {
-    case v1::CompleteRequest::kResultJson: return "succeeded";
-    case v1::CompleteRequest::kFailure: return "failed";
-    case v1::CompleteRequest::kRelease: return "released";
-    default: return "stopped";
-  }
+  auto o = OutcomeOfReport(r);
+  if (!reported || !o) return "stopped";
+  return std::string(OutcomeName(*o));
 }
 
 GatewayCounts CountGatewayDecisions(absl::string_view netlog_json) {
@@ -128,7 +111,7 @@ WorkerMetrics::WorkerMetrics()
                    .Register(*registry_);
   for (int c = v1::FailureClass_MIN; c <= v1::FailureClass_MAX; ++c) {
     if (!v1::FailureClass_IsValid(c) || c == v1::FAILURE_CLASS_UNSPECIFIED) continue;
-    failures_->Add({{"class", ClassLabel(static_cast<v1::FailureClass>(c))}});
+    failures_->Add({{"class", std::string(ClassName(static_cast<v1::FailureClass>(c)))}});
   }
   auto& gw = prometheus::BuildCounter()
                  .Name("assessq_worker_gateway_requests_total")
@@ -148,7 +131,7 @@ void WorkerMetrics::OnJobStarted(int64_t) { started_->Increment(); }
 void WorkerMetrics::OnJobFinished(const v1::CompleteRequest& r, bool reported) {
   finished_->Add({{"outcome", JobOutcomeLabel(r, reported)}}).Increment();
   if (reported && r.has_failure())
-    failures_->Add({{"class", ClassLabel(r.failure().failure_class())}}).Increment();
+    failures_->Add({{"class", std::string(ClassName(r.failure().failure_class()))}}).Increment();
   GatewayCounts g = CountGatewayDecisions(r.netlog_json());
   if (g.allowed) gw_allowed_->Increment(static_cast<double>(g.allowed));
   if (g.denied) gw_denied_->Increment(static_cast<double>(g.denied));

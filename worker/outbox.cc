@@ -13,14 +13,31 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/channel.h"
+#include "common/logging.h"
 #include "common/report_caps.h"
 #include "worker/api_client.h"
 
 namespace assessq {
 namespace fs = std::filesystem;
 
-std::string Outbox::Path(int64_t job_id, int64_t token) const {
-  return absl::StrCat(dir_, "/", job_id, "-", token, ".pb");
+Disposition DispositionFor(CallFailure f) {
+  switch (f) {
+    case CallFailure::kNone:
+    case CallFailure::kLeaseNotHeld:
+    case CallFailure::kRejected:
+      return Disposition::kRemove;
+    case CallFailure::kCredentials:
+      return Disposition::kPark;
+    case CallFailure::kFault:
+      return Disposition::kKeepAndGoOn;
+    case CallFailure::kTransient:
+      return Disposition::kKeepAndStop;
+  }
+  return Disposition::kKeepAndStop;
+}
+
+std::string Outbox::Path(int64_t job_id, int64_t lease_token) const {
+  return absl::StrCat(dir_, "/", job_id, "-", lease_token, ".pb");
 }
 
 absl::Status Outbox::Init() {
@@ -38,6 +55,13 @@ absl::Status Outbox::Init() {
       std::error_code rm;
       fs::remove(it->path(), rm);
     }
+  }
+  // Reports parked for a refused bearer token: this start may have another.
+  for (auto it = fs::directory_iterator(ParkedDir(), ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::error_code mv;
+    fs::rename(it->path(), fs::path(dir_) / it->path().filename(), mv);
+    if (mv) spdlog::error("outbox: cannot put {} back: {}", it->path().string(), mv.message());
   }
   return absl::OkStatus();
 }
@@ -81,10 +105,73 @@ absl::Status Outbox::Put(const v1::CompleteRequest& report) {
   return absl::OkStatus();
 }
 
-absl::Status Outbox::Remove(int64_t job_id, int64_t token) {
-  if (unlink(Path(job_id, token).c_str()) != 0 && errno != ENOENT)
+absl::Status Outbox::Remove(int64_t job_id, int64_t lease_token) {
+  if (unlink(Path(job_id, lease_token).c_str()) != 0 && errno != ENOENT)
     return absl::InternalError(absl::StrCat("outbox remove: ", std::strerror(errno)));
   return absl::OkStatus();
+}
+
+absl::Status Outbox::Park(int64_t job_id, int64_t lease_token) {
+  std::error_code ec;
+  fs::create_directories(ParkedDir(), ec);
+  if (!ec) fs::rename(Path(job_id, lease_token),
+                      absl::StrCat(ParkedDir(), "/", job_id, "-", lease_token, ".pb"), ec);
+  if (ec) return absl::InternalError(absl::StrCat("outbox park: ", ec.message()));
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Outbox::Parked() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(ParkedDir(), ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
+    out.push_back(it->path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+DeliveryRound Outbox::Deliver(const SendFn& send) {
+  DeliveryRound round;
+  for (const auto& r : Pending()) {
+    auto resp = send(r);
+    const CallFailure f = ClassifyCall(resp.status());
+    switch (DispositionFor(f)) {
+      case Disposition::kRemove:
+        if (!resp.ok()) {
+          spdlog::warn("[job={}] report refused ({}): {}", r.job_id(), std::string(CallFailureName(f)),
+                       resp.status().message());
+          ++round.dropped;
+        } else {
+          if (!resp->validation_errors().empty())
+            spdlog::warn("[job={}] result rejected: {} validation error(s)", r.job_id(),
+                         resp->validation_errors_size());
+          ++round.delivered;
+        }
+        (void)Remove(r.job_id(), r.token());
+        break;
+      case Disposition::kPark:
+        spdlog::error("[job={}] report refused for this worker's token ({}); parked in {} until "
+                      "workerd starts again (with a valid --token-file)",
+                      r.job_id(), resp.status().message(), ParkedDir());
+        if (auto s = Park(r.job_id(), r.token()); !s.ok()) {
+          spdlog::error("[job={}] {}", r.job_id(), s.ToString());
+          ++round.kept;
+        } else {
+          ++round.parked;
+        }
+        break;
+      case Disposition::kKeepAndGoOn:
+        spdlog::warn("[job={}] report failed on the coordinator ({}); sending it again later",
+                     r.job_id(), resp.status().message());
+        ++round.kept;
+        break;
+      case Disposition::kKeepAndStop:
+        ++round.kept;
+        round.stopped = true;
+        return round;  // coordinator unreachable: try again later, in order
+    }
+  }
+  return round;
 }
 
 std::vector<v1::CompleteRequest> Outbox::Pending(std::vector<std::string>* problems) {

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "common/call_failure.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/sha256.h"
@@ -159,7 +160,7 @@ void Worker::RunJob(v1::Lease lease) {
   hb.set_job_id(job);
   hb.set_token(lease.token());
   hb.set_running(true);
-  if (auto h = api_->Heartbeat(hb); !h.ok() && absl::IsFailedPrecondition(h.status()))
+  if (auto h = api_->Heartbeat(hb); ClassifyCall(h.status()) == CallFailure::kLeaseNotHeld)
     stop->Stop("lease lost before start");
 
   v1::CompleteRequest r;
@@ -288,22 +289,9 @@ void Worker::DeliveryLoop() {
       mu_.AwaitWithTimeout(absl::Condition(&outbox_dirty_), absl::Milliseconds(backoff_ms));
       outbox_dirty_ = false;
     }
-    bool failed = false;
-    for (const auto& r : outbox_.Pending()) {
-      auto resp = api_->Complete(r);
-      if (resp.ok() || absl::IsFailedPrecondition(resp.status()) ||
-          absl::IsInvalidArgument(resp.status()) || absl::IsNotFound(resp.status())) {
-        if (!resp.ok())
-          spdlog::warn("[job={}] report refused: {}", r.job_id(), resp.status().message());
-        else if (!resp->validation_errors().empty())
-          spdlog::warn("[job={}] result rejected: {} validation error(s)", r.job_id(),
-                       resp->validation_errors_size());
-        (void)outbox_.Remove(r.job_id(), r.token());
-      } else {
-        failed = true;
-        break;  // coordinator unreachable: try again later, in order
-      }
-    }
+    const DeliveryRound round =
+        outbox_.Deliver([this](const v1::CompleteRequest& r) { return api_->Complete(r); });
+    const bool failed = round.kept > 0;
     if (failed) {
       backoff_ms = std::min(backoff_ms * 2, 5000);
       absl::MutexLock l(&mu_);
@@ -330,7 +318,7 @@ void Worker::HeartbeatLoop() {
       hb.set_running(true);
       *hb.mutable_usage() = usage;  // cumulative: the attempt's usage so far
       auto h = api_->Heartbeat(hb, static_cast<int>(std::max<int64_t>(period / 3, 1000)));
-      if (!h.ok() && absl::IsFailedPrecondition(h.status())) {
+      if (ClassifyCall(h.status()) == CallFailure::kLeaseNotHeld) {
         absl::MutexLock l(&mu_);
         auto it = running_.find(token);
         if (it != running_.end() && it->second.job == job) {

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <optional>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/vocabulary.h"
 
 namespace assessq::report {
 namespace {
@@ -22,22 +22,12 @@ ojson ObjectOrEmpty(const std::string& text) {
   return j.is_object() ? j : ojson::object();
 }
 
-// "JOB_STATE_SUCCEEDED" -> "succeeded", "FAILURE_CLASS_AGENT" -> "agent".
-std::string EnumSuffix(const std::string& full, absl::string_view prefix) {
-  absl::string_view s = full;
-  if (s.substr(0, prefix.size()) == prefix) s.remove_prefix(prefix.size());
-  return absl::AsciiStrToLower(s);
-}
-
+// The shared labels (common/vocabulary.h); "" for an unspecified state.
 std::string StateOf(v1::JobState s) {
-  if (s == v1::JOB_STATE_UNSPECIFIED) return "";
-  return EnumSuffix(v1::JobState_Name(s), "JOB_STATE_");
+  return s == v1::JOB_STATE_UNSPECIFIED ? std::string() : std::string(StateName(s));
 }
 
-std::string ClassOf(v1::FailureClass c) {
-  if (c == v1::FAILURE_CLASS_UNSPECIFIED) return "";
-  return EnumSuffix(v1::FailureClass_Name(c), "FAILURE_CLASS_");
-}
+std::string ClassOf(v1::FailureClass c) { return std::string(ClassName(c)); }
 
 // Cuts at a code point boundary at or below `max` bytes.
 std::string Clip(const std::string& s, size_t max) {
