@@ -3,8 +3,9 @@
 // symbolic link to it) is refused before anything is created, as are a
 // credential that is not a regular file or not mode 0600; and a gateway
 // job's socket directory is mounted read-only while only /output is
-// writable. Creating a job's files mounts tmpfs, so the last case needs root
-// (as the tests run in CI) and is skipped without it, saying so.
+// writable; each refusal carries its failure class (input or infra).
+// Creating a job's files mounts tmpfs, so those cases need root (as the
+// tests run in CI); without it they fail, never skip.
 #include "worker/job_fs.h"
 
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/vocabulary.h"
 #include "tests/support/process.h"
 
 namespace assessq {
@@ -99,6 +101,24 @@ TEST_F(JobFsTest, GatewaySocketDirIsMountedReadOnly) {
   }
   EXPECT_TRUE(saw_net);
   EXPECT_EQ((*j)->net_socket(), (*j)->root() + "/net/proxy.sock");
+}
+
+// The failure class travels on the status (common/vocabulary.h), not in its
+// code: both refusals are FAILED_PRECONDITION, but a refused credential is
+// the profile's (input) and a missing netbridge is this worker's (infra,
+// retried elsewhere).
+TEST_F(JobFsTest, RefusalsCarryTheirFailureClass) {
+  ASSERT_EQ(geteuid(), 0u) << "JobFs mounts tmpfs: run the tests as root";
+  JobSpec cred = spec_;
+  cred.credential_file = base_ + "/missing";
+  auto c = JobFs::Create(base_ + "/jobs", "1-2", cred, "{}");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(FailureClassOf(c.status()), v1::FAILURE_CLASS_INPUT) << c.status();
+  JobSpec gw = spec_;
+  gw.network.mode = "gateway";
+  auto n = JobFs::Create(base_ + "/jobs", "3-4", gw, "{}", base_ + "/no-netbridge");
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(FailureClassOf(n.status()), v1::FAILURE_CLASS_INFRA) << n.status();
 }
 
 }  // namespace
