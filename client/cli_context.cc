@@ -4,6 +4,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -17,7 +18,7 @@ absl::Status Context::Connect() {
   if (coordinator.empty()) coordinator = DefaultCoordinatorAddress();
   auto t = LoadToken(token_file);
   if (!t.ok()) return t.status();
-  token = *t;
+  bearer_token = *t;
   auto ch = MakeChannel(coordinator, tls);
   if (!ch.ok()) return ch.status();
   channel = *ch;
@@ -44,7 +45,7 @@ absl::Status Context::Connect() {
 
 std::unique_ptr<grpc::ClientContext> Context::Call(int timeout_s) const {
   auto c = std::make_unique<grpc::ClientContext>();
-  AddAuth(*c, token);
+  AddAuth(*c, bearer_token);
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
   return c;
 }
@@ -60,6 +61,14 @@ int Fail(const grpc::Status& s) {
   else
     std::cerr << "assessctl: " << SafeText(s.error_message()) << "\n";
   return kExitError;
+}
+
+bool Connected(Context& ctx, int& exit_code) {
+  if (auto s = ctx.Connect(); !s.ok()) {
+    exit_code = Fail(s);
+    return false;
+  }
+  return true;
 }
 
 void PrintJson(const nlohmann::json& j) {
@@ -143,6 +152,18 @@ nlohmann::json JobJson(const v1::JobSummary& j) {
           {"input_sha256", j.input_sha256()},
           {"created_at", FormatTime(j.created_at_ms())},
           {"updated_at", FormatTime(j.updated_at_ms())}};
+}
+
+absl::StatusOr<v1::JobState> ParseStateFlag(const std::string& s) {
+  if (s.empty()) return v1::JOB_STATE_UNSPECIFIED;
+  if (auto st = StateFromName(absl::AsciiStrToLower(s))) return *st;
+  return absl::InvalidArgumentError(absl::StrCat("unknown state '", s, "'"));
+}
+
+absl::StatusOr<v1::FailureClass> ParseClassFlag(const std::string& s) {
+  if (s.empty()) return v1::FAILURE_CLASS_UNSPECIFIED;
+  if (auto c = ClassFromName(absl::AsciiStrToLower(s))) return *c;
+  return absl::InvalidArgumentError(absl::StrCat("unknown class '", s, "'"));
 }
 
 absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string& batch) {

@@ -1,5 +1,5 @@
 // What every assessctl verb shares: the global flags (coordinator address,
-// token, TLS, output format), the operator stub they dial, and the small
+// bearer token, TLS, output format), the operator stub they dial, and the small
 // helpers for printing tables, JSON and errors the same way everywhere.
 // Whatever came from the coordinator (an agent's output, names from metadata
 // files, worker names, error messages) goes out through Safe/SafeText,
@@ -32,12 +32,12 @@ struct Context {
   ClientTls tls;
   std::string output = "table";  // table or json
   double connect_timeout_s = 5;   // how long Connect waits for an answer
-  std::string token;
+  std::string bearer_token;  // the operator's credential, from token_file
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::OperatorService::Stub> stub;
 
   bool json() const { return output == "json"; }
-  // Loads the token, dials the coordinator and waits (at most
+  // Loads the bearer token, dials the coordinator and waits (at most
   // connect_timeout_s) until it answers; call before any RPC. If nothing
   // answers, the error names the address and says how to start coordinatord.
   absl::Status Connect();
@@ -48,6 +48,32 @@ struct Context {
 // Prints "assessctl: <message>" to stderr and returns kExitError.
 int Fail(const absl::Status& s);
 int Fail(const grpc::Status& s);
+
+// ctx.Connect(); on failure prints it (Fail), sets exit_code, returns false.
+bool Connected(Context& ctx, int& exit_code);
+
+// One unary operator call, e.g. Unary(ctx, &v1::OperatorService::Stub::Cancel,
+// req, &resp, exit_code); on failure prints it (Fail), sets exit_code,
+// returns false. Call after Connected.
+template <typename Req, typename Resp>
+bool Unary(const Context& ctx,
+           grpc::Status (v1::OperatorService::Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+           const Req& req, Resp* resp, int& exit_code, int timeout_s = 60) {
+  auto call = ctx.Call(timeout_s);
+  grpc::Status st = (ctx.stub.get()->*rpc)(call.get(), req, resp);
+  if (st.ok()) return true;
+  exit_code = Fail(st);
+  return false;
+}
+
+// Connected, then Unary: the whole of a verb that makes one call.
+template <typename Req, typename Resp>
+bool ConnectAndCall(Context& ctx,
+                    grpc::Status (v1::OperatorService::Stub::*rpc)(grpc::ClientContext*,
+                                                                  const Req&, Resp*),
+                    const Req& req, Resp* resp, int& exit_code, int timeout_s = 60) {
+  return Connected(ctx, exit_code) && Unary(ctx, rpc, req, resp, exit_code, timeout_s);
+}
 
 // Pretty-printed JSON (2-space indent), with DEL, C1 and bidi controls
 // also written as \uXXXX: valid JSON, the exact same values.
@@ -83,6 +109,11 @@ nlohmann::json JobJson(const v1::JobSummary& j);
 // A fleet-wide limit (status, limits): JSON, and one human line (escaped).
 nlohmann::json LimitJson(const v1::LimitStatus& l);
 std::string DescribeLimit(const v1::LimitStatus& l);
+// A --state / --class flag: a label of the shared vocabulary, in any case
+// ("" is no filter: UNSPECIFIED); InvalidArgument "unknown state 'x'" /
+// "unknown class 'x'" otherwise.
+absl::StatusOr<v1::JobState> ParseStateFlag(const std::string& s);
+absl::StatusOr<v1::FailureClass> ParseClassFlag(const std::string& s);
 // A job argument: a numeric id, or with --batch a dataset key.
 absl::StatusOr<v1::JobRef> ParseJobRef(const std::string& arg, const std::string& batch);
 

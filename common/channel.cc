@@ -79,8 +79,8 @@ absl::StatusOr<std::string> LoadToken(const std::string& file) {
   return t;
 }
 
-void AddAuth(grpc::ClientContext& ctx, const std::string& token) {
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+void AddAuth(grpc::ClientContext& ctx, const std::string& bearer_token) {
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", bearer_token));
 }
 
 }  // namespace assessq

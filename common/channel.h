@@ -22,10 +22,12 @@ struct ClientTls {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const std::string& address, const ClientTls& tls = {});
 
-// Reads a token from `file`, or from ASSESSQ_TOKEN / ASSESSQ_TOKEN_FILE.
+// Reads a bearer token (the caller's credential) from `file`, or from
+// ASSESSQ_TOKEN / ASSESSQ_TOKEN_FILE.
 absl::StatusOr<std::string> LoadToken(const std::string& file);
 
-void AddAuth(grpc::ClientContext& ctx, const std::string& token);
+// Attaches `authorization: Bearer <bearer_token>` to the call.
+void AddAuth(grpc::ClientContext& ctx, const std::string& bearer_token);
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path,
                                              size_t max_bytes = 64 << 20);

@@ -159,7 +159,7 @@ void ApiClient::Run(MessageFn on_message) {
   int backoff_ms = 100;
   while (!stop_) {
     grpc::ClientContext ctx;
-    AddAuth(ctx, opt_.token);
+    AddAuth(ctx, opt_.bearer_token);
     // Wait for the channel instead of failing fast: the waiting call drives
     // the reconnection, so after a coordinator restart the session is back
     // within a fraction of a second, not at gRPC's next background poll
@@ -303,7 +303,7 @@ absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRe
 absl::StatusOr<v1::HeartbeatResponse> ApiClient::UnaryHeartbeat(const v1::HeartbeatRequest& req,
                                                                 int timeout_ms) {
   grpc::ClientContext ctx;
-  AddAuth(ctx, opt_.token);
+  AddAuth(ctx, opt_.bearer_token);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::HeartbeatResponse resp;
   auto s = stub_->Heartbeat(&ctx, req, &resp);
@@ -313,7 +313,7 @@ absl::StatusOr<v1::HeartbeatResponse> ApiClient::UnaryHeartbeat(const v1::Heartb
 
 absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_ms) {
   grpc::ClientContext ctx;
-  AddAuth(ctx, opt_.token);
+  AddAuth(ctx, opt_.bearer_token);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::Empty resp;
   auto s = stub_->AppendLog(&ctx, req, &resp);
@@ -363,7 +363,7 @@ absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteReque
 absl::StatusOr<v1::CompleteResponse> ApiClient::UnaryComplete(const v1::CompleteRequest& req,
                                                               int timeout_ms) {
   grpc::ClientContext ctx;
-  AddAuth(ctx, opt_.token);
+  AddAuth(ctx, opt_.bearer_token);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   v1::CompleteResponse resp;
   auto s = stub_->Complete(&ctx, req, &resp);

@@ -1,10 +1,12 @@
 // The worker's API client: one dispatch session (a bidirectional stream that
 // delivers leases and cancel/drain notices as they happen, and carries
 // heartbeats and completions and their answers while it is up) plus the
-// fenced unary calls Heartbeat and Complete for while it is down. Reconnects with backoff when the
-// coordinator goes away and says Hello again, so leases held across a
-// coordinator restart keep being renewed. Used by workerd, the simulated
-// workers of the durability test, and the lifecycle benchmark.
+// fenced unary calls Heartbeat and Complete for while it is down. Reconnects
+// with backoff when the coordinator goes away and says Hello again, so
+// leases held across a coordinator restart keep being renewed. A refused
+// call's status carries what the refusal means (common/call_failure.h).
+// Used by workerd, the simulated workers and integration tests, and the
+// lifecycle benchmark.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -38,7 +40,7 @@ std::string FitReport(v1::CompleteRequest* r);
 
 struct ApiClientOptions {
   std::string address;
-  std::string token;
+  std::string bearer_token;  // the worker's credential (not a lease's fencing token)
   ClientTls tls;
   std::string worker_name;
   int slots = 1;

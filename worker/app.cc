@@ -102,9 +102,9 @@ int WorkerdMain(int argc, char** argv) {
     spdlog::critical("{}", s.ToString());
     return 1;
   };
-  auto token = LoadToken(token_file);
-  if (!token.ok()) return die(token.status());
-  wo.api.token = *token;
+  auto bearer = LoadToken(token_file);
+  if (!bearer.ok()) return die(bearer.status());
+  wo.api.bearer_token = *bearer;
   if (!policy_file.empty()) {
     auto text = ReadFileToString(policy_file, 1 << 20);
     if (!text.ok()) return die(text.status());

@@ -193,7 +193,7 @@ absl::Status DockerExecutor::Check() { return docker_->Ping(); }
 
 JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   const JobSpec& spec = req.spec;
-  const std::string tag = absl::StrCat(req.job_id, "-", req.token);
+  const std::string tag = absl::StrCat(req.job_id, "-", req.lease_token);
   auto jobfs = JobFs::Create(opt_.jobs_dir, tag, spec, req.metadata, opt_.netbridge_path);
   if (!jobfs.ok())
     return Failed(FailureClassOf(jobfs.status()).value_or(v1::FAILURE_CLASS_INFRA),
@@ -219,7 +219,7 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   std::map<std::string, std::string> labels = {{kLabelWorker, opt_.worker_name},
                                                {kLabelInstance, opt_.instance_id},
                                                {kLabelJob, absl::StrCat(req.job_id)},
-                                               {kLabelToken, absl::StrCat(req.token)}};
+                                               {kLabelToken, absl::StrCat(req.lease_token)}};
   json body = BuildCreateBody(spec, (*jobfs)->mounts(), labels);
   // Unique on the host: job ids and tokens repeat across coordinators, and
   // worker names may too; the instance id does not.

@@ -4,7 +4,7 @@
 // is in force, starts it, enforces the soft (SIGTERM) and hard (SIGKILL)
 // deadlines and cancellation, collects a capped log tail, reads the one
 // output file safely, and removes the container and files. Every container
-// carries labels (worker, instance, job, token) so crashes leave nothing
+// carries labels (worker, instance, job, lease token) so crashes leave nothing
 // unaccounted; the reaper removes only containers of its own instance.
 #pragma once
 

@@ -19,7 +19,7 @@ namespace assessq {
 
 struct JobRequest {
   int64_t job_id = 0;
-  int64_t token = 0;
+  int64_t lease_token = 0;  // the lease's fencing token (the attempt id)
   std::string batch;
   std::string dataset_key;
   std::string dataset_name;

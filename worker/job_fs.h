@@ -1,4 +1,4 @@
-// The host side of one job's files, under STATE_DIR/jobs/JOB-TOKEN (mode
+// The host side of one job's files, under STATE_DIR/jobs/JOB-LEASETOKEN (mode
 // 0711 inside the 0700 jobs dir, set explicitly whatever the umask): the
 // metadata file (and rendered prompt) the container sees
 // read-only; a fresh tmpfs with size= for the output directory, owned by the

@@ -172,19 +172,19 @@ void Worker::RunJob(v1::Lease lease) {
   };
   JobRequest req;
   req.job_id = job;
-  req.token = lease.token();
+  req.lease_token = lease.token();
   req.batch = lease.batch();
   req.dataset_key = lease.dataset_key();
   req.dataset_name = lease.dataset_name();
   req.metadata = lease.metadata();
   // Output as it is written, for `assessctl logs -f` (best effort).
   auto offset = std::make_shared<int64_t>(0);
-  req.on_output = [this, job, token = lease.token(), offset](const std::string& chunk,
-                                                              int64_t skipped) {
+  req.on_output = [this, job, lease_token = lease.token(), offset](const std::string& chunk,
+                                                                    int64_t skipped) {
     *offset += skipped;
     v1::LogAppendRequest a;
     a.set_job_id(job);
-    a.set_token(token);
+    a.set_token(lease_token);
     a.set_offset(*offset);
     a.set_data(chunk);
     *offset += static_cast<int64_t>(chunk.size());
@@ -218,9 +218,9 @@ void Worker::RunJob(v1::Lease lease) {
         req.budget.set_max_tokens(spec->limits.budget.max_tokens);
         req.budget.set_max_usd(spec->limits.budget.max_usd);
       }
-      req.on_usage = [this, token = lease.token()](const v1::Usage& u) {
+      req.on_usage = [this, lease_token = lease.token()](const v1::Usage& u) {
         absl::MutexLock l(&mu_);
-        if (auto it = running_.find(token); it != running_.end()) it->second.usage = u;
+        if (auto it = running_.find(lease_token); it != running_.end()) it->second.usage = u;
       };
       JobOutcome o = executor_->Run(req, *stop);
       *r.mutable_usage() = o.usage;
@@ -309,18 +309,19 @@ void Worker::HeartbeatLoop() {
     {
       absl::MutexLock l(&mu_);
       period = lease_period_ms_;
-      for (const auto& [token, r] : running_) leases.push_back({r.job, token, r.usage});
+      for (const auto& [lease_token, r] : running_)
+        leases.push_back({r.job, lease_token, r.usage});
     }
-    for (const auto& [job, token, usage] : leases) {
+    for (const auto& [job, lease_token, usage] : leases) {
       v1::HeartbeatRequest hb;
       hb.set_job_id(job);
-      hb.set_token(token);
+      hb.set_token(lease_token);
       hb.set_running(true);
       *hb.mutable_usage() = usage;  // cumulative: the attempt's usage so far
       auto h = api_->Heartbeat(hb, static_cast<int>(std::max<int64_t>(period / 3, 1000)));
       if (ClassifyCall(h.status()) == CallFailure::kLeaseNotHeld) {
         absl::MutexLock l(&mu_);
-        auto it = running_.find(token);
+        auto it = running_.find(lease_token);
         if (it != running_.end() && it->second.job == job) {
           spdlog::warn("[job={}] lease lost ({}); stopping it", job, h.status().message());
           it->second.stop->Stop("lease lost");
@@ -370,7 +371,7 @@ void Worker::HousekeepingLoop() {
       // (before its files exist) counts as live.
       auto is_live = [this](int64_t job) {
         absl::MutexLock l(&mu_);
-        for (const auto& [token, r] : running_)
+        for (const auto& [lease_token, r] : running_)
           if (r.job == job) return true;
         return false;
       };
@@ -396,7 +397,7 @@ void Worker::Abort() {
   Drain();
   absl::MutexLock l(&mu_);
   spdlog::warn("stopping {} running job(s) and handing them back", running_.size());
-  for (auto& [token, r] : running_) {
+  for (auto& [lease_token, r] : running_) {
     r.release = true;
     r.stop->Stop("worker shutting down");
   }

@@ -1,7 +1,8 @@
 // workerd's loop: holds the dispatch session to the coordinator, runs each
 // leased job on the Executor in its own thread, heartbeats every running
-// lease (a refused heartbeat stops that job: its lease is gone), reports each
-// outcome through the durable outbox, reaps what crashed runs left behind,
+// lease (a heartbeat refused as "lease not held" stops that job; one that
+// cannot reach the coordinator does not), reports each outcome through the
+// durable outbox, reaps what crashed runs left behind,
 // lowers its capacity to zero while the host is short of disk or memory, and
 // drains: first stop taking leases and let running jobs finish, then (on a
 // second request) stop them and hand their jobs back without using an
@@ -60,7 +61,7 @@ class Worker {
   WorkerState state() const;
 
  private:
-  // Keyed by lease token: a job cancelled and leased again on this worker
+  // Keyed by lease token (the lease's fencing token): a job cancelled and leased again on this worker
   // has two entries until the old run has wound down.
   struct Running {
     int64_t job;
@@ -82,7 +83,7 @@ class Worker {
   Outbox outbox_;
 
   mutable absl::Mutex mu_;
-  std::map<int64_t, Running> running_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Running> running_ ABSL_GUARDED_BY(mu_);  // by lease token
   int64_t lease_period_ms_ ABSL_GUARDED_BY(mu_) = 30000;
   bool outbox_dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool healthy_ ABSL_GUARDED_BY(mu_) = true;

@@ -18,17 +18,8 @@ void RegisterCancel(CLI::App& app, Context& ctx, int& exit_code) {
       exit_code = Fail(s);
       return;
     }
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
     v1::CountResponse r;
-    auto call = ctx.Call();
-    auto st = ctx.stub->Cancel(call.get(), req, &r);
-    if (!st.ok()) {
-      exit_code = Fail(st);
-      return;
-    }
+    if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::Cancel, req, &r, exit_code)) return;
     if (ctx.json()) PrintJson({{"cancelled", r.count()}});
     else std::cout << r.count() << " job(s) cancelled\n";
     exit_code = kExitOk;

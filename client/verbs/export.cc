@@ -40,10 +40,7 @@ void RegisterExport(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--out", o->out, "write here instead of stdout");
   cmd->add_flag("--all", o->all, "include jobs without a result");
   cmd->callback([&ctx, &exit_code, o] {
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
+    if (!Connected(ctx, exit_code)) return;
     v1::ExportRequest req;
     req.set_batch(o->batch);
     req.set_include_unfinished(o->all);

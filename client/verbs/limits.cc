@@ -38,22 +38,13 @@ void RegisterLimits(CLI::App& app, Context& ctx, int& exit_code) {
           "--max-running/--start-rate need --batch or --provider"));
       return;
     }
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
     v1::LimitsRequest req;
     req.set_batch(o->batch);
     req.set_provider(o->provider);
     if (o->max_running) req.set_max_running(*o->max_running);
     if (o->start_rate) req.set_start_rate_per_min(*o->start_rate);
     v1::LimitsResponse resp;
-    auto call = ctx.Call();
-    auto st = ctx.stub->SetLimits(call.get(), req, &resp);
-    if (!st.ok()) {
-      exit_code = Fail(st);
-      return;
-    }
+    if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::SetLimits, req, &resp, exit_code)) return;
     if (ctx.json()) {
       nlohmann::json arr = nlohmann::json::array();
       for (const auto& l : resp.limits()) arr.push_back(LimitJson(l));

@@ -24,36 +24,21 @@ void RegisterList(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->callback([&ctx, &exit_code, o] {
     v1::ListJobsRequest req;
     req.set_batch(o->batch);
-    if (!o->state.empty()) {
-      v1::JobState s;
-      if (!v1::JobState_Parse("JOB_STATE_" + absl::AsciiStrToUpper(o->state), &s)) {
-        exit_code = Fail(absl::InvalidArgumentError(absl::StrCat("unknown state '", o->state, "'")));
+    auto state = ParseStateFlag(o->state);
+    auto cls = ParseClassFlag(o->cls);
+    for (const absl::Status& s : {state.status(), cls.status()})
+      if (!s.ok()) {
+        exit_code = Fail(s);
         return;
       }
-      req.set_state(s);
-    }
-    if (!o->cls.empty()) {
-      v1::FailureClass c;
-      if (!v1::FailureClass_Parse("FAILURE_CLASS_" + absl::AsciiStrToUpper(o->cls), &c)) {
-        exit_code = Fail(absl::InvalidArgumentError(absl::StrCat("unknown class '", o->cls, "'")));
-        return;
-      }
-      req.set_failure_class(c);
-    }
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
+    req.set_state(*state);
+    req.set_failure_class(*cls);
+    if (!Connected(ctx, exit_code)) return;
     std::vector<v1::JobSummary> jobs;
     while (true) {
       req.set_limit(1000);
       v1::ListJobsResponse resp;
-      auto call = ctx.Call(60);
-      auto st = ctx.stub->ListJobs(call.get(), req, &resp);
-      if (!st.ok()) {
-        exit_code = Fail(st);
-        return;
-      }
+      if (!Unary(ctx, &v1::OperatorService::Stub::ListJobs, req, &resp, exit_code)) return;
       for (auto& j : *resp.mutable_jobs()) jobs.push_back(std::move(j));
       if (resp.jobs_size() < 1000 || (o->limit > 0 && static_cast<int>(jobs.size()) >= o->limit))
         break;

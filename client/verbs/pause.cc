@@ -13,20 +13,14 @@ void RegisterPause(CLI::App& app, Context& ctx, int& exit_code) {
     auto batch = std::make_shared<std::string>();
     cmd->add_option("--batch", *batch, "the batch")->required();
     cmd->callback([&ctx, &exit_code, batch, pause] {
-      if (auto s = ctx.Connect(); !s.ok()) {
-        exit_code = Fail(s);
-        return;
-      }
       v1::BatchRequest req;
       req.set_batch(*batch);
       v1::Empty e;
-      auto call = ctx.Call();
-      auto st = pause ? ctx.stub->PauseBatch(call.get(), req, &e)
-                      : ctx.stub->ResumeBatch(call.get(), req, &e);
-      if (!st.ok()) {
-        exit_code = Fail(st);
+      if (!ConnectAndCall(ctx,
+                          pause ? &v1::OperatorService::Stub::PauseBatch
+                                : &v1::OperatorService::Stub::ResumeBatch,
+                          req, &e, exit_code))
         return;
-      }
       if (ctx.json()) PrintJson({{"batch", *batch}, {"paused", pause}});
       else std::cout << "batch " << *batch << (pause ? " paused\n" : " resumed\n");
       exit_code = kExitOk;

@@ -20,17 +20,8 @@ void RegisterResult(CLI::App& app, Context& ctx, int& exit_code) {
       exit_code = Fail(ref.status());
       return;
     }
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
     v1::ResultResponse r;
-    auto call = ctx.Call();
-    auto st = ctx.stub->GetResult(call.get(), *ref, &r);
-    if (!st.ok()) {
-      exit_code = Fail(st);
-      return;
-    }
+    if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::GetResult, *ref, &r, exit_code)) return;
     auto j = nlohmann::json::parse(r.result_json(), nullptr, false);
     if (j.is_discarded()) std::cout << SafeText(r.result_json()) << "\n";
     else PrintJson(j);

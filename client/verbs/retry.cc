@@ -24,24 +24,15 @@ void RegisterRetry(CLI::App& app, Context& ctx, int& exit_code) {
       return;
     }
     if (job->empty() && !cls->empty()) {
-      v1::FailureClass c;
-      if (!v1::FailureClass_Parse("FAILURE_CLASS_" + absl::AsciiStrToUpper(*cls), &c)) {
-        exit_code = Fail(absl::InvalidArgumentError(absl::StrCat("unknown class '", *cls, "'")));
+      auto c = ParseClassFlag(*cls);
+      if (!c.ok()) {
+        exit_code = Fail(c.status());
         return;
       }
-      req.set_failure_class(c);
-    }
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
+      req.set_failure_class(*c);
     }
     v1::CountResponse r;
-    auto call = ctx.Call();
-    auto st = ctx.stub->Retry(call.get(), req, &r);
-    if (!st.ok()) {
-      exit_code = Fail(st);
-      return;
-    }
+    if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::Retry, req, &r, exit_code)) return;
     if (ctx.json()) PrintJson({{"requeued", r.count()}});
     else std::cout << r.count() << " job(s) requeued\n";
     exit_code = kExitOk;

@@ -21,10 +21,7 @@ void RegisterWait(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--batch", *batch, "the batch")->required();
   cmd->add_option("--timeout", *timeout, "give up after this many seconds (0: never)");
   cmd->callback([&ctx, &exit_code, batch, timeout] {
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
+    if (!Connected(ctx, exit_code)) return;
     const bool tty = isatty(STDERR_FILENO);
     auto start = std::chrono::steady_clock::now();
     std::string last_line;
@@ -32,12 +29,7 @@ void RegisterWait(CLI::App& app, Context& ctx, int& exit_code) {
       v1::StatusRequest req;
       req.set_batch(*batch);
       v1::StatusResponse resp;
-      auto call = ctx.Call(30);
-      auto st = ctx.stub->Status(call.get(), req, &resp);
-      if (!st.ok()) {
-        exit_code = Fail(st);
-        return;
-      }
+      if (!Unary(ctx, &v1::OperatorService::Stub::Status, req, &resp, exit_code, 30)) return;
       const auto& b = resp.batches(0);
       auto n = [&](const char* s) {
         auto it = b.counts().find(s);

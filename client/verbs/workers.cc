@@ -1,5 +1,6 @@
 // `assessctl workers` lists connected and known workers with slots in use and
-// last contact; `assessctl workers drain NAME` stops new leases to one.
+// last contact; `assessctl workers drain NAME` stops new leases to one,
+// `workers undrain NAME` lets them resume.
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -18,20 +19,11 @@ void RegisterWorkers(CLI::App& app, Context& ctx, int& exit_code) {
     auto name = std::make_shared<std::string>();
     sub->add_option("name", *name, "worker name")->required();
     sub->callback([&ctx, &exit_code, name, undrain] {
-      if (auto s = ctx.Connect(); !s.ok()) {
-        exit_code = Fail(s);
-        return;
-      }
       v1::DrainRequest req;
       req.set_worker(*name);
       req.set_undrain(undrain);
       v1::Empty e;
-      auto call = ctx.Call();
-      auto st = ctx.stub->DrainWorker(call.get(), req, &e);
-      if (!st.ok()) {
-        exit_code = Fail(st);
-        return;
-      }
+      if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::DrainWorker, req, &e, exit_code)) return;
       if (ctx.json()) PrintJson({{"worker", *name}, {"draining", !undrain}});
       else std::cout << "worker " << Safe(*name) << (undrain ? " takes leases again\n" : " is draining\n");
       exit_code = kExitOk;
@@ -41,17 +33,10 @@ void RegisterWorkers(CLI::App& app, Context& ctx, int& exit_code) {
   auto* undrain_cmd = subs[1];
   cmd->callback([&ctx, &exit_code, drain, undrain_cmd] {
     if (drain->parsed() || undrain_cmd->parsed()) return;
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
     v1::WorkersResponse r;
-    auto call = ctx.Call();
-    auto st = ctx.stub->ListWorkers(call.get(), v1::WorkersRequest(), &r);
-    if (!st.ok()) {
-      exit_code = Fail(st);
+    if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::ListWorkers, v1::WorkersRequest(), &r,
+                        exit_code))
       return;
-    }
     if (ctx.json()) {
       nlohmann::json arr = nlohmann::json::array();
       for (const auto& w : r.workers())

@@ -22,7 +22,7 @@ namespace {
 int64_t WelcomeLeaseMs(const std::string& address, const std::string& token_file) {
   assessq::ApiClientOptions o;
   o.address = address;
-  o.token = ReadToken(token_file);
+  o.bearer_token = ReadToken(token_file);
   o.worker_name = "config-probe";
   o.slots = 0;
   auto api = assessq::ApiClient::Create(o);

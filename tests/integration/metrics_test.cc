@@ -34,7 +34,7 @@ class LeaseCollector {
                  int slots) {
     assessq::ApiClientOptions o;
     o.address = c.address();
-    o.token = ReadToken(token_file);
+    o.bearer_token = ReadToken(token_file);
     o.worker_name = name;
     o.slots = slots;
     auto api = assessq::ApiClient::Create(o);

@@ -4,10 +4,12 @@
 // path is "/v1.41/...". Each call uses its own curl handle, so one client may
 // be used from several threads at once. Every failure is an absl::Status and
 // no exception escapes: a daemon error response becomes a status whose message
-// holds the method, path, HTTP code and Docker's "message" field (404 ->
-// kNotFound, 409 -> kAlreadyExists on create and kFailedPrecondition elsewhere,
-// 400 -> kInvalidArgument, 5xx -> kInternal/kUnavailable), a socket that does
-// not answer -> kUnavailable, and a curl timeout -> kDeadlineExceeded.
+// holds the method, path, HTTP code and Docker's "message" field (400 ->
+// kInvalidArgument, 401/403 -> kPermissionDenied, 404 -> kNotFound, 409 ->
+// kAlreadyExists on create and kFailedPrecondition elsewhere, other 4xx ->
+// kFailedPrecondition, 500 -> kInternal, 501 -> kUnimplemented, 502-504 ->
+// kUnavailable), a socket that does not answer -> kUnavailable, and a curl
+// timeout -> kDeadlineExceeded.
 #pragma once
 
 #include <cstddef>
