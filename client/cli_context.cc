@@ -80,6 +80,12 @@ std::string JsonLine(const nlohmann::json& j) {
   return EscapeJsonForTerminal(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+int PrintCount(const Context& ctx, const char* what, int64_t n) {
+  if (ctx.json()) PrintJson({{what, n}});
+  else std::cout << n << " job(s) " << what << "\n";
+  return kExitOk;
+}
+
 std::string Safe(absl::string_view s) { return EscapeForTerminal(s, EscapeMode::kLine); }
 std::string SafeText(absl::string_view s) { return EscapeForTerminal(s, EscapeMode::kText); }
 

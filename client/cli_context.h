@@ -81,6 +81,9 @@ void PrintJson(const nlohmann::json& j);
 // The same on one line, without the newline (`logs -f -o json`, JSONL).
 std::string JsonLine(const nlohmann::json& j);
 
+// `{"<what>": n}` with -o json, else "n job(s) <what>"; returns kExitOk.
+int PrintCount(const Context& ctx, const char* what, int64_t n);
+
 // Untrusted text for the terminal: one line (names, cells, paths), or
 // multi-line text that keeps its newlines and tabs (logs, error lists).
 std::string Safe(absl::string_view s);

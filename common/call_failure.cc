@@ -9,57 +9,47 @@ namespace {
 
 constexpr char kCallFailureUrl[] = "type.assessq.dev/assessq.CallFailure";
 
-constexpr CallFailure kAll[] = {CallFailure::kTransient, CallFailure::kLeaseNotHeld,
-                                CallFailure::kRejected, CallFailure::kCredentials,
-                                CallFailure::kFault};
+using C = absl::StatusCode;
 
-CallFailure FromCode(absl::StatusCode c) {
-  switch (c) {
-    case absl::StatusCode::kOk:
-      return CallFailure::kNone;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kCancelled:
-    case absl::StatusCode::kResourceExhausted:
-      return CallFailure::kTransient;
-    case absl::StatusCode::kFailedPrecondition:
-      return CallFailure::kLeaseNotHeld;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kOutOfRange:
-      return CallFailure::kRejected;
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied:
-      return CallFailure::kCredentials;
-    default:  // kInternal, kUnknown, kDataLoss, kUnimplemented, codes not known here
-      return CallFailure::kFault;
-  }
-}
+// Every code a call can end with, and what it means; a code not listed here
+// (kInternal, kUnknown, kDataLoss, kUnimplemented, codes added later) is a
+// fault of the coordinator's.
+constexpr struct {
+  C code;
+  CallFailure meaning;
+} kMeanings[] = {
+    {C::kOk, CallFailure::kNone},
+    {C::kUnavailable, CallFailure::kTransient},
+    {C::kDeadlineExceeded, CallFailure::kTransient},
+    {C::kAborted, CallFailure::kTransient},
+    {C::kCancelled, CallFailure::kTransient},
+    {C::kResourceExhausted, CallFailure::kTransient},
+    {C::kFailedPrecondition, CallFailure::kLeaseNotHeld},
+    {C::kInvalidArgument, CallFailure::kRejected},
+    {C::kNotFound, CallFailure::kRejected},
+    {C::kAlreadyExists, CallFailure::kRejected},
+    {C::kOutOfRange, CallFailure::kRejected},
+    {C::kUnauthenticated, CallFailure::kCredentials},
+    {C::kPermissionDenied, CallFailure::kCredentials},
+};
+
+constexpr const char* kNames[] = {"", "transient", "lease_not_held", "rejected", "credentials",
+                                  "fault"};  // in CallFailure's order
 
 }  // namespace
 
-absl::string_view CallFailureName(CallFailure f) {
-  switch (f) {
-    case CallFailure::kNone: return "";
-    case CallFailure::kTransient: return "transient";
-    case CallFailure::kLeaseNotHeld: return "lease_not_held";
-    case CallFailure::kRejected: return "rejected";
-    case CallFailure::kCredentials: return "credentials";
-    case CallFailure::kFault: return "fault";
-  }
-  return "fault";
-}
+absl::string_view CallFailureName(CallFailure f) { return kNames[static_cast<size_t>(f)]; }
 
 CallFailure ClassifyCall(const absl::Status& s) {
   if (s.ok()) return CallFailure::kNone;
   if (auto p = s.GetPayload(kCallFailureUrl)) {
     const std::string name(*p);
-    for (CallFailure f : kAll)
-      if (CallFailureName(f) == name) return f;
+    for (size_t i = 1; i < std::size(kNames); ++i)
+      if (name == kNames[i]) return static_cast<CallFailure>(i);
   }
-  return FromCode(s.code());
+  for (const auto& m : kMeanings)
+    if (m.code == s.code()) return m.meaning;
+  return CallFailure::kFault;
 }
 
 absl::Status TagCallFailure(absl::Status s) {

@@ -9,28 +9,45 @@ namespace {
 
 constexpr char kFailureClassUrl[] = "type.assessq.dev/assessq.v1.FailureClass";
 
-constexpr const char* kOutcomeNames[] = {"leased",  "running",  "succeeded", "failed",
-                                              "expired", "released", "cancelled"};
+// Each value with its label, in the proto's order.
+template <typename E>
+struct Label {
+  E value;
+  const char* name;
+};
+constexpr Label<v1::JobState> kStates[] = {
+    {v1::JOB_STATE_QUEUED, "queued"},       {v1::JOB_STATE_LEASED, "leased"},
+    {v1::JOB_STATE_RUNNING, "running"},     {v1::JOB_STATE_SUCCEEDED, "succeeded"},
+    {v1::JOB_STATE_NEEDS_ATTENTION, "needs_attention"}, {v1::JOB_STATE_CANCELLED, "cancelled"}};
+constexpr Label<v1::FailureClass> kClasses[] = {
+    {v1::FAILURE_CLASS_INFRA, "infra"},   {v1::FAILURE_CLASS_MODEL_API, "model_api"},
+    {v1::FAILURE_CLASS_AGENT, "agent"},   {v1::FAILURE_CLASS_INVALID_OUTPUT, "invalid_output"},
+    {v1::FAILURE_CLASS_INPUT, "input"}};
+constexpr Label<AttemptOutcome> kOutcomes[] = {
+    {AttemptOutcome::kLeased, "leased"},       {AttemptOutcome::kRunning, "running"},
+    {AttemptOutcome::kSucceeded, "succeeded"}, {AttemptOutcome::kFailed, "failed"},
+    {AttemptOutcome::kExpired, "expired"},     {AttemptOutcome::kReleased, "released"},
+    {AttemptOutcome::kCancelled, "cancelled"}};
+
+template <typename E, size_t N>
+absl::string_view NameIn(const Label<E> (&table)[N], E v, absl::string_view otherwise) {
+  for (const auto& l : table)
+    if (l.value == v) return l.name;
+  return otherwise;
+}
+
+template <typename E, size_t N>
+std::optional<E> ValueIn(const Label<E> (&table)[N], absl::string_view name) {
+  for (const auto& l : table)
+    if (name == l.name) return l.value;
+  return std::nullopt;
+}
 
 }  // namespace
 
-absl::string_view StateName(v1::JobState s) {
-  switch (s) {
-    case v1::JOB_STATE_QUEUED: return "queued";
-    case v1::JOB_STATE_LEASED: return "leased";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_NEEDS_ATTENTION: return "needs_attention";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unspecified";
-  }
-}
+absl::string_view StateName(v1::JobState s) { return NameIn(kStates, s, "unspecified"); }
 
-std::optional<v1::JobState> StateFromName(absl::string_view n) {
-  for (int i = v1::JOB_STATE_QUEUED; i <= v1::JOB_STATE_CANCELLED; ++i)
-    if (StateName(static_cast<v1::JobState>(i)) == n) return static_cast<v1::JobState>(i);
-  return std::nullopt;
-}
+std::optional<v1::JobState> StateFromName(absl::string_view n) { return ValueIn(kStates, n); }
 
 bool IsTerminal(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_NEEDS_ATTENTION ||
@@ -42,34 +59,17 @@ bool InFlight(v1::JobState s) {
          s == v1::JOB_STATE_RUNNING;
 }
 
-absl::string_view ClassName(v1::FailureClass c) {
-  switch (c) {
-    case v1::FAILURE_CLASS_INFRA: return "infra";
-    case v1::FAILURE_CLASS_MODEL_API: return "model_api";
-    case v1::FAILURE_CLASS_AGENT: return "agent";
-    case v1::FAILURE_CLASS_INVALID_OUTPUT: return "invalid_output";
-    case v1::FAILURE_CLASS_INPUT: return "input";
-    default: return "";
-  }
-}
+absl::string_view ClassName(v1::FailureClass c) { return NameIn(kClasses, c, ""); }
 
 std::optional<v1::FailureClass> ClassFromName(absl::string_view n) {
-  for (int i = v1::FAILURE_CLASS_INFRA; i <= v1::FAILURE_CLASS_INPUT; ++i)
-    if (ClassName(static_cast<v1::FailureClass>(i)) == n)
-      return static_cast<v1::FailureClass>(i);
-  return std::nullopt;
+  return ValueIn(kClasses, n);
 }
 
-absl::string_view OutcomeName(AttemptOutcome o) {
-  return kOutcomeNames[static_cast<size_t>(o)];
-}
+absl::string_view OutcomeName(AttemptOutcome o) { return NameIn(kOutcomes, o, ""); }
 
 std::optional<AttemptOutcome> OutcomeFromName(absl::string_view n) {
-  for (size_t i = 0; i < std::size(kOutcomeNames); ++i)
-    if (n == kOutcomeNames[i]) return static_cast<AttemptOutcome>(i);
-  return std::nullopt;
+  return ValueIn(kOutcomes, n);
 }
-
 std::optional<AttemptOutcome> OutcomeOfReport(const v1::CompleteRequest& r) {
   switch (r.outcome_case()) {
     case v1::CompleteRequest::kResultJson: return AttemptOutcome::kSucceeded;

@@ -236,6 +236,18 @@ void ApiClient::FailPending() {
   calls_cv_.notify_all();
 }
 
+template <typename Req, typename Resp>
+absl::StatusOr<Resp> ApiClient::Unary(
+    grpc::Status (v1::WorkerService::Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+    const Req& req, int timeout_ms) {
+  grpc::ClientContext ctx;
+  AddAuth(ctx, opt_.bearer_token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  Resp resp;
+  if (auto s = (stub_.get()->*rpc)(&ctx, req, &resp); !s.ok()) return Refused(s);
+  return resp;
+}
+
 ApiClient::SessionCall ApiClient::CallOnSession(v1::WorkerMessage m,
                                                 void (*set_seq)(v1::WorkerMessage&, uint64_t),
                                                 std::chrono::steady_clock::time_point deadline,
@@ -297,28 +309,11 @@ absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRe
     case SessionCall::kLost:
       break;  // the RPC, with what time is left
   }
-  return UnaryHeartbeat(req, LeftMs(deadline));
-}
-
-absl::StatusOr<v1::HeartbeatResponse> ApiClient::UnaryHeartbeat(const v1::HeartbeatRequest& req,
-                                                                int timeout_ms) {
-  grpc::ClientContext ctx;
-  AddAuth(ctx, opt_.bearer_token);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-  v1::HeartbeatResponse resp;
-  auto s = stub_->Heartbeat(&ctx, req, &resp);
-  if (!s.ok()) return Refused(s);
-  return resp;
+  return Unary(&v1::WorkerService::Stub::Heartbeat, req, LeftMs(deadline));
 }
 
 absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_ms) {
-  grpc::ClientContext ctx;
-  AddAuth(ctx, opt_.bearer_token);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-  v1::Empty resp;
-  auto s = stub_->AppendLog(&ctx, req, &resp);
-  if (!s.ok()) return Refused(s);
-  return absl::OkStatus();
+  return Unary(&v1::WorkerService::Stub::AppendLog, req, timeout_ms).status();
 }
 
 absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteRequest& req_in,
@@ -357,18 +352,7 @@ absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteReque
     case SessionCall::kLost:
       break;  // the RPC (a completion already recorded is answered as a duplicate)
   }
-  return UnaryComplete(req, LeftMs(deadline));
-}
-
-absl::StatusOr<v1::CompleteResponse> ApiClient::UnaryComplete(const v1::CompleteRequest& req,
-                                                              int timeout_ms) {
-  grpc::ClientContext ctx;
-  AddAuth(ctx, opt_.bearer_token);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
-  v1::CompleteResponse resp;
-  auto s = stub_->Complete(&ctx, req, &resp);
-  if (!s.ok()) return Refused(s);
-  return resp;
+  return Unary(&v1::WorkerService::Stub::Complete, req, LeftMs(deadline));
 }
 
 }  // namespace assessq

@@ -79,10 +79,12 @@ class ApiClient {
  private:
   explicit ApiClient(ApiClientOptions opt) : opt_(std::move(opt)) {}
   void Run(MessageFn on_message);
-  absl::StatusOr<v1::HeartbeatResponse> UnaryHeartbeat(const v1::HeartbeatRequest& req,
-                                                       int timeout_ms);
-  absl::StatusOr<v1::CompleteResponse> UnaryComplete(const v1::CompleteRequest& req,
-                                                     int timeout_ms);
+  // One unary RPC with the bearer token and a deadline; a refusal carries
+  // its CallFailure.
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Unary(
+      grpc::Status (v1::WorkerService::Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+      const Req& req, int timeout_ms);
   // Calls sent on the session and waiting for their answer (by seq).
   struct Pending {
     bool done = false;

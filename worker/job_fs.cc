@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_io.h"
 #include "common/vocabulary.h"
 
 namespace assessq {
@@ -27,15 +28,9 @@ absl::Status WriteFile(const std::string& path, const std::string& data, mode_t 
                        gid_t gid) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Errno(absl::StrCat("create ", path));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      close(fd);
-      return Errno(absl::StrCat("write ", path));
-    }
-    off += static_cast<size_t>(n);
+  if (auto s = WriteAll(fd, data); !s.ok()) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("write ", path, ": ", s.message()));
   }
   if (fchown(fd, uid, gid) != 0 || fchmod(fd, mode) != 0) {
     close(fd);

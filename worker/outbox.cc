@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/channel.h"
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "common/report_caps.h"
 #include "worker/api_client.h"
@@ -80,15 +81,9 @@ absl::Status Outbox::Put(const v1::CompleteRequest& report) {
   std::string tmp = final_path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(absl::StrCat("outbox write: ", std::strerror(errno)));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      close(fd);
-      return absl::InternalError(absl::StrCat("outbox write: ", std::strerror(errno)));
-    }
-    off += static_cast<size_t>(n);
+  if (auto s = WriteAll(fd, data); !s.ok()) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("outbox write: ", s.message()));
   }
   if (fsync(fd) != 0) {
     close(fd);

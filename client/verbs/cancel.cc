@@ -20,9 +20,7 @@ void RegisterCancel(CLI::App& app, Context& ctx, int& exit_code) {
     }
     v1::CountResponse r;
     if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::Cancel, req, &r, exit_code)) return;
-    if (ctx.json()) PrintJson({{"cancelled", r.count()}});
-    else std::cout << r.count() << " job(s) cancelled\n";
-    exit_code = kExitOk;
+    exit_code = PrintCount(ctx, "cancelled", r.count());
   });
 }
 

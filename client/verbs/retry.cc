@@ -23,19 +23,15 @@ void RegisterRetry(CLI::App& app, Context& ctx, int& exit_code) {
       exit_code = Fail(s);
       return;
     }
-    if (job->empty() && !cls->empty()) {
-      auto c = ParseClassFlag(*cls);
-      if (!c.ok()) {
-        exit_code = Fail(c.status());
-        return;
-      }
-      req.set_failure_class(*c);
+    auto c = ParseClassFlag(job->empty() ? *cls : std::string());  // --class applies to --batch
+    if (!c.ok()) {
+      exit_code = Fail(c.status());
+      return;
     }
+    req.set_failure_class(*c);
     v1::CountResponse r;
     if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::Retry, req, &r, exit_code)) return;
-    if (ctx.json()) PrintJson({{"requeued", r.count()}});
-    else std::cout << r.count() << " job(s) requeued\n";
-    exit_code = kExitOk;
+    exit_code = PrintCount(ctx, "requeued", r.count());
   });
 }
 

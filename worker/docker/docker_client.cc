@@ -97,6 +97,16 @@ std::optional<std::string> GetString(const json& j, const char* key) {
   return it->get<std::string>();
 }
 
+// The answer to a create call: its JSON, which must hold a non-empty "Id".
+absl::StatusOr<json> CreatedObject(const std::string& body, const std::string& what) {
+  auto j = ParseJson(body, what);
+  if (!j.ok()) return j.status();
+  auto id = GetString(*j, "Id");
+  if (!id || id->empty())
+    return absl::InternalError(absl::StrCat(what, ": no Id in answer: ", body.substr(0, 200)));
+  return j;
+}
+
 absl::Status CheckId(const std::string& id, const char* what) {
   if (id.empty()) return absl::InvalidArgumentError(absl::StrCat("docker: empty ", what));
   return absl::OkStatus();
@@ -442,13 +452,8 @@ absl::StatusOr<std::string> DockerClient::CreateContainer(const std::string& nam
     call.conflict = absl::StatusCode::kAlreadyExists;
     auto r = Do(call);
     if (!r.ok()) return r.status();
-    auto j = ParseJson(r->body, call.Describe());
+    auto j = CreatedObject(r->body, call.Describe());
     if (!j.ok()) return j.status();
-    auto id = GetString(*j, "Id");
-    if (!id || id->empty()) {
-      return absl::InternalError(absl::StrCat(call.Describe(), ": no Id in answer: ",
-                                              r->body.substr(0, 200)));
-    }
     if (auto w = j->find("Warnings"); w != j->end() && w->is_array()) {
       for (const auto& warning : *w) {
         if (warning.is_string()) {
@@ -456,7 +461,7 @@ absl::StatusOr<std::string> DockerClient::CreateContainer(const std::string& nam
         }
       }
     }
-    return *id;
+    return *GetString(*j, "Id");
   });
 }
 
@@ -609,17 +614,12 @@ absl::StatusOr<std::string> DockerClient::CreateNetwork(const std::string& name,
     call.conflict = absl::StatusCode::kAlreadyExists;
     auto r = Do(call);
     if (!r.ok()) return r.status();
-    auto j = ParseJson(r->body, call.Describe());
+    auto j = CreatedObject(r->body, call.Describe());
     if (!j.ok()) return j.status();
-    auto id = GetString(*j, "Id");
-    if (!id || id->empty()) {
-      return absl::InternalError(absl::StrCat(call.Describe(), ": no Id in answer: ",
-                                              r->body.substr(0, 200)));
-    }
     if (auto w = GetString(*j, "Warning"); w && !w->empty()) {
       spdlog::warn("docker network create {}: {}", name, *w);
     }
-    return *id;
+    return *GetString(*j, "Id");
   });
 }
 
