@@ -18,4 +18,17 @@ absl::Status WriteAll(int fd, absl::string_view data) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> ReadExactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, out.data() + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return absl::InternalError(std::strerror(errno));
+    if (r == 0) return absl::OutOfRangeError("the file ended early");
+    got += static_cast<size_t>(r);
+  }
+  return out;
+}
+
 }  // namespace assessq

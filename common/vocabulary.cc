@@ -65,6 +65,15 @@ std::optional<v1::FailureClass> ClassFromName(absl::string_view n) {
   return ValueIn(kClasses, n);
 }
 
+const std::vector<v1::FailureClass>& FailureClasses() {
+  static const auto* all = [] {
+    auto* v = new std::vector<v1::FailureClass>;
+    for (const auto& l : kClasses) v->push_back(l.value);
+    return v;
+  }();
+  return *all;
+}
+
 absl::string_view OutcomeName(AttemptOutcome o) { return NameIn(kOutcomes, o, ""); }
 
 std::optional<AttemptOutcome> OutcomeFromName(absl::string_view n) {

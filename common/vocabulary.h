@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -24,6 +25,8 @@ bool InFlight(v1::JobState s);    // queued, leased, running
 // infra, model_api, agent, invalid_output, input; "" for unspecified.
 absl::string_view ClassName(v1::FailureClass c);
 std::optional<v1::FailureClass> ClassFromName(absl::string_view name);
+// Every failure class (not unspecified), in the proto's order.
+const std::vector<v1::FailureClass>& FailureClasses();
 
 // How an attempt ended, as the attempts table stores it: leased and running
 // while it is open, then succeeded, failed, expired (its lease ran out),

@@ -39,11 +39,12 @@ void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& 
   engine->Complete(req, who.name, std::move(done), std::move(checked), who.id);
 }
 
-// The engine's handle on a session: outlives the reactor, and forgets it
-// once the stream is done, so late pushes are dropped safely.
-class Outbox final : public SessionSink {
+// The session's write queue, and the engine's handle on the session:
+// outlives the reactor, and forgets it once the stream is done, so late
+// pushes are dropped safely. (Not the worker's durable outbox.)
+class SessionWriteQueue final : public SessionSink {
  public:
-  explicit Outbox(SessionReactor* r) : r_(r) {}
+  explicit SessionWriteQueue(SessionReactor* r) : r_(r) {}
   void Push(const v1::CoordinatorMessage& m) override;
   void Close(const std::string& reason) override;
   void WriteDone(bool ok);
@@ -83,10 +84,10 @@ class SessionReactor final
   SessionReactor(Engine* engine, Queries* queries, Authenticator* auth,
                  grpc::CallbackServerContext* ctx)
       : engine_(engine), queries_(queries), auth_(auth), ctx_(ctx),
-        outbox_(std::make_shared<Outbox>(this)) {
+        writes_(std::make_shared<SessionWriteQueue>(this)) {
     auto who = auth->Check(ctx, Role::kWorker);
     if (!who.ok()) {
-      outbox_->FinishWhenIdle(ToGrpc(who.status()));
+      writes_->FinishWhenIdle(ToGrpc(who.status()));
       return;
     }
     principal_ = who->id;
@@ -96,41 +97,41 @@ class SessionReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker closed its side or went away
-      outbox_->FinishWhenIdle(grpc::Status::OK);
+      writes_->FinishWhenIdle(grpc::Status::OK);
       return;
     }
     // The token again (cached): a revoked token's session ends at its next
     // message, as its unary calls would fail.
     if (auto who = auth_->Check(ctx_, Role::kWorker); !who.ok() || who->id != principal_) {
-      outbox_->FinishWhenIdle(
+      writes_->FinishWhenIdle(
           who.ok() ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token changed")
                    : ToGrpc(who.status()));
       return;
     }
     if (in_.has_hello()) {
       if (session_id_ != 0) {
-        outbox_->FinishWhenIdle(
+        writes_->FinishWhenIdle(
             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second hello on one session"));
         return;
       }
       const auto& h = in_.hello();
       if (h.worker_name().empty() || h.worker_name().size() > 200 ||
           !IsValidUtf8(h.worker_name()) || h.slots() < 0 || h.slots() > 10000) {
-        outbox_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+        writes_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                              "hello needs a worker name and 0..10000 slots"));
         return;
       }
       session_id_ = -1;  // hello seen
-      auto outbox = outbox_;
+      auto writes = writes_;
       Engine* engine = engine_;
-      engine_->OpenSession(h.worker_name(), h.slots(), outbox_,
-                           [engine, outbox, lease_ms = engine_->lease_period_ms()](
+      engine_->OpenSession(h.worker_name(), h.slots(), writes_,
+                           [engine, writes, lease_ms = engine_->lease_period_ms()](
                                absl::StatusOr<int64_t> id) {
                              if (!id.ok()) {
-                               outbox->FinishWhenIdle(ToGrpc(id.status()));
+                               writes->FinishWhenIdle(ToGrpc(id.status()));
                                return;
                              }
-                             if (!outbox->SetSession(*id)) {
+                             if (!writes->SetSession(*id)) {
                                engine->CloseSession(*id);  // stream ended meanwhile
                                return;
                              }
@@ -138,18 +139,18 @@ class SessionReactor final
                              w.mutable_welcome()->set_session_id(absl::StrCat(*id));
                              w.mutable_welcome()->set_lease_period_ms(lease_ms);
                              // Welcome goes before any lease the dispatch pushes next.
-                             outbox->Push(w);
+                             writes->Push(w);
                            },
                            principal_);
     } else if (in_.has_capacity()) {
-      if (int64_t id = outbox_->session(); id > 0)
+      if (int64_t id = writes_->session(); id > 0)
         engine_->SetCapacity(id, in_.capacity().slots());
     } else if (in_.has_heartbeat()) {
       // Fenced exactly as the unary Heartbeat; the session's token already
       // passed the worker-role check when the stream opened.
       const v1::HeartbeatRequest& hb = in_.heartbeat();
-      auto outbox = outbox_;
-      engine_->Heartbeat(hb, [outbox, seq = hb.seq(), job = hb.job_id(), token = hb.token()](
+      auto writes = writes_;
+      engine_->Heartbeat(hb, [writes, seq = hb.seq(), job = hb.job_id(), token = hb.token()](
                                  absl::StatusOr<v1::HeartbeatResponse> r) {
         v1::CoordinatorMessage m;
         v1::HeartbeatAck* ack = m.mutable_heartbeat_ack();
@@ -160,12 +161,12 @@ class SessionReactor final
         ack->set_code(static_cast<int32_t>(g.error_code()));
         if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms());
         else ack->set_error(g.error_message());
-        outbox->Push(m);
+        writes->Push(m);
       }, principal_);
     } else if (in_.has_complete()) {
-      auto outbox = outbox_;
+      auto writes = writes_;
       StartComplete(engine_, queries_, in_.complete().request(), who_,
-                    [outbox, seq = in_.complete().seq()](absl::StatusOr<v1::CompleteResponse> r) {
+                    [writes, seq = in_.complete().seq()](absl::StatusOr<v1::CompleteResponse> r) {
                       v1::CoordinatorMessage m;
                       v1::CompleteAck* ack = m.mutable_complete_ack();
                       ack->set_seq(seq);
@@ -173,20 +174,20 @@ class SessionReactor final
                       ack->set_code(static_cast<int32_t>(g.error_code()));
                       if (r.ok()) ack->mutable_response()->Swap(&*r);
                       else ack->set_error(g.error_message());
-                      outbox->Push(m);
+                      writes->Push(m);
                     });
     }
     StartRead(&in_);
   }
 
-  void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
+  void OnWriteDone(bool ok) override { writes_->WriteDone(ok); }
 
   void OnDone() override {
-    if (int64_t id = outbox_->Detach(); id > 0) engine_->CloseSession(id);
+    if (int64_t id = writes_->Detach(); id > 0) engine_->CloseSession(id);
     delete this;
   }
 
-  void OnCancel() override { outbox_->FinishWhenIdle(grpc::Status::CANCELLED); }
+  void OnCancel() override { writes_->FinishWhenIdle(grpc::Status::CANCELLED); }
 
  private:
   Engine* engine_;
@@ -194,13 +195,13 @@ class SessionReactor final
   Authenticator* auth_;
   grpc::CallbackServerContext* ctx_;
   Principal who_;  // the session's token
-  std::shared_ptr<Outbox> outbox_;
+  std::shared_ptr<SessionWriteQueue> writes_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
   int64_t principal_ = 0;   // the token's id
 };
 
-void Outbox::Push(const v1::CoordinatorMessage& m) {
+void SessionWriteQueue::Push(const v1::CoordinatorMessage& m) {
   std::lock_guard<std::mutex> l(mu_);
   if (!r_ || finished_ || finish_) return;
   q_.push_back(m);
@@ -210,7 +211,7 @@ void Outbox::Push(const v1::CoordinatorMessage& m) {
   }
 }
 
-void Outbox::WriteDone(bool ok) {
+void SessionWriteQueue::WriteDone(bool ok) {
   std::lock_guard<std::mutex> l(mu_);
   if (!q_.empty()) q_.pop_front();
   if (!ok) {
@@ -227,17 +228,17 @@ void Outbox::WriteDone(bool ok) {
   if (finish_) FinishLocked(*finish_);
 }
 
-void Outbox::Close(const std::string& reason) {
+void SessionWriteQueue::Close(const std::string& reason) {
   FinishWhenIdle(grpc::Status(grpc::StatusCode::ABORTED, reason));
 }
 
-void Outbox::FinishWhenIdle(grpc::Status s) {
+void SessionWriteQueue::FinishWhenIdle(grpc::Status s) {
   std::lock_guard<std::mutex> l(mu_);
   if (!finish_) finish_ = s;
   if (!writing_) FinishLocked(*finish_);
 }
 
-void Outbox::FinishLocked(grpc::Status s) {
+void SessionWriteQueue::FinishLocked(grpc::Status s) {
   if (finished_ || !r_) return;
   finished_ = true;
   r_->Finish(s);

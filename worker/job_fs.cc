@@ -71,16 +71,9 @@ absl::StatusOr<std::string> ReadCredential(const JobSpec& spec) {
   }
   if ((st.st_mode & 077) != 0) return refuse("its file must be mode 0600 or stricter");
   if (st.st_size > (64 << 10)) return refuse("its file is larger than 64 KiB");
-  std::string out(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < out.size()) {
-    ssize_t n = read(fd, out.data() + got, out.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got != out.size()) return refuse("cannot read its file");
-  return out;
+  auto out = ReadExactly(fd, static_cast<size_t>(st.st_size));
+  if (!out.ok()) return refuse("cannot read its file");
+  return *out;
 }
 
 }  // namespace

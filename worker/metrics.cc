@@ -109,10 +109,7 @@ WorkerMetrics::WorkerMetrics()
                    .Name("assessq_worker_job_failures_total")
                    .Help("Failed job runs, by failure class")
                    .Register(*registry_);
-  for (int c = v1::FailureClass_MIN; c <= v1::FailureClass_MAX; ++c) {
-    if (!v1::FailureClass_IsValid(c) || c == v1::FAILURE_CLASS_UNSPECIFIED) continue;
-    failures_->Add({{"class", std::string(ClassName(static_cast<v1::FailureClass>(c)))}});
-  }
+  for (v1::FailureClass c : FailureClasses()) failures_->Add({{"class", std::string(ClassName(c))}});
   auto& gw = prometheus::BuildCounter()
                  .Name("assessq_worker_gateway_requests_total")
                  .Help("Requests through the jobs' egress gateways, by decision (counted from "

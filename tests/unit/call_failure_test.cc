@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "worker/outbox.h"
@@ -21,39 +22,37 @@ namespace fs = std::filesystem;
 
 TEST(CallFailureTest, EveryCodeHasOneMeaning) {
   using C = absl::StatusCode;
-  const struct {
-    C code;
-    CallFailure want;
-  } cases[] = {
-      {C::kOk, CallFailure::kNone},
-      {C::kCancelled, CallFailure::kTransient},
-      {C::kUnknown, CallFailure::kFault},
-      {C::kInvalidArgument, CallFailure::kRejected},
-      {C::kDeadlineExceeded, CallFailure::kTransient},
-      {C::kNotFound, CallFailure::kRejected},
-      {C::kAlreadyExists, CallFailure::kRejected},
-      {C::kPermissionDenied, CallFailure::kCredentials},
-      {C::kResourceExhausted, CallFailure::kTransient},
-      {C::kFailedPrecondition, CallFailure::kLeaseNotHeld},
-      {C::kAborted, CallFailure::kTransient},
-      {C::kOutOfRange, CallFailure::kRejected},
-      {C::kUnimplemented, CallFailure::kFault},
-      {C::kInternal, CallFailure::kFault},
-      {C::kUnavailable, CallFailure::kTransient},
-      {C::kDataLoss, CallFailure::kFault},
-      {C::kUnauthenticated, CallFailure::kCredentials},
+  // Each meaning with the codes that carry it; together every absl::StatusCode.
+  const std::map<CallFailure, std::vector<C>> codes = {
+      {CallFailure::kNone, {C::kOk}},
+      {CallFailure::kTransient,
+       {C::kUnavailable, C::kDeadlineExceeded, C::kAborted, C::kCancelled, C::kResourceExhausted}},
+      {CallFailure::kLeaseNotHeld, {C::kFailedPrecondition}},
+      {CallFailure::kRejected, {C::kInvalidArgument, C::kNotFound, C::kAlreadyExists, C::kOutOfRange}},
+      {CallFailure::kCredentials, {C::kUnauthenticated, C::kPermissionDenied}},
+      {CallFailure::kFault, {C::kInternal, C::kUnknown, C::kDataLoss, C::kUnimplemented}},
   };
-  ASSERT_EQ(std::size(cases), 17u);  // every absl::StatusCode
-  for (const auto& c : cases) {
-    absl::Status s(c.code, c.code == C::kOk ? "" : "why");
-    EXPECT_EQ(ClassifyCall(s), c.want) << absl::StatusCodeToString(c.code);
-    // Tagged, it reads back the same, and keeps its code and message.
-    absl::Status t = TagCallFailure(s);
-    EXPECT_EQ(ClassifyCall(t), c.want) << absl::StatusCodeToString(c.code);
-    EXPECT_EQ(t.code(), c.code);
-    EXPECT_EQ(t.message(), s.message());
+  size_t n = 0;
+  for (const auto& [want, list] : codes) {
+    for (C code : list) {
+      ++n;
+      absl::Status s(code, code == C::kOk ? "" : "why");
+      EXPECT_EQ(ClassifyCall(s), want) << absl::StatusCodeToString(code);
+      // Tagged, it reads back the same, and keeps its code and message.
+      absl::Status t = TagCallFailure(s);
+      EXPECT_EQ(ClassifyCall(t), want) << absl::StatusCodeToString(code);
+      EXPECT_EQ(t.code(), code);
+      EXPECT_EQ(t.message(), s.message());
+    }
   }
+  EXPECT_EQ(n, 17u);  // every absl::StatusCode
   EXPECT_EQ(ClassifyCall(absl::Status(static_cast<C>(99), "new code")), CallFailure::kFault);
+  // The payload, not the code, decides once a status is tagged.
+  absl::Status lease_lost = TagCallFailure(absl::FailedPreconditionError("stale"));
+  absl::Status moved(absl::StatusCode::kInternal, "rewrapped");
+  moved.SetPayload("type.assessq.dev/assessq.CallFailure", *lease_lost.GetPayload(
+                                                                "type.assessq.dev/assessq.CallFailure"));
+  EXPECT_EQ(ClassifyCall(moved), CallFailure::kLeaseNotHeld);
 }
 
 TEST(CallFailureTest, RetryableAndNames) {

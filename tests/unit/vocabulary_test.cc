@@ -46,17 +46,19 @@ TEST(VocabularyTest, EveryFailureClassHasOneLabelThatReadsBack) {
       {v1::FAILURE_CLASS_INVALID_OUTPUT, "invalid_output"},
       {v1::FAILURE_CLASS_INPUT, "input"},
   };
-  int seen = 0;
+  std::vector<v1::FailureClass> listed;
   for (const auto& c : cases) {
     EXPECT_EQ(std::string(ClassName(c.c)), c.label);
     EXPECT_EQ(ClassFromName(c.label), c.c) << c.label;
-    ++seen;
+    listed.push_back(c.c);
   }
-  // Every class the proto defines is in the table above.
-  int defined = 0;
+  // Every class the proto defines is in the table above, and in FailureClasses().
+  std::vector<v1::FailureClass> defined;
   for (int i = v1::FailureClass_MIN; i <= v1::FailureClass_MAX; ++i)
-    if (v1::FailureClass_IsValid(i) && i != v1::FAILURE_CLASS_UNSPECIFIED) ++defined;
-  EXPECT_EQ(seen, defined);
+    if (v1::FailureClass_IsValid(i) && i != v1::FAILURE_CLASS_UNSPECIFIED)
+      defined.push_back(static_cast<v1::FailureClass>(i));
+  EXPECT_EQ(listed, defined);
+  EXPECT_EQ(FailureClasses(), defined);
   EXPECT_EQ(std::string(ClassName(v1::FAILURE_CLASS_UNSPECIFIED)), "");
   EXPECT_EQ(ClassFromName(""), std::nullopt);
   EXPECT_EQ(ClassFromName("INFRA"), std::nullopt);

@@ -36,16 +36,15 @@ std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// Percent-encodes all but RFC 3986 unreserved characters (and ':' '@', plus
-// '/' when `keep_slash`, for image references like "registry/x/y:tag").
-std::string Escape(absl::string_view s, bool keep_slash) {
+// Percent-encodes all but RFC 3986 unreserved characters and `also`.
+std::string PercentEscape(absl::string_view s, absl::string_view also) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
-    bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                c == '~' || c == ':' || c == '@' || (keep_slash && c == '/');
+    bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '.' || c == '_' || c == '~' ||
+                also.find(static_cast<char>(c)) != absl::string_view::npos;
     if (keep) {
       out.push_back(static_cast<char>(c));
     } else {
@@ -57,22 +56,13 @@ std::string Escape(absl::string_view s, bool keep_slash) {
   return out;
 }
 
-std::string QueryEscape(absl::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-    if (keep) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
+// A path segment: also keeps ':' '@', plus '/' when `keep_slash`, for image
+// references like "registry/x/y:tag".
+std::string Escape(absl::string_view s, bool keep_slash) {
+  return PercentEscape(s, keep_slash ? ":@/" : ":@");
 }
+
+std::string QueryEscape(absl::string_view s) { return PercentEscape(s, ""); }
 
 std::string LabelFilterQuery(const std::vector<std::string>& label_filters) {
   if (label_filters.empty()) return "";
