@@ -22,20 +22,11 @@ void RegisterBudget(CLI::App& app, Context& ctx, int& exit_code) {
       ->required()
       ->check(CLI::Range(0.0, 1e9));
   cmd->callback([&ctx, &exit_code, batch, usd] {
-    if (auto s = ctx.Connect(); !s.ok()) {
-      exit_code = Fail(s);
-      return;
-    }
     v1::BudgetRequest req;
     req.set_batch(*batch);
     req.set_budget_usd(*usd);
     v1::BatchStatus b;
-    auto call = ctx.Call();
-    auto st = ctx.stub->SetBudget(call.get(), req, &b);
-    if (!st.ok()) {
-      exit_code = Fail(st);
-      return;
-    }
+    if (!ConnectAndCall(ctx, &v1::OperatorService::Stub::SetBudget, req, &b, exit_code)) return;
     if (ctx.json()) {
       PrintJson({{"batch", b.name()}, {"spend", SpendJson(b.spend())}});
     } else {

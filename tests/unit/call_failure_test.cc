@@ -75,19 +75,21 @@ TEST(CallFailureTest, RetryableAndNames) {
 }
 
 TEST(CallFailureTest, OutboxDispositionForEveryClass) {
-  const struct {
-    CallFailure f;
-    Disposition want;
-  } cases[] = {
-      {CallFailure::kNone, Disposition::kRemove},
-      {CallFailure::kLeaseNotHeld, Disposition::kRemove},
-      {CallFailure::kRejected, Disposition::kRemove},
-      {CallFailure::kCredentials, Disposition::kPark},
-      {CallFailure::kFault, Disposition::kKeepAndGoOn},
-      {CallFailure::kTransient, Disposition::kKeepAndStop},
+  // Each disposition with the classes that lead to it; together every class.
+  const std::map<Disposition, std::vector<CallFailure>> classes = {
+      {Disposition::kRemove,
+       {CallFailure::kNone, CallFailure::kLeaseNotHeld, CallFailure::kRejected}},
+      {Disposition::kPark, {CallFailure::kCredentials}},
+      {Disposition::kKeepAndGoOn, {CallFailure::kFault}},
+      {Disposition::kKeepAndStop, {CallFailure::kTransient}},
   };
-  for (const auto& c : cases)
-    EXPECT_EQ(DispositionFor(c.f), c.want) << CallFailureName(c.f);
+  size_t n = 0;
+  for (const auto& [want, list] : classes)
+    for (CallFailure f : list) {
+      ++n;
+      EXPECT_EQ(DispositionFor(f), want) << CallFailureName(f);
+    }
+  EXPECT_EQ(n, 6u);  // every CallFailure
 }
 
 class OutboxRoundTest : public ::testing::Test {
