@@ -22,19 +22,11 @@ namespace assessq {
 namespace fs = std::filesystem;
 
 Disposition DispositionFor(CallFailure f) {
-  switch (f) {
-    case CallFailure::kNone:
-    case CallFailure::kLeaseNotHeld:
-    case CallFailure::kRejected:
-      return Disposition::kRemove;
-    case CallFailure::kCredentials:
-      return Disposition::kPark;
-    case CallFailure::kFault:
-      return Disposition::kKeepAndGoOn;
-    case CallFailure::kTransient:
-      return Disposition::kKeepAndStop;
-  }
-  return Disposition::kKeepAndStop;
+  if (f == CallFailure::kCredentials) return Disposition::kPark;
+  if (!IsRetryable(f)) return Disposition::kRemove;  // acknowledged, or refused for good
+  // Unreachable: every later report would fail the same way. A fault may be
+  // this report's own: the others still go.
+  return f == CallFailure::kTransient ? Disposition::kKeepAndStop : Disposition::kKeepAndGoOn;
 }
 
 std::string Outbox::Path(int64_t job_id, int64_t lease_token) const {
