@@ -7,13 +7,13 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tests/support/process.h"
 #include "worker/outbox.h"
 
 namespace assessq {
@@ -94,12 +94,6 @@ TEST(CallFailureTest, OutboxDispositionForEveryClass) {
 
 class OutboxRoundTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/aq-outbox-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   v1::CompleteRequest Report(int64_t job) {
     v1::CompleteRequest r;
     r.set_job_id(job);
@@ -107,7 +101,8 @@ class OutboxRoundTest : public ::testing::Test {
     r.set_result_json("{}");
     return r;
   }
-  std::string dir_;
+  aqtest::TempDir tmp_{"aq-outbox"};
+  std::string dir_ = tmp_.path();
 };
 
 // The coordinator answers each job with a scripted status.
