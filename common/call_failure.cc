@@ -11,27 +11,33 @@ constexpr char kCallFailureUrl[] = "type.assessq.dev/assessq.CallFailure";
 
 using C = absl::StatusCode;
 
-// Every code a call can end with, and what it means; a code not listed here
-// (kInternal, kUnknown, kDataLoss, kUnimplemented, codes added later) is a
-// fault of the coordinator's.
-constexpr struct {
-  C code;
-  CallFailure meaning;
-} kMeanings[] = {
-    {C::kOk, CallFailure::kNone},
-    {C::kUnavailable, CallFailure::kTransient},
-    {C::kDeadlineExceeded, CallFailure::kTransient},
-    {C::kAborted, CallFailure::kTransient},
-    {C::kCancelled, CallFailure::kTransient},
-    {C::kResourceExhausted, CallFailure::kTransient},
-    {C::kFailedPrecondition, CallFailure::kLeaseNotHeld},
-    {C::kInvalidArgument, CallFailure::kRejected},
-    {C::kNotFound, CallFailure::kRejected},
-    {C::kAlreadyExists, CallFailure::kRejected},
-    {C::kOutOfRange, CallFailure::kRejected},
-    {C::kUnauthenticated, CallFailure::kCredentials},
-    {C::kPermissionDenied, CallFailure::kCredentials},
-};
+// What each code means; a code not named here (kInternal, kUnknown,
+// kDataLoss, kUnimplemented, codes added later) is a fault of the
+// coordinator's.
+CallFailure FromCode(C code) {
+  switch (code) {
+    case C::kOk:
+      return CallFailure::kNone;
+    case C::kUnavailable:
+    case C::kDeadlineExceeded:
+    case C::kAborted:
+    case C::kCancelled:
+    case C::kResourceExhausted:
+      return CallFailure::kTransient;
+    case C::kFailedPrecondition:
+      return CallFailure::kLeaseNotHeld;
+    case C::kInvalidArgument:
+    case C::kNotFound:
+    case C::kAlreadyExists:
+    case C::kOutOfRange:
+      return CallFailure::kRejected;
+    case C::kUnauthenticated:
+    case C::kPermissionDenied:
+      return CallFailure::kCredentials;
+    default:
+      return CallFailure::kFault;
+  }
+}
 
 constexpr const char* kNames[] = {"", "transient", "lease_not_held", "rejected", "credentials",
                                   "fault"};  // in CallFailure's order
@@ -47,9 +53,7 @@ CallFailure ClassifyCall(const absl::Status& s) {
     for (size_t i = 1; i < std::size(kNames); ++i)
       if (name == kNames[i]) return static_cast<CallFailure>(i);
   }
-  for (const auto& m : kMeanings)
-    if (m.code == s.code()) return m.meaning;
-  return CallFailure::kFault;
+  return FromCode(s.code());
 }
 
 absl::Status TagCallFailure(absl::Status s) {
