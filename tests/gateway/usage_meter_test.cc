@@ -136,6 +136,42 @@ std::vector<Case> Cases() {
        J("{\"model\":\"evil\\u001b[31m name\\n\xff\",\"usage\":{\"output_tokens\":3}}"), true,
        "evil?[31m_name?_", TokenCounts{0, 3, 0, 0}},
   };
+  // The fast path's forms (whole "event: NAME" / "data: VALUE" lines, each
+  // found with one search) and the byte loop's (no space after the colon, a
+  // line cut by a chunk's end) mixed in one stream; LF, CRLF and CR line
+  // ends mixed (the kept position of the next CR is passed and found again);
+  // the last event is known by its event line alone (its data has no type).
+  const std::string start_data =
+      R"({"type":"message_start","message":{"model":"claude-mixed","usage":{"input_tokens":7,"output_tokens":1}}})";
+  c.push_back({"sse_mixed_line_forms_and_ends",
+               SseHead(false) + "event:message_start\r\ndata: " + start_data + "\n\n" +
+                   "event: content_block_delta\rdata:{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":500}}\r\r" +
+                   "event: message_delta\ndata:{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\r\n\r\n" +
+                   "event: message_delta\r\ndata: {\"usage\":{\"output_tokens\":11}}\n\r\n",
+               true, "claude-mixed", TokenCounts{7, 11, 0, 0}});
+  // A skipped event's data that is, itself, a message_delta's JSON (and not
+  // inside a string): the event line says what the event is, and its data
+  // is not read at all; names that only begin or end like a usage event's.
+  c.push_back({"sse_skipped_event_data_looks_like_usage",
+               SseHead(false) + "event: message_start\ndata: " + start_data + "\n\n" +
+                   "event: content_block_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":777}}\n"
+                   "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":778}}\n\n" +
+                   "event: message_deltas\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":779}}\n\n" +
+                   "event: message_delt\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":780}}\n\n" +
+                   "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":3}}\n\n",
+               true, "claude-mixed", TokenCounts{7, 3, 0, 0}});
+  // A usage event's data line longer than a TLS record (text in the message).
+  c.push_back({"sse_usage_data_line_of_40_kb",
+               SseHead(false) + "event: message_start\r\ndata: " +
+                   R"({"type":"message_start","message":{"content":[{"text":")" + std::string(40000, 't') +
+                   R"("}],"model":"claude-long","usage":{"input_tokens":70000,"output_tokens":1}}})" + "\r\n\r\n",
+               true, "claude-long", TokenCounts{70000, 1, 0, 0}});
+  // Backslashes before a string's end and in a row (the kept position of
+  // the next backslash is passed and found again).
+  const std::string esc =
+      R"({"content":[{"text":"a\\"},{"text":"\"\\\\\"b\\"}],"model":"m\\2","usage":{"output_tokens":4}})";
+  c.push_back({"json_backslashes_before_string_ends", JsonHead(esc.size()) + esc, true, "m\\2",
+               TokenCounts{0, 4, 0, 0}});
   // A later duplicate wins, as in most JSON readers.
   std::string dup = R"({"usage":{"input_tokens":1},"model":"a","usage":{"input_tokens":2,"output_tokens":3}})";
   c.push_back({"duplicate_keys_last_wins", JsonHead(dup.size()) + dup, true, "a", TokenCounts{2, 3, 0, 0}});

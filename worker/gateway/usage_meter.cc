@@ -36,13 +36,57 @@ std::optional<int64_t>& FieldRef(JsonUsageScanner::Fields& f, int i) {
   }
 }
 
-// The first of two bytes in [p, end), or end: two memchr scans (vectorised
-// by the C library), the hot path of the meter.
-const char* FindEither(const char* p, const char* end, char a, char b) {
-  const void* x = std::memchr(p, a, static_cast<size_t>(end - p));
-  const char* lim = x ? static_cast<const char*>(x) : end;
-  const void* y = std::memchr(p, b, static_cast<size_t>(lim - p));
-  return y ? static_cast<const char*>(y) : lim;
+}  // namespace
+
+namespace internal {
+
+// The first of two bytes in [p, end), or end, for a caller that searches
+// the same [p, end) again and again from a growing p: the next `b` is found
+// once and kept until p passes it (a chunk with no `b` is searched for it
+// once), so each search is one memchr (vectorised by the C library) for
+// `a` up to the kept `b`. The meter's hot path: `a` '\n' and `b` '\r' for
+// line ends (a stream with LF line ends has no CR), `a` '"' and `b` '\\'
+// for a JSON string's end.
+class FirstOf {
+ public:
+  FirstOf(const char* end, char a, char b) : end_(end), a_(a), b_(b) {}
+  const char* Next(const char* p) {
+    if (!b_known_ || b_at_ < p) {
+      const void* y = std::memchr(p, b_, static_cast<size_t>(end_ - p));
+      b_at_ = y ? static_cast<const char*>(y) : end_;
+      b_known_ = true;
+    }
+    const void* x = std::memchr(p, a_, static_cast<size_t>(b_at_ - p));
+    return x ? static_cast<const char*>(x) : b_at_;
+  }
+
+ private:
+  const char* end_;
+  const char* b_at_ = nullptr;
+  bool b_known_ = false;
+  char a_, b_;
+};
+
+}  // namespace internal
+
+namespace {
+
+using internal::FirstOf;
+
+// A server-sent event's name that the meter reads the data of (both names
+// are 13 bytes: most names are refused by their length alone).
+bool IsUsageEvent(const char* p, size_t n) {
+  return n == 13 && std::memcmp(p, "message_", 8) == 0 &&
+         (std::memcmp(p + 8, "start", 5) == 0 || std::memcmp(p + 8, "delta", 5) == 0);
+}
+
+// [p, p + n) begins with the literal `lit` (inline: no library call).
+template <size_t N>
+bool Begins(const char* p, size_t n, const char (&lit)[N]) {
+  if (n < N - 1) return false;
+  for (size_t i = 0; i < N - 1; ++i)
+    if (p[i] != lit[i]) return false;
+  return true;
 }
 
 bool IsDelimiter(char c) {
@@ -184,12 +228,13 @@ void JsonUsageScanner::CloseContainer() {
 void JsonUsageScanner::Feed(absl::string_view d) {
   const char* p = d.data();
   const char* end = p + d.size();
+  FirstOf string_end(end, '"', '\\');
   while (p < end && !broken_ && !complete_) {
     switch (lex_) {
       case Lex::kString: {
         const bool capture = in_key_ ? depth_ <= 3 : target_ != Target::kNone;
         // The fast path: a run of ordinary bytes.
-        const char* q = FindEither(p, end, '"', '\\');
+        const char* q = string_end.Next(p);
         if (capture) {
           for (const char* r = p; r < q; ++r) {
             if (in_key_) {
@@ -531,6 +576,7 @@ void UsageMeter::ApplyJson() {
 void UsageMeter::Sse(absl::string_view data) {
   const char* p = data.data();
   const char* end = p + data.size();
+  FirstOf line_end(end, '\n', '\r');
   while (p < end && stage_ != Stage::kDone) {
     if (last_cr_) {
       last_cr_ = false;
@@ -540,7 +586,7 @@ void UsageMeter::Sse(absl::string_view data) {
       }
     }
     if (line_ == Line::kData || line_ == Line::kSkip) {
-      const char* q = FindEither(p, end, '\n', '\r');
+      const char* q = line_end.Next(p);
       if (line_ == Line::kData && q > p) {
         scan_.Feed(absl::string_view(p, static_cast<size_t>(q - p)));
         if (scan_.broken()) {
@@ -556,22 +602,15 @@ void UsageMeter::Sse(absl::string_view data) {
       continue;
     }
     if (line_ == Line::kName && field_name_.empty() && !saw_colon_) {
-      // The fast path at a line's start: "data: " and a whole "event: NAME"
-      // line are taken at once (the byte loop below does the rest).
+      p = SseLines(p, end, line_end);
+      if (p == end || stage_ == Stage::kDone) return;
+      // Left to the byte loop below: a line cut by the chunk's end, or of
+      // another form than the fast path's.
       const size_t left = static_cast<size_t>(end - p);
-      if (left >= 6 && std::memcmp(p, "data: ", 6) == 0) {
+      if (Begins(p, left, "data: ")) {  // cut by the chunk's end
         p += 6;
         SseStartData();
         continue;
-      }
-      if (left >= 7 && std::memcmp(p, "event: ", 7) == 0) {
-        const char* q = FindEither(p + 7, end, '\n', '\r');
-        if (q < end) {
-          event_name_.assign(p + 7, std::min<size_t>(static_cast<size_t>(q - p - 7), kEventNameBytes));
-          line_ = Line::kEvent;
-          p = q;  // the line's end, read next
-          continue;
-        }
       }
     }
     const char c = *p++;
@@ -620,8 +659,48 @@ void UsageMeter::Sse(absl::string_view data) {
   }
 }
 
+// At a line's start, between lines: the whole lines of the forms a provider
+// sends ("event: NAME", "data: VALUE", blank) that end in this chunk, each
+// with one search for its end. The same effect as the byte loop's, which
+// takes over (at the returned line start) for a line cut by the chunk's end
+// and for any other form; returns end when all was read.
+const char* UsageMeter::SseLines(const char* p, const char* end, FirstOf& line_end) {
+  while (p < end && stage_ != Stage::kDone) {
+    const char* q;
+    if (*p == '\n' || *p == '\r') {
+      q = p;
+      SseDispatch();  // a blank line ends the event
+    } else {
+      q = line_end.Next(p);
+      if (q == end) return p;
+      const size_t n = static_cast<size_t>(q - p);
+      if (Begins(p, n, "data: ")) {
+        SseStartData();  // read, or known to be another event's: skipped unread
+        if (line_ == Line::kData && n > 6) {
+          scan_.Feed(absl::string_view(p + 6, n - 6));
+          if (scan_.broken()) {
+            Stop(absl::StrCat("an event's JSON is nested deeper than ", kMeterMaxDepth, " levels"));
+            return end;
+          }
+        }
+        line_ = Line::kName;
+      } else if (Begins(p, n, "event: ")) {
+        event_name_.assign(p + 7, std::min<size_t>(n - 7, kEventNameBytes));
+      } else {
+        return p;
+      }
+    }
+    p = q + 1;
+    if (*q == '\r') {
+      if (p == end) last_cr_ = true;
+      else if (*p == '\n') ++p;
+    }
+  }
+  return p;
+}
+
 void UsageMeter::SseStartData() {
-  if (!event_name_.empty() && event_name_ != "message_start" && event_name_ != "message_delta") {
+  if (!event_name_.empty() && !IsUsageEvent(event_name_.data(), event_name_.size())) {
     line_ = Line::kSkip;  // known to be another event: its data is not read at all
     return;
   }

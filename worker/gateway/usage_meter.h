@@ -103,6 +103,10 @@ class JsonUsageScanner {
   uint64_t changes_ = 0;
 };
 
+namespace internal {
+class FirstOf;
+}  // namespace internal
+
 class UsageMeter {
  public:
   // The response's next bytes (head and body as they came from the provider).
@@ -130,6 +134,7 @@ class UsageMeter {
   void Body(absl::string_view data);
   void Content(absl::string_view data);
   void Sse(absl::string_view data);
+  const char* SseLines(const char* p, const char* end, internal::FirstOf& line_end);
   void SseStartData();
   void SseLineEnd();
   void SseDispatch();
