@@ -28,7 +28,10 @@
 // streamed Messages API answer (server-sent events, as the provider sends
 // them) from an HTTPS stand-in to a job socket: the time of an N MiB stream
 // and of its first byte on a fresh connection (p50/p99), and metered /
-// unmetered for each. --model-only runs only this part; --no-model skips it.
+// unmetered for each (the ratio of the medians, and the median of each
+// round's own ratio; the two sides' order alternates round by round), and
+// the CPU of the meter alone on the same stream. --model-only runs only
+// this part; --no-model skips it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,6 +55,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/gateway/gw_test_util.h"
 #include "worker/gateway/gateway.h"
+#include "worker/gateway/usage_meter.h"
 
 using namespace assessq::gateway;
 using Clock = std::chrono::steady_clock;
@@ -260,9 +264,11 @@ void ModelRouteBench(const gwtest::TempDir& dir, int mb, int runs, int conns) {
     return ReadResponse(c.fd(), first);
   };
   const size_t big_len = SseAnswer(static_cast<size_t>(mb) << 20, &big_tokens).size();
-  std::vector<double> ms[2], cpu[2];
+  std::vector<double> ms[2], cpu[2], time_ratio, cpu_ratio;
   for (int r = -1; r < runs; ++r) {
-    for (int i : {0, 1}) {
+    // The order alternates round by round (a run right after the other
+    // side's finds the caches and the scheduler otherwise than the first).
+    for (int i : {r % 2 == 0 ? 0 : 1, r % 2 == 0 ? 1 : 0}) {
       double c0 = RelayCpuMs(sides[i].threads, 0);
       auto t0 = Clock::now();
       size_t got = exchange(sides[i].big_sock, nullptr);
@@ -277,10 +283,41 @@ void ModelRouteBench(const gwtest::TempDir& dir, int mb, int runs, int conns) {
         cpu[i].push_back(c1 - c0);
       }
     }
+    if (r >= 0) {  // the round's own ratio: both sides ran within a few ms of each other
+      time_ratio.push_back(ms[1].back() / ms[0].back());
+      cpu_ratio.push_back(cpu[1].back() / cpu[0].back());
+    }
+  }
+  // The meter alone on the same stream, in the TLS records' 16 KiB pieces,
+  // each copied into a buffer first (hot in the cache, as the relay's is
+  // when the meter reads it): the CPU that metering adds to the relay,
+  // without the noise of two relays on a shared machine.
+  std::vector<double> meter_ms;
+  {
+    const std::string stream = SseAnswer(static_cast<size_t>(mb) << 20, &big_tokens);
+    std::vector<char> buf(16384);
+    for (int r = -1; r < runs; ++r) {
+      UsageMeter m;
+      double t = 0;
+      for (size_t off = 0; off < stream.size(); off += buf.size()) {
+        const size_t n = std::min(buf.size(), stream.size() - off);
+        std::memcpy(buf.data(), stream.data() + off, n);
+        auto t0 = Clock::now();
+        m.Feed(absl::string_view(buf.data(), n));
+        t += Ms(t0, Clock::now());
+      }
+      m.Finish();
+      if (m.counts().output != big_tokens) {
+        std::fprintf(stderr, "the meter alone read %lld output tokens, not %lld\n",
+                     static_cast<long long>(m.counts().output), static_cast<long long>(big_tokens));
+        std::exit(1);
+      }
+      if (r >= 0) meter_ms.push_back(t);
+    }
   }
   std::vector<double> first[2];
   for (int r = -10; r < conns; ++r) {
-    for (int i : {0, 1}) {
+    for (int i : {r % 2 == 0 ? 0 : 1, r % 2 == 0 ? 1 : 0}) {
       Clock::time_point f{};
       auto t0 = Clock::now();
       (void)exchange(sides[i].small_sock, &f);
@@ -299,6 +336,12 @@ void ModelRouteBench(const gwtest::TempDir& dir, int mb, int runs, int conns) {
               Percentile(ms[1], 0.5) / Percentile(ms[0], 0.5), Percentile(cpu[1], 0.5) / Percentile(cpu[0], 0.5),
               Percentile(first[1], 0.5) / Percentile(first[0], 0.5),
               Percentile(first[1], 0.99) / Percentile(first[0], 0.99));
+  std::printf("median of the rounds' own ratios: stream time %.3fx, relay CPU %.3fx\n", Percentile(time_ratio, 0.5),
+              Percentile(cpu_ratio, 0.5));
+  std::printf("the meter alone on this stream (16 KiB pieces, hot buffer): median %.3f ms, min %.3f ms = %.1f%% of "
+              "the unmetered relay CPU\n",
+              Percentile(meter_ms, 0.5), *std::min_element(meter_ms.begin(), meter_ms.end()),
+              100.0 * Percentile(meter_ms, 0.5) / Percentile(cpu[0], 0.5));
   // The metered side did meter: every stream's usage, exactly.
   UsageSnapshot u = sides[1].big->usage(), off = sides[0].big->usage();
   const int64_t streams = runs + 1;

@@ -151,14 +151,16 @@ std::vector<Case> Cases() {
                true, "claude-mixed", TokenCounts{7, 11, 0, 0}});
   // A skipped event's data that is, itself, a message_delta's JSON (and not
   // inside a string): the event line says what the event is, and its data
-  // is not read at all; names that only begin or end like a usage event's.
+  // is not read at all; names that only begin or end like a usage event's;
+  // an event line alone (a blank line right after it), then an event known
+  // by its data's type only.
   c.push_back({"sse_skipped_event_data_looks_like_usage",
                SseHead(false) + "event: message_start\ndata: " + start_data + "\n\n" +
                    "event: content_block_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":777}}\n"
                    "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":778}}\n\n" +
                    "event: message_deltas\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":779}}\n\n" +
                    "event: message_delt\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":780}}\n\n" +
-                   "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":3}}\n\n",
+                   "event: content_block_delta\n\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":3}}\n\n",
                true, "claude-mixed", TokenCounts{7, 3, 0, 0}});
   // A usage event's data line longer than a TLS record (text in the message).
   c.push_back({"sse_usage_data_line_of_40_kb",

@@ -80,13 +80,11 @@ bool IsUsageEvent(const char* p, size_t n) {
          (std::memcmp(p + 8, "start", 5) == 0 || std::memcmp(p + 8, "delta", 5) == 0);
 }
 
-// [p, p + n) begins with the literal `lit` (inline: no library call).
+// [p, p + n) begins with the literal `lit` (a memcmp of a constant size
+// the compiler turns into a few loads and compares: no library call).
 template <size_t N>
 bool Begins(const char* p, size_t n, const char (&lit)[N]) {
-  if (n < N - 1) return false;
-  for (size_t i = 0; i < N - 1; ++i)
-    if (p[i] != lit[i]) return false;
-  return true;
+  return n >= N - 1 && std::memcmp(p, lit, N - 1) == 0;
 }
 
 bool IsDelimiter(char c) {
@@ -665,25 +663,38 @@ void UsageMeter::Sse(absl::string_view data) {
 // takes over (at the returned line start) for a line cut by the chunk's end
 // and for any other form; returns end when all was read.
 const char* UsageMeter::SseLines(const char* p, const char* end, FirstOf& line_end) {
+  // The most frequent event of every stream (each piece of the text), known
+  // whole without a search for its line's end.
+  static constexpr char kTextEvent[] = "event: content_block_delta";
+  constexpr size_t kTextEventBytes = sizeof kTextEvent - 1;
   while (p < end && stage_ != Stage::kDone) {
     const char* q;
+    const size_t left = static_cast<size_t>(end - p);
     if (*p == '\n' || *p == '\r') {
       q = p;
-      SseDispatch();  // a blank line ends the event
+      if (data_in_event_) SseDispatch();  // a blank line ends the event
+      else event_name_.clear();           // (nothing of it was read)
+    } else if (left > kTextEventBytes && (p[kTextEventBytes] == '\n' || p[kTextEventBytes] == '\r') &&
+               Begins(p, left, kTextEvent)) {
+      q = p + kTextEventBytes;
+      event_name_.assign(kTextEvent + 7, kTextEventBytes - 7);
     } else {
       q = line_end.Next(p);
       if (q == end) return p;
       const size_t n = static_cast<size_t>(q - p);
       if (Begins(p, n, "data: ")) {
-        SseStartData();  // read, or known to be another event's: skipped unread
-        if (line_ == Line::kData && n > 6) {
-          scan_.Feed(absl::string_view(p + 6, n - 6));
-          if (scan_.broken()) {
-            Stop(absl::StrCat("an event's JSON is nested deeper than ", kMeterMaxDepth, " levels"));
-            return end;
+        // Another event's data (known by its event line) is skipped unread.
+        if (event_name_.empty() || IsUsageEvent(event_name_.data(), event_name_.size())) {
+          SseStartData();
+          if (n > 6) {
+            scan_.Feed(absl::string_view(p + 6, n - 6));
+            if (scan_.broken()) {
+              Stop(absl::StrCat("an event's JSON is nested deeper than ", kMeterMaxDepth, " levels"));
+              return end;
+            }
           }
+          line_ = Line::kName;
         }
-        line_ = Line::kName;
       } else if (Begins(p, n, "event: ")) {
         event_name_.assign(p + 7, std::min<size_t>(n - 7, kEventNameBytes));
       } else {
