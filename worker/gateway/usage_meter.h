@@ -6,7 +6,10 @@
 // Content-Encoding), the body's framing, and then either a JSON message (the
 // top-level "model" and "usage") or a stream of server-sent events
 // (message_start's message.model and message.usage; each message_delta's
-// usage, whose counts are cumulative and replace the earlier ones). A
+// usage, whose counts are cumulative and replace the earlier ones; the data
+// of any other event, known by its `event:` line, is skipped unread, a
+// whole line at a time with one memchr, so that metering a stream costs
+// the relay little: see docs/gateway.md). A
 // response cut short counts what arrived: the JSON fields read so far, the
 // stream's complete events.
 //
@@ -104,7 +107,7 @@ class JsonUsageScanner {
 };
 
 namespace internal {
-class FirstOf;
+class FirstOf;  // usage_meter.cc: the next of two bytes, one memchr a search
 }  // namespace internal
 
 class UsageMeter {
