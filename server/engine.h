@@ -1,11 +1,14 @@
 // The coordinator's write side: one thread owns the SQLite write connection
 // and every state change. Operations are queued to it, run one after another
-// each in its own savepoint, and committed together (group commit: one fsync
-// for everything that arrived meanwhile). Replies and pushes to workers run
-// only after the commit that made them true. The same thread dispatches
+// each as a Txn (server/txn.h: a savepoint plus its in-memory changes), and
+// committed together (group commit: one fsync for everything that arrived
+// meanwhile). Replies and pushes to workers run only after the commit that
+// made them true, on the effects thread. The engine thread also dispatches
 // queued jobs to connected workers' free slots, expires leases whose
 // heartbeats stopped, and schedules retries; so lease, fencing and retry
-// decisions are serial and need no locks beyond the op queue.
+// decisions are serial and need no locks beyond the op queue. Its API speaks
+// the domain types below; the gRPC services translate (server/engine_wire.h).
+// Its SQL is the JobStore's (server/job_store.h).
 #pragma once
 
 #include "absl/strings/string_view.h"
@@ -27,11 +30,13 @@
 #include "absl/status/statusor.h"
 #include "assessq/v1/assessq.pb.h"
 #include "server/db.h"
+#include "server/engine_state.h"
+#include "server/job_store.h"
 #include "server/engine_observer.h"
 #include "server/fleet_limits.h"
 #include "server/live_logs.h"
 #include "server/retry_policy.h"
-#include "server/usage_store.h"  // costsrv: cost hooks
+#include "server/txn.h"
 
 namespace assessq {
 
@@ -72,13 +77,7 @@ class SessionSink {
   virtual void Close(const std::string& reason) = 0;
 };
 
-struct SubmitFile {
-  std::string source_name;
-  std::string dataset_key;
-  std::string dataset_name;
-  std::string content;
-  std::string sha256;
-};
+using SubmitFile = NewJob;
 
 struct SubmitArgs {
   std::string batch;
@@ -90,6 +89,71 @@ struct SubmitArgs {
   std::optional<double> budget_usd;          // costsrv: unset: keep; 0: none
   std::string prices_json;                   // costsrv: "": keep
   std::vector<SubmitFile> files;
+};
+
+enum class SubmitOutcome { kCreated, kSkippedSucceeded, kSkippedInFlight, kReplaced, kRequeued };
+struct SubmitItemResult {
+  std::string source_name;
+  std::string dataset_key;
+  SubmitOutcome outcome = SubmitOutcome::kCreated;
+  int64_t job_id = 0;
+};
+using SubmitResult = std::vector<SubmitItemResult>;  // in the order of SubmitArgs::files
+
+// Retry one job (`job`), or every needs_attention job of `batch`, optionally
+// only those whose last failure was of `failure_class`.
+struct RetryOrder {
+  JobKey job;
+  std::string batch;
+  std::optional<v1::FailureClass> failure_class;
+};
+// Cancel one job (`job`), or every job of `batch` in flight.
+struct CancelOrder {
+  JobKey job;
+  std::string batch;
+};
+// Set a batch's or a provider's limits (unset fields keep theirs); with
+// neither named, only read them.
+struct LimitsOrder {
+  std::string batch;
+  std::string provider;
+  std::optional<int> max_running;
+  std::optional<double> start_rate_per_min;
+};
+
+struct WorkerView {
+  std::string name;
+  int slots = 0;
+  int in_use = 0;
+  bool connected = false;
+  int64_t last_seen_ms = 0;
+  bool draining = false;
+};
+
+// A worker's report on a lease it holds (job id + fencing token).
+struct HeartbeatReport {
+  int64_t job_id = 0;
+  int64_t token = 0;
+  bool running = false;  // the container has started
+};
+struct HeartbeatReply {
+  int64_t lease_expires_at_ms = 0;
+};
+struct CompletionReport {
+  enum class Outcome { kNone, kSucceeded, kFailed, kReleased };
+  int64_t job_id = 0;
+  int64_t token = 0;
+  Outcome outcome = Outcome::kNone;
+  std::string result_json;  // kSucceeded
+  v1::FailureClass failure_class = v1::FAILURE_CLASS_UNSPECIFIED;  // kFailed
+  std::string reason;           // kFailed, kReleased
+  int64_t retry_after_ms = 0;   // kFailed
+  AttemptReport attempt;  // exit code, log tail, network log, details, started at
+};
+struct CompletionReply {
+  v1::JobState job_state = v1::JOB_STATE_UNSPECIFIED;  // where the job went
+  bool duplicate = false;  // this attempt was already recorded
+  std::vector<std::string> validation_errors;
 };
 
 struct EngineOptions {
@@ -115,17 +179,14 @@ class Engine {
   ~Engine();
 
   // Operators.
-  void Submit(SubmitArgs args, Done<v1::SubmitResponse> done);
-  void Retry(v1::RetryRequest req, Done<int64_t> done);
-  void Cancel(v1::CancelRequest req, Done<int64_t> done);
+  void Submit(SubmitArgs args, Done<SubmitResult> done);
+  void Retry(RetryOrder order, Done<int64_t> done);    // how many were requeued
+  void Cancel(CancelOrder order, Done<int64_t> done);  // how many were cancelled
   void SetPaused(std::string batch, bool paused, Done<bool> done);
   void DrainWorker(std::string worker, bool drain, Done<bool> done);
-  void ListWorkers(Done<v1::WorkersResponse> done);
-  // Fleet-wide limits: set a batch's or a provider's (unset fields keep
-  // theirs), or with neither field set just read them all.
-  void SetLimits(v1::LimitsRequest req, Done<v1::LimitsResponse> done);
-  // costsrv: a batch's budget in USD (0 removes it); starts resume when raised.
-  void SetBudget(std::string batch, double budget_usd, Done<bool> done);
+  void ListWorkers(Done<std::vector<WorkerView>> done);
+  // Fleet-wide limits: set a batch's or a provider's, then read them all.
+  void SetLimits(LimitsOrder order, Done<std::vector<LimitView>> done);
 
   // Workers.
   // `principal`: the id of the token the session authenticated with; leases
@@ -136,11 +197,10 @@ class Engine {
   void CloseSession(int64_t session_id);
   // Heartbeat and Complete from `principal` (a token id; 0: not checked) are
   // refused with FAILED_PRECONDITION for a lease bound to another token.
-  void Heartbeat(v1::HeartbeatRequest req, Done<v1::HeartbeatResponse> done,
-                 int64_t principal = 0);
+  void Heartbeat(HeartbeatReport report, Done<HeartbeatReply> done, int64_t principal = 0);
   // `checked`: the result was already checked off the engine thread (see
   // WorkerService); otherwise the engine checks it.
-  void Complete(v1::CompleteRequest req, std::string worker, Done<v1::CompleteResponse> done,
+  void Complete(CompletionReport report, std::string worker, Done<CompletionReply> done,
                 std::optional<CheckedResult> checked = std::nullopt, int64_t principal = 0);
   const ResultChecker& checker() const { return opt_.checker; }
 
@@ -168,23 +228,6 @@ class Engine {
   const std::string& db_path() const { return opt_.db_path; }
 
  private:
-  struct BatchInfo {
-    int64_t id;
-    std::string name;
-    std::string profile_json;
-    RetryPolicy policy;
-    bool paused;
-    LimitConfig limits;
-  };
-  struct LeaseInfo {
-    int64_t token;
-    std::string worker;
-    int64_t expires_at;
-    bool running;
-    int64_t batch_id = 0;
-    int64_t leased_at = 0;  // 0: recovered at start-up
-    int64_t principal = 0;  // token id the lease is bound to (0: none)
-  };
   struct Session {
     int64_t id;
     std::string worker;
@@ -199,78 +242,62 @@ class Engine {
     int64_t last_seen = 0;
     int64_t session_id = 0;
   };
-  struct JobRow {
-    int64_t id;
-    int64_t batch_id;
-    std::string dataset_key;
-    std::string dataset_name;
-    std::string input_sha256;
-    std::string state;
-    int64_t retry_epoch;
-    std::optional<int64_t> current_attempt;
-    std::string worker;
-    bool superseded = false;
-    int64_t attempts = 0;  // attempts so far (all epochs)
-    int64_t input_id = 0;  // inputs.id
-    int64_t ready_at = 0;
-  };
 
   explicit Engine(EngineOptions opt);
   absl::Status Load();
   void Loop();
 
-  // Queues `fn` to run on the engine thread inside a savepoint; `done` gets
-  // its result after the commit.
+  // Queues `op` to run on the engine thread as one Txn; `done` gets its
+  // result after the group commit (its error at once, after a rollback).
   template <typename T>
-  void Post(std::function<absl::StatusOr<T>()> fn, Done<T> done);
+  void Post(std::function<absl::StatusOr<T>(Txn&)> op, Done<T> done);
   void PostRaw(std::function<void()> fn);
-  // Runs `fn` in a savepoint; on error rolls back its SQL, drops the effects
-  // it scheduled and runs its undo actions, so memory matches the database.
-  absl::Status Atomically(const std::function<absl::Status()>& fn);
-  void OnRollback(std::function<void()> fn) { undo_.push_back(std::move(fn)); }
-  void AfterCommit(std::function<void()> fn) { after_commit_.push_back(std::move(fn)); }
+  absl::Status Atomically(const std::function<absl::Status(Txn&)>& op);
 
   // Engine-thread helpers (inside a transaction).
   int64_t Now() const { return opt_.clock(); }
-  absl::Status Event(std::optional<int64_t> batch_id, std::optional<int64_t> job_id,
+  absl::Status Event(Txn& tx, std::optional<int64_t> batch_id, std::optional<int64_t> job_id,
                      absl::string_view kind, absl::string_view detail);
-  absl::StatusOr<BatchInfo*> EnsureBatch(const SubmitArgs& args);
+  absl::StatusOr<BatchInfo*> EnsureBatch(Txn& tx, const SubmitArgs& args);
+  absl::StatusOr<SubmitItemResult> SubmitFileTo(Txn& tx, const BatchInfo& batch,
+                                                const SubmitFile& f, bool rerun);
   // Tells the observer a provider's limit in force, when it changed.
-  void ReportProviderLimit(const std::string& provider);
-  absl::Status ApplyBatchLimits(BatchInfo& b, std::optional<int> max_running,
+  void ReportProviderLimit(Txn& tx, const std::string& provider);
+  absl::Status ApplyBatchLimits(Txn& tx, BatchInfo& b, std::optional<int> max_running,
                                 std::optional<double> start_rate_per_min);
-  absl::StatusOr<std::optional<JobRow>> LoadJob(int64_t id);
-  absl::StatusOr<std::optional<JobRow>> FindJob(const v1::JobRef& ref);
-  // The job's metadata file as submitted.
-  absl::StatusOr<std::string> ReadInput(const JobRow& job);
-  absl::StatusOr<int64_t> InsertJob(int64_t batch_id, const SubmitFile& f);
-  absl::Status FinishAttempt(int64_t attempt_id, absl::string_view outcome,
+  absl::StatusOr<BatchInfo*> NamedBatch(const std::string& name);
+  absl::StatusOr<int64_t> InsertJob(Txn& tx, int64_t batch_id, const SubmitFile& f);
+  absl::Status FinishAttempt(Txn& tx, int64_t attempt_id, absl::string_view outcome,
                              std::optional<v1::FailureClass> cls, const std::string& error,
-                             const v1::CompleteRequest* report);
-  // Failure path shared by Complete, lease expiry and cancel-free paths.
-  absl::StatusOr<v1::JobState> FailJob(const JobRow& job, int64_t attempt_id,
+                             const AttemptReport* report);
+  // Failure path shared by Complete and lease expiry.
+  absl::StatusOr<v1::JobState> FailJob(Txn& tx, const JobRow& job, int64_t attempt_id,
                                        v1::FailureClass cls, const std::string& error,
                                        int64_t retry_after_ms);
-  absl::Status CancelJob(const JobRow& job, const std::string& reason);
-  absl::Status RequeueJob(int64_t job_id, int64_t batch_id, bool new_epoch,
+  absl::Status CancelJob(Txn& tx, const JobRow& job, const std::string& reason);
+  absl::Status RequeueJob(Txn& tx, int64_t job_id, int64_t batch_id, bool new_epoch,
                           absl::string_view why);
-  void DropLease(int64_t job_id);
+  void DropLease(Txn& tx, int64_t job_id);
+  // The answer to a completion whose lease is not held (any more).
+  absl::StatusOr<CompletionReply> CompleteUnheld(Txn& tx, const CompletionReport& r);
+  absl::StatusOr<CompletionReply> CompleteSucceeded(Txn& tx, const CompletionReport& r,
+                                                   const LeaseInfo& lease,
+                                                   const std::string& worker,
+                                                   const std::optional<CheckedResult>& checked);
   // FAILED_PRECONDITION when `principal` may not act on `lease`.
   absl::Status CheckHolder(int64_t job_id, const LeaseInfo& lease, int64_t principal) const;
-  absl::Status ExpireLeases();
+  absl::Status ExpireLeases(Txn& tx);
   absl::Status Dispatch();
-  absl::Status LeaseTo(int64_t job_id, Session& session, int64_t now);
+  absl::Status LeaseTo(Txn& tx, int64_t job_id, const Session& session);
   void NoteReady(int64_t ready_at);
-  // costsrv: reports what usage grew to the observer after the commit.
-  absl::Status ReportUsage(absl::StatusOr<std::vector<UsageGrowth>> grew);
-  BatchInfo* BatchById(int64_t id);
-  int InUse(const std::string& worker) const;
+  void Push(Txn& tx, const std::string& worker, const v1::CoordinatorMessage& m);
 
   void CheckpointLoop();
   void EffectsLoop();
 
   EngineOptions opt_;
   std::unique_ptr<Db> db_;
+  std::unique_ptr<JobStore> store_;  // over db_, for work outside a Txn
   std::thread thread_;
   // WAL checkpoints run here, on their own connection, so the engine thread
   // never stalls on one (they used to cost it 2-17 ms about once a second).
@@ -290,16 +317,14 @@ class Engine {
   bool stop_ = false;                           // guarded by mu_
 
   // Engine-thread state.
-  std::vector<std::function<void()>> after_commit_;
-  std::vector<std::function<void()>> undo_;
+  std::vector<Txn::Action> group_effects_;  // of the group commit under way
   std::mt19937_64 rng_;
-  std::map<int64_t, BatchInfo> batches_;
   FleetLimits limits_;
+  LimitsChanges limit_changes_{limits_};
   std::map<std::string, int> reported_limits_;  // provider -> limit last reported
   LiveLogs live_logs_;
-  std::unordered_map<int64_t, LeaseInfo> leases_;   // job id -> lease
-  std::unordered_map<std::string, int> in_use_;     // worker -> leases held (leases_ by worker)
-  std::set<std::pair<int64_t, int64_t>> expiries_;  // (expires_at, job id)
+  LeaseTable leases_{live_logs_, limits_};
+  BatchTable batches_;
   std::map<int64_t, Session> sessions_;
   std::map<std::string, WorkerMem> workers_;
   int64_t next_session_id_ = 1;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "common/status_util.h"
+#include "server/engine_wire.h"
 #include "server/intake.h"
 
 namespace assessq {
@@ -37,6 +38,15 @@ Engine::Done<T> Later(grpc::ServerUnaryReactor* r, Fill fill) {
     if (v.ok()) fill(std::move(*v));
     r->Finish(ToGrpc(v.status()));
   };
+}
+// The same, answering with the engine's result translated into `resp`.
+template <typename T, typename Resp>
+Engine::Done<T> LaterInto(grpc::ServerUnaryReactor* r, Resp* resp) {
+  return Later<T>(r, [resp](const T& v) { *resp = ToProto(v); });
+}
+// The same, for an answer that carries nothing.
+Engine::Done<bool> LaterEmpty(grpc::ServerUnaryReactor* r) {
+  return Later<bool>(r, [](bool) {});
 }
 
 absl::Status ValidateBatchName(const std::string& name) {
@@ -123,12 +133,12 @@ grpc::ServerUnaryReactor* OperatorService::Submit(grpc::CallbackServerContext* c
   }
   auto* r = ctx->DefaultReactor();
   engine_->Submit(std::move(args), [r, resp, rejected = std::move(rejected),
-                                    order = std::move(order)](
-                                       absl::StatusOr<v1::SubmitResponse> v) {
+                                    order = std::move(order)](absl::StatusOr<SubmitResult> v) {
     if (v.ok()) {
+      const v1::SubmitResponse accepted = ToProto(*v);
       for (int i : order) {
         if (i < 0) *resp->add_items() = rejected[-1 - i];
-        else *resp->add_items() = v->items(i);
+        else *resp->add_items() = accepted.items(i);
       }
     }
     r->Finish(ToGrpc(v.status()));
@@ -145,9 +155,9 @@ grpc::ServerUnaryReactor* OperatorService::Status(grpc::CallbackServerContext* c
   resp->Swap(&*status);
   // The limits live in the engine's memory (AIMD state): ask it, then merge.
   auto* r = ctx->DefaultReactor();
-  engine_->SetLimits(v1::LimitsRequest{}, [r, resp](absl::StatusOr<v1::LimitsResponse> v) {
+  engine_->SetLimits(LimitsOrder{}, [r, resp](absl::StatusOr<std::vector<LimitView>> v) {
     if (v.ok()) {
-      for (const auto& l : v->limits()) {
+      for (const auto& l : ToProto(*v).limits()) {
         if (l.scope() == "provider") {
           *resp->add_providers() = l;
           continue;
@@ -186,7 +196,7 @@ grpc::ServerUnaryReactor* OperatorService::Retry(grpc::CallbackServerContext* ct
                                                  v1::CountResponse* resp) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->Retry(*req, Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
+  engine_->Retry(FromProto(*req), Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
   return r;
 }
 
@@ -195,7 +205,7 @@ grpc::ServerUnaryReactor* OperatorService::Cancel(grpc::CallbackServerContext* c
                                                   v1::CountResponse* resp) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->Cancel(*req, Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
+  engine_->Cancel(FromProto(*req), Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
   return r;
 }
 
@@ -204,8 +214,7 @@ grpc::ServerUnaryReactor* OperatorService::ListWorkers(grpc::CallbackServerConte
                                                        v1::WorkersResponse* resp) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->ListWorkers(
-      Later<v1::WorkersResponse>(r, [resp](v1::WorkersResponse v) { resp->Swap(&v); }));
+  engine_->ListWorkers(LaterInto<std::vector<WorkerView>>(r, resp));
   return r;
 }
 
@@ -213,7 +222,7 @@ grpc::ServerUnaryReactor* OperatorService::PauseBatch(grpc::CallbackServerContex
                                                       const v1::BatchRequest* req, v1::Empty*) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->SetPaused(req->batch(), true, Later<bool>(r, [](bool) {}));
+  engine_->SetPaused(req->batch(), true, LaterEmpty(r));
   return r;
 }
 
@@ -221,7 +230,7 @@ grpc::ServerUnaryReactor* OperatorService::ResumeBatch(grpc::CallbackServerConte
                                                        const v1::BatchRequest* req, v1::Empty*) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->SetPaused(req->batch(), false, Later<bool>(r, [](bool) {}));
+  engine_->SetPaused(req->batch(), false, LaterEmpty(r));
   return r;
 }
 
@@ -230,8 +239,7 @@ grpc::ServerUnaryReactor* OperatorService::SetLimits(grpc::CallbackServerContext
                                                      v1::LimitsResponse* resp) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->SetLimits(*req, Later<v1::LimitsResponse>(
-                               r, [resp](v1::LimitsResponse v) { resp->Swap(&v); }));
+  engine_->SetLimits(FromProto(*req), LaterInto<std::vector<LimitView>>(r, resp));
   return r;
 }
 
@@ -307,7 +315,7 @@ grpc::ServerUnaryReactor* OperatorService::DrainWorker(grpc::CallbackServerConte
                                                        const v1::DrainRequest* req, v1::Empty*) {
   AUTH_OPERATOR(ctx);
   auto* r = ctx->DefaultReactor();
-  engine_->DrainWorker(req->worker(), !req->undrain(), Later<bool>(r, [](bool) {}));
+  engine_->DrainWorker(req->worker(), !req->undrain(), LaterEmpty(r));
   return r;
 }
 

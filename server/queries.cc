@@ -1,46 +1,9 @@
 #include "server/queries.h"
 
-#include <nlohmann/json.hpp>
-
-#include "absl/strings/str_cat.h"
-#include "server/model.h"
+#include "common/status_macros.h"
+#include "server/engine_wire.h"
 
 namespace assessq {
-
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    if (auto _s = (expr); !_s.ok()) return _s; \
-  } while (0)
-#define ASSIGN_OR_RETURN(lhs, expr)             \
-  auto lhs##_or = (expr);                       \
-  if (!lhs##_or.ok()) return lhs##_or.status(); \
-  auto lhs = std::move(*lhs##_or)
-
-namespace {
-#define SUMMARY_SELECT                                                                 \
-  "SELECT j.id, b.name, j.dataset_key, j.dataset_name, j.source_name, j.state, j.attempts, " \
-  "coalesce(j.last_failure_class,''), coalesce(j.last_error,''), coalesce(j.worker,''), "     \
-  "j.created_at, j.updated_at, j.ready_at, j.input_sha256 "
-constexpr char kSummaryCols[] = SUMMARY_SELECT "FROM jobs j JOIN batches b ON b.id=j.batch_id ";
-
-void FillSummary(const Stmt& st, v1::JobSummary* s) {
-  s->set_job_id(st.Int(0));
-  s->set_batch(st.Text(1));
-  s->set_dataset_key(st.Text(2));
-  s->set_dataset_name(st.Text(3));
-  s->set_source_name(st.Text(4));
-  s->set_state(StateFromName(st.Text(5)).value_or(v1::JOB_STATE_UNSPECIFIED));
-  s->set_attempts(static_cast<int32_t>(st.Int(6)));
-  s->set_last_failure_class(ClassFromName(st.Text(7)).value_or(v1::FAILURE_CLASS_UNSPECIFIED));
-  s->set_last_error(st.Text(8));
-  s->set_worker(st.Text(9));
-  s->set_created_at_ms(st.Int(10));
-  s->set_updated_at_ms(st.Int(11));
-  s->set_ready_at_ms(st.Int(12));
-  s->set_input_sha256(st.Text(13));
-}
-
-}  // namespace
 
 Queries::Queries(std::string db_path, Clock clock)
     : path_(std::move(db_path)), clock_(std::move(clock)) {
@@ -65,10 +28,10 @@ void Queries::Release(std::unique_ptr<Db> db) {
   if (pool_.size() < 8) pool_.push_back(std::move(db));
 }
 
-class Queries::Lease {
+class Queries::Snapshot {
  public:
-  explicit Lease(Queries* q) : q_(q) {}
-  ~Lease() {
+  explicit Snapshot(Queries* q) : q_(q) {}
+  ~Snapshot() {
     if (db_) {
       db_->ResetAll();
       (void)db_->Exec("COMMIT");
@@ -89,309 +52,49 @@ class Queries::Lease {
   std::unique_ptr<Db> db_;
 };
 
-absl::Status Queries::Ping() {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  ASSIGN_OR_RETURN(st, l.db().Prepare("SELECT count(*) FROM schema_version"));
-  return st->Step().status();
+template <typename Fn>
+auto Queries::InSnapshot(Fn&& fn) -> decltype(fn(std::declval<JobStore&>())) {
+  Snapshot snap(this);
+  RETURN_IF_ERROR(snap.Open());
+  JobStore store(snap.db());
+  return fn(store);
 }
 
-absl::StatusOr<int64_t> Queries::ResolveJob(Db& db, const v1::JobRef& ref) {
-  if (ref.job_id() > 0) {
-    ASSIGN_OR_RETURN(st, db.Prepare("SELECT id FROM jobs WHERE id=?"));
-    st->Bind(1, ref.job_id());
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) return absl::NotFoundError(absl::StrCat("no job ", ref.job_id()));
-    return ref.job_id();
-  }
-  ASSIGN_OR_RETURN(st, db.Prepare(
-                           "SELECT j.id FROM jobs j JOIN batches b ON b.id=j.batch_id WHERE "
-                           "b.name=? AND j.dataset_key=? AND j.superseded_by IS NULL"));
-  st->Bind(1, ref.batch()).Bind(2, ref.dataset_key());
-  ASSIGN_OR_RETURN(row, st->Step());
-  if (!row)
-    return absl::NotFoundError(
-        absl::StrCat("no dataset '", ref.dataset_key(), "' in batch '", ref.batch(), "'"));
-  return st->Int(0);
+absl::Status Queries::Ping() {
+  return InSnapshot([](JobStore& s) { return s.Ping(); });
 }
 
 absl::StatusOr<v1::StatusResponse> Queries::Status(const std::string& batch) {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  Db& db = l.db();
-  v1::StatusResponse resp;
-  ASSIGN_OR_RETURN(bs, db.Prepare(
-                           "SELECT id, name, paused, created_at FROM batches "
-                           "WHERE ?='' OR name=? ORDER BY id"));
-  bs->Bind(1, batch).Bind(2, batch);
-  std::vector<std::pair<int64_t, v1::BatchStatus>> out;
-  while (true) {
-    ASSIGN_OR_RETURN(row, bs->Step());
-    if (!row) break;
-    v1::BatchStatus b;
-    b.set_name(bs->Text(1));
-    b.set_paused(bs->Int(2) != 0);
-    b.set_created_at_ms(bs->Int(3));
-    out.push_back({bs->Int(0), std::move(b)});
-  }
-  if (!batch.empty() && out.empty())
-    return absl::NotFoundError(absl::StrCat("no batch '", batch, "'"));
-  int64_t now = clock_();
-  for (auto& [id, b] : out) {
-    for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s)
-      (*b.mutable_counts())[std::string(StateName(static_cast<v1::JobState>(s)))] = 0;
-    ASSIGN_OR_RETURN(c, db.Prepare(
-                            "SELECT state, count(*) FROM jobs WHERE batch_id=? AND "
-                            "superseded_by IS NULL GROUP BY state"));
-    c->Bind(1, id);
-    int64_t total = 0, remaining = 0;
-    while (true) {
-      ASSIGN_OR_RETURN(row, c->Step());
-      if (!row) break;
-      (*b.mutable_counts())[c->Text(0)] = c->Int(1);
-      total += c->Int(1);
-      auto st = StateFromName(c->Text(0));
-      if (st && InFlight(*st)) remaining += c->Int(1);
-    }
-    b.set_total(total);
-    ASSIGN_OR_RETURN(f, db.Prepare(
-                            "SELECT a.failure_class, count(*) FROM attempts a JOIN jobs j ON "
-                            "j.id=a.job_id WHERE j.batch_id=? AND a.failure_class IS NOT NULL "
-                            "GROUP BY a.failure_class"));
-    f->Bind(1, id);
-    while (true) {
-      ASSIGN_OR_RETURN(row, f->Step());
-      if (!row) break;
-      (*b.mutable_failure_counts())[f->Text(0)] = f->Int(1);
-    }
-    ASSIGN_OR_RETURN(fc, db.Prepare(
-                             "SELECT e.value, count(*) FROM results r JOIN jobs j ON j.id=r.job_id, "
-                             "json_each(r.flags_json) e WHERE j.batch_id=? AND j.superseded_by IS NULL "
-                             "GROUP BY e.value"));
-    fc->Bind(1, id);
-    while (true) {
-      ASSIGN_OR_RETURN(row, fc->Step());
-      if (!row) break;
-      (*b.mutable_flag_counts())[fc->Text(0)] = fc->Int(1);
-    }
-    // Requests the egress gateways denied, from the attempts' network logs.
-    ASSIGN_OR_RETURN(dn, db.Prepare(
-                             "SELECT count(*) FROM attempts a JOIN jobs j ON j.id=a.job_id, "
-                             "json_each(CASE WHEN json_valid(a.netlog_json) THEN a.netlog_json "
-                             "ELSE '[]' END) e WHERE j.batch_id=? AND a.netlog_json IS NOT NULL "
-                             "AND a.netlog_json<>'' AND json_extract(e.value,'$.decision')='deny'"));
-    dn->Bind(1, id);
-    ASSIGN_OR_RETURN(dnrow, dn->Step());
-    b.set_denied_requests(dnrow ? dn->Int(0) : 0);
-    // Throughput over the last ten minutes (or since the batch began).
-    constexpr int64_t kWindow = 10 * 60 * 1000;
-    int64_t since = std::max(now - kWindow, b.created_at_ms());
-    ASSIGN_OR_RETURN(t, db.Prepare(
-                            "SELECT count(*) FROM events WHERE batch_id=? AND "
-                            "kind='succeeded' AND ts>=?"));
-    t->Bind(1, id).Bind(2, since);
-    ASSIGN_OR_RETURN(trow, t->Step());
-    int64_t done = trow ? t->Int(0) : 0;
-    double minutes = std::max(1.0, static_cast<double>(now - since)) / 60000.0;
-    double rate = done / minutes;
-    b.set_throughput_per_min(rate);
-    b.set_eta_seconds(remaining == 0 ? 0 : rate > 0 ? static_cast<int64_t>(remaining / rate * 60) : -1);
-    RETURN_IF_ERROR(usage_->FillBatchSpend(db, id, total, b.mutable_spend()));  // costsrv
-    resp.add_batches()->Swap(&b);
-  }
-  return resp;
+  return InSnapshot([&](JobStore& s) { return s.Status(batch, clock_()); });
 }
 
 absl::StatusOr<v1::ListJobsResponse> Queries::ListJobs(const v1::ListJobsRequest& req) {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  std::string sql = absl::StrCat(kSummaryCols,
-                                 "WHERE j.superseded_by IS NULL AND j.id>? "
-                                 "AND (?='' OR b.name=?) AND (?='' OR j.state=?) "
-                                 "AND (?='' OR j.last_failure_class=?) ORDER BY j.id LIMIT ?");
-  ASSIGN_OR_RETURN(st, l.db().Prepare(sql));
-  std::string state = req.state() ? std::string(StateName(req.state())) : "";
-  std::string cls = std::string(ClassName(req.failure_class()));
-  st->Bind(1, req.after_job_id()).Bind(2, req.batch()).Bind(3, req.batch());
-  st->Bind(4, state).Bind(5, state).Bind(6, cls).Bind(7, cls);
-  st->Bind(8, static_cast<int64_t>(req.limit() > 0 ? req.limit() : 1000));
-  v1::ListJobsResponse resp;
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    FillSummary(*st, resp.add_jobs());
-  }
-  return resp;
+  return InSnapshot([&](JobStore& s) { return s.ListJobs(req); });
 }
 
 absl::StatusOr<v1::JobDetail> Queries::ShowJob(const v1::JobRef& ref) {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  Db& db = l.db();
-  ASSIGN_OR_RETURN(id, ResolveJob(db, ref));
-  v1::JobDetail d;
-  ASSIGN_OR_RETURN(st, db.Prepare(absl::StrCat(kSummaryCols, "WHERE j.id=?")));
-  st->Bind(1, id);
-  ASSIGN_OR_RETURN(row, st->Step());
-  if (!row) return absl::NotFoundError(absl::StrCat("no job ", id));
-  FillSummary(*st, d.mutable_job());
-  ASSIGN_OR_RETURN(at, db.Prepare(
-                           "SELECT id, number, worker, leased_at, coalesce(started_at,0), "
-                           "coalesce(ended_at,0), outcome, coalesce(failure_class,''), "
-                           "coalesce(exit_code,0), coalesce(error,''), coalesce(log_tail,''), "
-                           "coalesce(netlog_json,''), coalesce(details_json,'') "
-                           "FROM attempts WHERE job_id=? ORDER BY id"));
-  at->Bind(1, id);
-  while (true) {
-    ASSIGN_OR_RETURN(r, at->Step());
-    if (!r) break;
-    auto* a = d.add_attempts();
-    a->set_attempt_id(at->Int(0));
-    a->set_number(static_cast<int32_t>(at->Int(1)));
-    a->set_worker(at->Text(2));
-    a->set_leased_at_ms(at->Int(3));
-    a->set_started_at_ms(at->Int(4));
-    a->set_ended_at_ms(at->Int(5));
-    a->set_outcome(at->Text(6));
-    a->set_failure_class(ClassFromName(at->Text(7)).value_or(v1::FAILURE_CLASS_UNSPECIFIED));
-    a->set_exit_code(static_cast<int32_t>(at->Int(8)));
-    a->set_error(at->Text(9));
-    a->set_log_tail(at->Text(10));
-    a->set_netlog_json(at->Text(11));
-    a->set_details_json(at->Text(12));
-  }
-  RETURN_IF_ERROR(usage_->FillAttempts(db, &d));  // costsrv: usage, cost, agent's figure
-  ASSIGN_OR_RETURN(fl, db.Prepare("SELECT flags_json FROM results WHERE job_id=?"));
-  fl->Bind(1, id);
-  ASSIGN_OR_RETURN(flrow, fl->Step());
-  if (flrow) {
-    auto flags = nlohmann::json::parse(fl->Text(0), nullptr, false);
-    if (flags.is_array())
-      for (const auto& f : flags)
-        if (f.is_string()) d.add_flags(f.get<std::string>());
-  }
-  ASSIGN_OR_RETURN(ev, db.Prepare(
-                           "SELECT id, ts, kind, detail FROM events WHERE job_id=? ORDER BY id"));
-  ev->Bind(1, id);
-  while (true) {
-    ASSIGN_OR_RETURN(r, ev->Step());
-    if (!r) break;
-    auto* e = d.add_events();
-    e->set_id(ev->Int(0));
-    e->set_ts_ms(ev->Int(1));
-    e->set_kind(ev->Text(2));
-    e->set_detail(ev->Text(3));
-  }
-  return d;
-}
-
-absl::StatusOr<ResultContext> Queries::ResultContextFor(int64_t job_id) {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  ASSIGN_OR_RETURN(st, l.db().Prepare(
-                           "SELECT b.name, j.dataset_key, j.dataset_name, b.profile_json, i.content "
-                           "FROM jobs j JOIN batches b ON b.id=j.batch_id "
-                           "JOIN inputs i ON i.id=j.input_id WHERE j.id=?"));
-  st->Bind(1, job_id);
-  ASSIGN_OR_RETURN(row, st->Step());
-  if (!row) return absl::NotFoundError(absl::StrCat("no job ", job_id));
-  return ResultContext{st->Text(0), st->Text(1), st->Text(2), st->Text(3), st->Text(4)};
+  return InSnapshot([&](JobStore& s) { return s.ShowJob(FromProto(ref)); });
 }
 
 absl::StatusOr<v1::ResultResponse> Queries::GetResult(const v1::JobRef& ref) {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  ASSIGN_OR_RETURN(id, ResolveJob(l.db(), ref));
-  ASSIGN_OR_RETURN(st, l.db().Prepare(
-                           "SELECT attempt_id, result_json, stored_at FROM results WHERE job_id=?"));
-  st->Bind(1, id);
-  ASSIGN_OR_RETURN(row, st->Step());
-  if (!row) return absl::NotFoundError(absl::StrCat("job ", id, " has no stored result"));
-  v1::ResultResponse r;
-  r.set_job_id(id);
-  r.set_attempt_id(st->Int(0));
-  r.set_result_json(st->Text(1));
-  r.set_stored_at_ms(st->Int(2));
-  return r;
+  return InSnapshot([&](JobStore& s) { return s.GetResult(FromProto(ref)); });
 }
 
 absl::Status Queries::Export(const v1::ExportRequest& req,
                              const std::function<bool(v1::ExportRecord)>& sink) {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  Db& db = l.db();
-  ASSIGN_OR_RETURN(b, db.Prepare("SELECT id FROM batches WHERE name=?"));
-  b->Bind(1, req.batch());
-  ASSIGN_OR_RETURN(brow, b->Step());
-  if (!brow) return absl::NotFoundError(absl::StrCat("no batch '", req.batch(), "'"));
-  ASSIGN_OR_RETURN(st, db.Prepare(
-                           SUMMARY_SELECT
-                           ", coalesce(r.result_json,''), coalesce(r.flags_json,'[]'), "
-                           "coalesce((SELECT a.details_json FROM attempts a WHERE a.id=r.attempt_id),''), "
-                           "coalesce((SELECT max(a.ended_at)-min(a.leased_at) FROM attempts a "
-                           "WHERE a.job_id=j.id),0) "
-                           "FROM jobs j JOIN batches b ON b.id=j.batch_id "
-                           "LEFT JOIN results r ON r.job_id=j.id "
-                           "WHERE b.name=? AND j.superseded_by IS NULL "
-                           "AND (? OR j.state='succeeded') ORDER BY j.id"));
-  st->Bind(1, req.batch()).Bind(2, req.include_unfinished() ? 1 : 0);
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    v1::ExportRecord rec;
-    FillSummary(*st, rec.mutable_job());
-    rec.set_result_json(st->Text(14));
-    auto flags = nlohmann::json::parse(st->Text(15), nullptr, false);
-    if (flags.is_array())
-      for (const auto& f : flags)
-        if (f.is_string()) rec.add_flags(f.get<std::string>());
-    rec.set_details_json(st->Text(16));
-    rec.set_duration_ms(st->Int(17));
-    rec.set_attempts(rec.job().attempts());
-    rec.set_worker(rec.job().worker());
-    if (!sink(std::move(rec))) break;
-  }
-  return absl::OkStatus();
+  return InSnapshot([&](JobStore& s) { return s.Export(req, sink); });
+}
+
+absl::StatusOr<ResultContext> Queries::ResultContextFor(int64_t job_id) {
+  return InSnapshot([&](JobStore& s) -> absl::StatusOr<ResultContext> {
+    ASSIGN_OR_RETURN(in, s.ResultInputs(job_id));
+    return ResultContext{in.batch, in.dataset_key, in.dataset_name, in.profile_json,
+                         in.metadata};
+  });
 }
 
 absl::StatusOr<FleetSnapshot> Queries::Fleet() {
-  Lease l(this);
-  RETURN_IF_ERROR(l.Open());
-  Db& db = l.db();
-  FleetSnapshot f;
-  for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s)
-    f.jobs_by_state[std::string(StateName(static_cast<v1::JobState>(s)))] = 0;
-  ASSIGN_OR_RETURN(c, db.Prepare("SELECT state, count(*) FROM jobs WHERE superseded_by IS NULL "
-                                 "GROUP BY state"));
-  while (true) {
-    ASSIGN_OR_RETURN(row, c->Step());
-    if (!row) break;
-    f.jobs_by_state[c->Text(0)] = c->Int(1);
-  }
-  ASSIGN_OR_RETURN(q, db.Prepare("SELECT count(*), coalesce(min(ready_at),0) FROM jobs "
-                                 "WHERE state='queued' AND ready_at<=? AND superseded_by IS NULL"));
-  q->Bind(1, clock_());
-  ASSIGN_OR_RETURN(qrow, q->Step());
-  if (qrow) {
-    f.queued_ready = q->Int(0);
-    f.oldest_ready_at_ms = q->Int(1);
-  }
-  q->Reset();
-  ASSIGN_OR_RETURN(a, db.Prepare("SELECT coalesce(min(a.leased_at),0) FROM jobs j JOIN attempts a "
-                                 "ON a.id=j.current_attempt WHERE j.state IN ('leased','running')"));
-  ASSIGN_OR_RETURN(arow, a->Step());
-  if (arow) f.oldest_lease_at_ms = a->Int(0);
-  a->Reset();
-  ASSIGN_OR_RETURN(w, db.Prepare("SELECT count(*), coalesce(sum(draining),0), coalesce(sum(slots),0) "
-                                 "FROM workers WHERE connected=1"));
-  ASSIGN_OR_RETURN(wrow, w->Step());
-  if (wrow) {
-    f.workers_connected = w->Int(0);
-    f.workers_draining = w->Int(1);
-    f.worker_slots = w->Int(2);
-  }
-  w->Reset();
-  return f;
+  return InSnapshot([&](JobStore& s) { return s.Fleet(clock_()); });
 }
 
 }  // namespace assessq

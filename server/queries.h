@@ -1,7 +1,8 @@
 // The coordinator's read side: status, listings, job detail, results and
 // export, answered from read-only SQLite connections (WAL snapshots) on the
 // caller's thread, so operator reads never stall the write/dispatch thread.
-// Thread-safe: connections come from a small pool.
+// The statements are the JobStore's; this keeps the pool of connections and
+// one snapshot per answer. Thread-safe.
 #pragma once
 
 #include <functional>
@@ -15,20 +16,9 @@
 #include "assessq/v1/assessq.pb.h"
 #include "server/db.h"
 #include "server/engine.h"
+#include "server/job_store.h"
 
 namespace assessq {
-
-// The fleet at one instant, for the coordinator's scrape-time gauges
-// (server/metrics.cc). Superseded jobs are left out.
-struct FleetSnapshot {
-  std::map<std::string, int64_t> jobs_by_state;  // every state, zeros included
-  int64_t queued_ready = 0;        // queued with ready_at <= now
-  int64_t oldest_ready_at_ms = 0;  // earliest ready_at of those; 0: none
-  int64_t oldest_lease_at_ms = 0;  // leased_at of the oldest outstanding lease; 0: none
-  int64_t workers_connected = 0;
-  int64_t workers_draining = 0;    // of the connected ones
-  int64_t worker_slots = 0;        // declared by the connected ones
-};
 
 class Queries {
  public:
@@ -52,10 +42,12 @@ class Queries {
   void set_usage(std::shared_ptr<UsageStore> u) { usage_ = std::move(u); }
 
  private:
-  class Lease;  // a pooled connection
+  class Snapshot;  // a pooled connection inside one read transaction
   absl::StatusOr<std::unique_ptr<Db>> Acquire();
   void Release(std::unique_ptr<Db> db);
-  absl::StatusOr<int64_t> ResolveJob(Db& db, const v1::JobRef& ref);
+  // Runs `fn` on a store over a pooled connection, in one snapshot.
+  template <typename Fn>
+  auto InSnapshot(Fn&& fn) -> decltype(fn(std::declval<JobStore&>()));
 
   std::string path_;
   Clock clock_;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/report_caps.h"
 #include "common/status_util.h"
+#include "server/engine_wire.h"
 #include "server/intake.h"
 
 namespace assessq {
@@ -20,7 +21,7 @@ class SessionReactor;
 // fences and writes (a stale upload is checked for nothing: the engine
 // refuses it), then the engine.
 void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& req,
-                   const Principal& who, Engine::Done<v1::CompleteResponse> done) {
+                   const Principal& who, Engine::Done<CompletionReply> done) {
   if (req.log_tail().size() > kReportLogTailCap || req.netlog_json().size() > kReportNetlogCap ||
       req.result_json().size() > kReportResultCap || req.details_json().size() > kReportDetailsCap) {
     done(absl::InvalidArgumentError(
@@ -36,15 +37,14 @@ void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& 
       checked = engine->checker()(*ctx, req.result_json());
     }
   }
-  engine->Complete(req, who.name, std::move(done), std::move(checked), who.id);
+  engine->Complete(FromProto(req), who.name, std::move(done), std::move(checked), who.id);
 }
 
-// The session's write queue, and the engine's handle on the session:
-// outlives the reactor, and forgets it once the stream is done, so late
-// pushes are dropped safely. (Not the worker's durable outbox.)
-class SessionWriteQueue final : public SessionSink {
+// The engine's handle on a session: outlives the reactor, and forgets it
+// once the stream is done, so late pushes are dropped safely.
+class Outbox final : public SessionSink {
  public:
-  explicit SessionWriteQueue(SessionReactor* r) : r_(r) {}
+  explicit Outbox(SessionReactor* r) : r_(r) {}
   void Push(const v1::CoordinatorMessage& m) override;
   void Close(const std::string& reason) override;
   void WriteDone(bool ok);
@@ -84,10 +84,10 @@ class SessionReactor final
   SessionReactor(Engine* engine, Queries* queries, Authenticator* auth,
                  grpc::CallbackServerContext* ctx)
       : engine_(engine), queries_(queries), auth_(auth), ctx_(ctx),
-        writes_(std::make_shared<SessionWriteQueue>(this)) {
+        outbox_(std::make_shared<Outbox>(this)) {
     auto who = auth->Check(ctx, Role::kWorker);
     if (!who.ok()) {
-      writes_->FinishWhenIdle(ToGrpc(who.status()));
+      outbox_->FinishWhenIdle(ToGrpc(who.status()));
       return;
     }
     principal_ = who->id;
@@ -97,41 +97,41 @@ class SessionReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker closed its side or went away
-      writes_->FinishWhenIdle(grpc::Status::OK);
+      outbox_->FinishWhenIdle(grpc::Status::OK);
       return;
     }
     // The token again (cached): a revoked token's session ends at its next
     // message, as its unary calls would fail.
     if (auto who = auth_->Check(ctx_, Role::kWorker); !who.ok() || who->id != principal_) {
-      writes_->FinishWhenIdle(
+      outbox_->FinishWhenIdle(
           who.ok() ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token changed")
                    : ToGrpc(who.status()));
       return;
     }
     if (in_.has_hello()) {
       if (session_id_ != 0) {
-        writes_->FinishWhenIdle(
+        outbox_->FinishWhenIdle(
             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second hello on one session"));
         return;
       }
       const auto& h = in_.hello();
       if (h.worker_name().empty() || h.worker_name().size() > 200 ||
           !IsValidUtf8(h.worker_name()) || h.slots() < 0 || h.slots() > 10000) {
-        writes_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+        outbox_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                              "hello needs a worker name and 0..10000 slots"));
         return;
       }
       session_id_ = -1;  // hello seen
-      auto writes = writes_;
+      auto outbox = outbox_;
       Engine* engine = engine_;
-      engine_->OpenSession(h.worker_name(), h.slots(), writes_,
-                           [engine, writes, lease_ms = engine_->lease_period_ms()](
+      engine_->OpenSession(h.worker_name(), h.slots(), outbox_,
+                           [engine, outbox, lease_ms = engine_->lease_period_ms()](
                                absl::StatusOr<int64_t> id) {
                              if (!id.ok()) {
-                               writes->FinishWhenIdle(ToGrpc(id.status()));
+                               outbox->FinishWhenIdle(ToGrpc(id.status()));
                                return;
                              }
-                             if (!writes->SetSession(*id)) {
+                             if (!outbox->SetSession(*id)) {
                                engine->CloseSession(*id);  // stream ended meanwhile
                                return;
                              }
@@ -139,19 +139,19 @@ class SessionReactor final
                              w.mutable_welcome()->set_session_id(absl::StrCat(*id));
                              w.mutable_welcome()->set_lease_period_ms(lease_ms);
                              // Welcome goes before any lease the dispatch pushes next.
-                             writes->Push(w);
+                             outbox->Push(w);
                            },
                            principal_);
     } else if (in_.has_capacity()) {
-      if (int64_t id = writes_->session(); id > 0)
+      if (int64_t id = outbox_->session(); id > 0)
         engine_->SetCapacity(id, in_.capacity().slots());
     } else if (in_.has_heartbeat()) {
       // Fenced exactly as the unary Heartbeat; the session's token already
       // passed the worker-role check when the stream opened.
       const v1::HeartbeatRequest& hb = in_.heartbeat();
-      auto writes = writes_;
-      engine_->Heartbeat(hb, [writes, seq = hb.seq(), job = hb.job_id(), token = hb.token()](
-                                 absl::StatusOr<v1::HeartbeatResponse> r) {
+      auto outbox = outbox_;
+      engine_->Heartbeat(FromProto(hb), [outbox, seq = hb.seq(), job = hb.job_id(),
+                                         token = hb.token()](absl::StatusOr<HeartbeatReply> r) {
         v1::CoordinatorMessage m;
         v1::HeartbeatAck* ack = m.mutable_heartbeat_ack();
         ack->set_seq(seq);
@@ -159,35 +159,35 @@ class SessionReactor final
         ack->set_token(token);
         grpc::Status g = ToGrpc(r.status());
         ack->set_code(static_cast<int32_t>(g.error_code()));
-        if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms());
+        if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms);
         else ack->set_error(g.error_message());
-        writes->Push(m);
+        outbox->Push(m);
       }, principal_);
     } else if (in_.has_complete()) {
-      auto writes = writes_;
+      auto outbox = outbox_;
       StartComplete(engine_, queries_, in_.complete().request(), who_,
-                    [writes, seq = in_.complete().seq()](absl::StatusOr<v1::CompleteResponse> r) {
+                    [outbox, seq = in_.complete().seq()](absl::StatusOr<CompletionReply> r) {
                       v1::CoordinatorMessage m;
                       v1::CompleteAck* ack = m.mutable_complete_ack();
                       ack->set_seq(seq);
                       grpc::Status g = ToGrpc(r.status());
                       ack->set_code(static_cast<int32_t>(g.error_code()));
-                      if (r.ok()) ack->mutable_response()->Swap(&*r);
+                      if (r.ok()) *ack->mutable_response() = ToProto(*r);
                       else ack->set_error(g.error_message());
-                      writes->Push(m);
+                      outbox->Push(m);
                     });
     }
     StartRead(&in_);
   }
 
-  void OnWriteDone(bool ok) override { writes_->WriteDone(ok); }
+  void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
 
   void OnDone() override {
-    if (int64_t id = writes_->Detach(); id > 0) engine_->CloseSession(id);
+    if (int64_t id = outbox_->Detach(); id > 0) engine_->CloseSession(id);
     delete this;
   }
 
-  void OnCancel() override { writes_->FinishWhenIdle(grpc::Status::CANCELLED); }
+  void OnCancel() override { outbox_->FinishWhenIdle(grpc::Status::CANCELLED); }
 
  private:
   Engine* engine_;
@@ -195,13 +195,13 @@ class SessionReactor final
   Authenticator* auth_;
   grpc::CallbackServerContext* ctx_;
   Principal who_;  // the session's token
-  std::shared_ptr<SessionWriteQueue> writes_;
+  std::shared_ptr<Outbox> outbox_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
   int64_t principal_ = 0;   // the token's id
 };
 
-void SessionWriteQueue::Push(const v1::CoordinatorMessage& m) {
+void Outbox::Push(const v1::CoordinatorMessage& m) {
   std::lock_guard<std::mutex> l(mu_);
   if (!r_ || finished_ || finish_) return;
   q_.push_back(m);
@@ -211,7 +211,7 @@ void SessionWriteQueue::Push(const v1::CoordinatorMessage& m) {
   }
 }
 
-void SessionWriteQueue::WriteDone(bool ok) {
+void Outbox::WriteDone(bool ok) {
   std::lock_guard<std::mutex> l(mu_);
   if (!q_.empty()) q_.pop_front();
   if (!ok) {
@@ -228,17 +228,17 @@ void SessionWriteQueue::WriteDone(bool ok) {
   if (finish_) FinishLocked(*finish_);
 }
 
-void SessionWriteQueue::Close(const std::string& reason) {
+void Outbox::Close(const std::string& reason) {
   FinishWhenIdle(grpc::Status(grpc::StatusCode::ABORTED, reason));
 }
 
-void SessionWriteQueue::FinishWhenIdle(grpc::Status s) {
+void Outbox::FinishWhenIdle(grpc::Status s) {
   std::lock_guard<std::mutex> l(mu_);
   if (!finish_) finish_ = s;
   if (!writing_) FinishLocked(*finish_);
 }
 
-void SessionWriteQueue::FinishLocked(grpc::Status s) {
+void Outbox::FinishLocked(grpc::Status s) {
   if (finished_ || !r_) return;
   finished_ = true;
   r_->Finish(s);
@@ -280,9 +280,9 @@ grpc::ServerUnaryReactor* WorkerService::Heartbeat(grpc::CallbackServerContext* 
     return r;
   }
   engine_->Heartbeat(
-      *req,
-      [r, resp](absl::StatusOr<v1::HeartbeatResponse> v) {
-        if (v.ok()) resp->Swap(&*v);
+      FromProto(*req),
+      [r, resp](absl::StatusOr<HeartbeatReply> v) {
+        if (v.ok()) *resp = ToProto(*v);
         r->Finish(ToGrpc(v.status()));
       },
       who->id);
@@ -299,8 +299,8 @@ grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* c
     return r;
   }
   StartComplete(engine_, queries_, *req, *who,
-                [r, resp](absl::StatusOr<v1::CompleteResponse> v) {
-                  if (v.ok()) resp->Swap(&*v);
+                [r, resp](absl::StatusOr<CompletionReply> v) {
+                  if (v.ok()) *resp = ToProto(*v);
                   r->Finish(ToGrpc(v.status()));
                 });
   return r;

@@ -26,6 +26,7 @@
 #include "common/sha256.h"
 #include "server/db_probe.h"
 #include "server/engine.h"
+#include "server/engine_wire.h"
 #include "server/queries.h"
 #include "tests/support/metrics_text.h"
 
@@ -190,19 +191,21 @@ class EngineMetricsTest : public ::testing::Test {
     f.content = absl::StrCat(R"({"Name": ")", key, R"("})");
     f.sha256 = Sha256Hex(f.content);
     a.files = {f};
-    auto r = engine_->Sync<v1::SubmitResponse>(
-        [&](Engine::Done<v1::SubmitResponse> d) { engine_->Submit(std::move(a), std::move(d)); });
+    auto r = engine_->Sync<SubmitResult>(
+        [&](Engine::Done<SubmitResult> d) { engine_->Submit(std::move(a), std::move(d)); });
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() && r->items_size() == 1 ? r->items(0).job_id() : -1;
+    return r.ok() && r->size() == 1 ? (*r)[0].job_id : -1;
   }
   absl::StatusOr<v1::CompleteResponse> Complete(v1::CompleteRequest req) {
-    return engine_->Sync<v1::CompleteResponse>([&](Engine::Done<v1::CompleteResponse> d) {
-      engine_->Complete(req, "w1", std::move(d));
+    auto r = engine_->Sync<CompletionReply>([&](Engine::Done<CompletionReply> d) {
+      engine_->Complete(FromProto(req), "w1", std::move(d));
     });
+    if (!r.ok()) return r.status();
+    return ToProto(*r);
   }
   void Poke() {
-    (void)engine_->Sync<v1::WorkersResponse>(
-        [&](Engine::Done<v1::WorkersResponse> d) { engine_->ListWorkers(std::move(d)); });
+    (void)engine_->Sync<std::vector<WorkerView>>(
+        [&](Engine::Done<std::vector<WorkerView>> d) { engine_->ListWorkers(std::move(d)); });
   }
 
   fs::path dir_;

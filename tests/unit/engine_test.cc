@@ -9,6 +9,7 @@
 // surviving a restart. State is checked through the engine's replies, the
 // messages pushed to sessions and a separate SQLite connection.
 #include "server/engine.h"
+#include "server/engine_wire.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -146,10 +147,10 @@ class EngineTest : public ::testing::Test {
     a.rerun = rerun;
     a.policy = std::move(policy);
     a.profile_json = std::move(profile);
-    auto r = engine_->Sync<v1::SubmitResponse>(
-        [&](Engine::Done<v1::SubmitResponse> d) { engine_->Submit(std::move(a), std::move(d)); });
+    auto r = engine_->Sync<SubmitResult>(
+        [&](Engine::Done<SubmitResult> d) { engine_->Submit(std::move(a), std::move(d)); });
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : v1::SubmitResponse();
+    return r.ok() ? ToProto(*r) : v1::SubmitResponse();
   }
 
   int64_t SubmitOne(const std::string& batch, const std::string& key,
@@ -171,9 +172,11 @@ class EngineTest : public ::testing::Test {
 
   absl::StatusOr<v1::CompleteResponse> Complete(v1::CompleteRequest req,
                                                 const std::string& worker = "w1") {
-    return engine_->Sync<v1::CompleteResponse>([&](Engine::Done<v1::CompleteResponse> d) {
-      engine_->Complete(req, worker, std::move(d));
+    auto r = engine_->Sync<CompletionReply>([&](Engine::Done<CompletionReply> d) {
+      engine_->Complete(FromProto(req), worker, std::move(d));
     });
+    if (!r.ok()) return r.status();
+    return ToProto(*r);
   }
   absl::StatusOr<v1::CompleteResponse> Succeed(int64_t job, int64_t token,
                                                const std::string& json = R"({"ok": true})") {
@@ -210,16 +213,18 @@ class EngineTest : public ::testing::Test {
     req.set_job_id(job);
     req.set_token(token);
     req.set_running(running);
-    return engine_->Sync<v1::HeartbeatResponse>(
-        [&](Engine::Done<v1::HeartbeatResponse> d) { engine_->Heartbeat(req, std::move(d)); });
+    auto r = engine_->Sync<HeartbeatReply>(
+        [&](Engine::Done<HeartbeatReply> d) { engine_->Heartbeat(FromProto(req), std::move(d)); });
+    if (!r.ok()) return r.status();
+    return ToProto(*r);
   }
   absl::StatusOr<int64_t> RetryOp(const v1::RetryRequest& req) {
     return engine_->Sync<int64_t>(
-        [&](Engine::Done<int64_t> d) { engine_->Retry(req, std::move(d)); });
+        [&](Engine::Done<int64_t> d) { engine_->Retry(FromProto(req), std::move(d)); });
   }
   absl::StatusOr<int64_t> CancelOp(const v1::CancelRequest& req) {
     return engine_->Sync<int64_t>(
-        [&](Engine::Done<int64_t> d) { engine_->Cancel(req, std::move(d)); });
+        [&](Engine::Done<int64_t> d) { engine_->Cancel(FromProto(req), std::move(d)); });
   }
   absl::StatusOr<bool> SetPaused(const std::string& batch, bool paused) {
     return engine_->Sync<bool>(
@@ -230,10 +235,10 @@ class EngineTest : public ::testing::Test {
         [&](Engine::Done<bool> d) { engine_->DrainWorker(worker, true, std::move(d)); });
   }
   v1::WorkersResponse Workers() {
-    auto r = engine_->Sync<v1::WorkersResponse>(
-        [&](Engine::Done<v1::WorkersResponse> d) { engine_->ListWorkers(std::move(d)); });
+    auto r = engine_->Sync<std::vector<WorkerView>>(
+        [&](Engine::Done<std::vector<WorkerView>> d) { engine_->ListWorkers(std::move(d)); });
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : v1::WorkersResponse();
+    return r.ok() ? ToProto(*r) : v1::WorkersResponse();
   }
   // Any op runs a loop iteration: expiry and dispatch follow the op batch.
   void Poke() { (void)Workers(); }
