@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "assessq/v1/assessq.pb.h"
+#include "server/commit_loop.h"
 #include "server/db.h"
 #include "server/engine_state.h"
 #include "server/job_store.h"
@@ -67,15 +68,6 @@ struct CheckedResult {
 };
 using ResultChecker =
     std::function<CheckedResult(const ResultContext&, const std::string& json)>;
-
-// Where the engine pushes messages for one worker session. Push must not
-// block; it is called on the engine thread.
-class SessionSink {
- public:
-  virtual ~SessionSink() = default;
-  virtual void Push(const v1::CoordinatorMessage& m) = 0;
-  virtual void Close(const std::string& reason) = 0;
-};
 
 using SubmitFile = NewJob;
 
@@ -121,15 +113,6 @@ struct LimitsOrder {
   std::optional<double> start_rate_per_min;
 };
 
-struct WorkerView {
-  std::string name;
-  int slots = 0;
-  int in_use = 0;
-  bool connected = false;
-  int64_t last_seen_ms = 0;
-  bool draining = false;
-};
-
 // A worker's report on a lease it holds (job id + fencing token).
 struct HeartbeatReport {
   int64_t job_id = 0;
@@ -154,6 +137,21 @@ struct CompletionReply {
   v1::JobState job_state = v1::JOB_STATE_UNSPECIFIED;  // where the job went
   bool duplicate = false;  // this attempt was already recorded
   std::vector<std::string> validation_errors;
+};
+
+// What a worker is told with a lease (pushed as v1::Lease).
+struct LeaseGrant {
+  int64_t job_id = 0;
+  int64_t token = 0;  // fencing token (= attempt id)
+  int attempt_number = 0;
+  std::string batch;
+  std::string dataset_key;
+  std::string dataset_name;
+  std::string metadata;
+  std::string metadata_sha256;
+  std::string profile_json;
+  int64_t lease_expires_at_ms = 0;
+  std::vector<std::string> previous_errors;  // validation errors of the last attempt
 };
 
 struct EngineOptions {
@@ -228,30 +226,18 @@ class Engine {
   const std::string& db_path() const { return opt_.db_path; }
 
  private:
-  struct Session {
-    int64_t id;
-    std::string worker;
-    int slots;
-    std::shared_ptr<SessionSink> sink;
-    int64_t principal = 0;
-  };
-  struct WorkerMem {
-    int slots = 0;
-    bool connected = false;
-    bool draining = false;
-    int64_t last_seen = 0;
-    int64_t session_id = 0;
-  };
-
   explicit Engine(EngineOptions opt);
   absl::Status Load();
-  void Loop();
+  // The loop's hooks: when Step is next due, Step itself (expiry, dispatch,
+  // the alive clock), and closing every session at shutdown.
+  int64_t WakeAt() const;
+  void Step();
+  std::vector<Txn::Action> CloseSessions();
 
   // Queues `op` to run on the engine thread as one Txn; `done` gets its
-  // result after the group commit (its error at once, after a rollback).
+  // result after the round commits (also when it failed and rolled back).
   template <typename T>
   void Post(std::function<absl::StatusOr<T>(Txn&)> op, Done<T> done);
-  void PostRaw(std::function<void()> fn);
   absl::Status Atomically(const std::function<absl::Status(Txn&)>& op);
 
   // Engine-thread helpers (inside a transaction).
@@ -288,36 +274,16 @@ class Engine {
   absl::Status CheckHolder(int64_t job_id, const LeaseInfo& lease, int64_t principal) const;
   absl::Status ExpireLeases(Txn& tx);
   absl::Status Dispatch();
-  absl::Status LeaseTo(Txn& tx, int64_t job_id, const Session& session);
+  absl::Status LeaseTo(Txn& tx, int64_t job_id, const WorkerTable::Session& session);
   void NoteReady(int64_t ready_at);
   void Push(Txn& tx, const std::string& worker, const v1::CoordinatorMessage& m);
 
-  void CheckpointLoop();
-  void EffectsLoop();
-
   EngineOptions opt_;
   std::unique_ptr<Db> db_;
-  std::unique_ptr<JobStore> store_;  // over db_, for work outside a Txn
-  std::thread thread_;
-  // WAL checkpoints run here, on their own connection, so the engine thread
-  // never stalls on one (they used to cost it 2-17 ms about once a second).
-  std::thread checkpointer_;
-  std::condition_variable checkpoint_cv_;  // its own, so it never takes the loop's wake-up
-  // After-commit effects (gRPC replies, pushes to workers) run here, in commit
-  // order, so the engine thread goes straight on to the next group commit.
-  std::thread effects_thread_;
-  std::mutex effects_mu_;
-  std::condition_variable effects_cv_;
-  std::deque<std::vector<std::function<void()>>> effects_q_;  // guarded by effects_mu_
-  bool effects_stop_ = false;                                  // guarded by effects_mu_
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::function<void()>> pending_;  // guarded by mu_
-  bool stop_ = false;                           // guarded by mu_
+  std::unique_ptr<JobStore> store_;  // over db_, for reads outside a Txn
+  std::unique_ptr<CommitLoop> loop_;
 
   // Engine-thread state.
-  std::vector<Txn::Action> group_effects_;  // of the group commit under way
   std::mt19937_64 rng_;
   FleetLimits limits_;
   LimitsChanges limit_changes_{limits_};
@@ -325,12 +291,26 @@ class Engine {
   LiveLogs live_logs_;
   LeaseTable leases_{live_logs_, limits_};
   BatchTable batches_;
-  std::map<int64_t, Session> sessions_;
-  std::map<std::string, WorkerMem> workers_;
-  int64_t next_session_id_ = 1;
+  WorkerTable workers_;
   int64_t next_ready_at_ = 0;  // earliest future ready_at known; 0 = none
   bool dispatch_dirty_ = true;
   int64_t alive_written_ = 0;  // when engine_clock.alive_at was last written
 };
+
+template <typename T>
+void Engine::Post(std::function<absl::StatusOr<T>(Txn&)> op, Done<T> done) {
+  loop_->Post([this, op = std::move(op), done = std::move(done)]() mutable {
+    absl::StatusOr<T> r = absl::UnknownError("not run");
+    absl::Status s = Atomically([&](Txn& tx) -> absl::Status {
+      r = op(tx);
+      return r.status();
+    });
+    if (!s.ok() && r.ok()) r = s;
+    // The reply, after the round commits, whatever the outcome.
+    loop_->After([r = std::move(r), done = std::move(done)]() mutable {
+      if (done) done(std::move(r));
+    });
+  });
+}
 
 }  // namespace assessq

@@ -99,6 +99,109 @@ BatchInfo* BatchTable::ByName(const std::string& name) {
   return nullptr;
 }
 
+// --------------------------------------------------------------- workers
+
+void WorkerTable::Load(const std::string& name, int slots, bool draining, int64_t last_seen) {
+  Worker& w = workers_[name];
+  w.slots = slots;
+  w.draining = draining;
+  w.last_seen = last_seen;
+}
+
+const WorkerTable::Session& WorkerTable::Connect(Txn& tx, const std::string& worker, int slots,
+                                                 std::shared_ptr<SessionSink> sink,
+                                                 int64_t principal) {
+  auto known = workers_.find(worker);
+  Worker w = known == workers_.end() ? Worker{} : known->second;
+  if (w.connected) {
+    auto old = sessions_.find(w.session_id);
+    if (old != sessions_.end()) {
+      tx.After([old_sink = old->second.sink] { old_sink->Close("replaced by a newer session"); });
+      tx.Erase(sessions_, w.session_id);
+    }
+  }
+  const int64_t id = next_session_id_++;
+  tx.Insert(sessions_, id, Session{id, worker, slots, std::move(sink), principal});
+  w.slots = slots;
+  w.connected = true;  // a drained worker stays drained until undrained
+  w.last_seen = tx.now();
+  w.session_id = id;
+  tx.Insert(workers_, worker, w);
+  return sessions_.at(id);
+}
+
+std::string WorkerTable::EndSession(int64_t session_id) {
+  auto s = sessions_.find(session_id);
+  if (s == sessions_.end()) return "";
+  std::string worker = s->second.worker;
+  sessions_.erase(s);
+  auto w = workers_.find(worker);
+  if (w == workers_.end() || w->second.session_id != session_id) return "";  // replaced
+  return worker;
+}
+
+void WorkerTable::Disconnected(Txn& tx, const std::string& worker) {
+  Worker& w = workers_[worker];
+  tx.Set(w.connected, false);
+  tx.Set(w.last_seen, tx.now());
+}
+
+bool WorkerTable::SetCapacity(int64_t session_id, int slots, int64_t now) {
+  auto s = sessions_.find(session_id);
+  if (s == sessions_.end()) return false;
+  s->second.slots = slots;
+  Worker& w = workers_[s->second.worker];
+  w.slots = slots;
+  w.last_seen = now;
+  return true;
+}
+
+void WorkerTable::Seen(Txn& tx, const std::string& worker) {
+  tx.Set(workers_[worker].last_seen, tx.now());
+}
+
+void WorkerTable::SetDraining(Txn& tx, const std::string& worker, bool draining) {
+  tx.Set(workers_[worker].draining, draining);
+}
+
+bool WorkerTable::Draining(const std::string& worker) const {
+  auto w = workers_.find(worker);
+  return w != workers_.end() && w->second.draining;
+}
+
+std::shared_ptr<SessionSink> WorkerTable::SinkOf(const std::string& worker) const {
+  auto w = workers_.find(worker);
+  if (w == workers_.end() || !w->second.connected) return nullptr;
+  auto s = sessions_.find(w->second.session_id);
+  return s == sessions_.end() ? nullptr : s->second.sink;
+}
+
+std::vector<std::pair<const WorkerTable::Session*, int>> WorkerTable::FreeSlots(
+    const LeaseTable& leases) const {
+  std::vector<std::pair<const Session*, int>> free;
+  for (const auto& [id, s] : sessions_) {
+    auto w = workers_.find(s.worker);
+    if (w == workers_.end() || w->second.draining || w->second.session_id != id) continue;
+    const int f = s.slots - leases.InUse(s.worker);
+    if (f > 0) free.push_back({&s, f});
+  }
+  return free;
+}
+
+std::vector<WorkerView> WorkerTable::Views(const LeaseTable& leases) const {
+  std::vector<WorkerView> out;
+  for (const auto& [name, w] : workers_)
+    out.push_back(
+        WorkerView{name, w.slots, leases.InUse(name), w.connected, w.last_seen, w.draining});
+  return out;
+}
+
+std::vector<std::shared_ptr<SessionSink>> WorkerTable::Sinks() const {
+  std::vector<std::shared_ptr<SessionSink>> out;
+  for (const auto& [id, s] : sessions_) out.push_back(s.sink);
+  return out;
+}
+
 // ---------------------------------------------------------- fleet limits
 
 void LimitsChanges::Succeeded(Txn& tx, int64_t batch_id) {

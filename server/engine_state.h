@@ -1,18 +1,22 @@
 // The engine's in-memory tables: the leases held (with their expiries, the
 // leases per worker, the live logs opened for them and the fleet limits'
-// running counts), the batches, and the fleet limits' other changes. Each
-// change takes the operation's Txn and records its own inverse there, so a
-// rolled-back operation leaves them as they were. Engine thread only.
+// running counts), the batches, the workers and their sessions, and the
+// fleet limits' other changes. Each change takes the operation's Txn and
+// records its own inverse there, so a rolled-back operation leaves them as
+// they were. Engine thread only.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
+#include "assessq/v1/assessq.pb.h"
 #include "server/fleet_limits.h"
 #include "server/live_logs.h"
 #include "server/retry_policy.h"
@@ -79,6 +83,72 @@ class BatchTable {
 
  private:
   std::map<int64_t, BatchInfo> batches_;
+};
+
+// Where the engine pushes messages for one worker session. Push must not
+// block; it is called on the effects thread, after the commit.
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  virtual void Push(const v1::CoordinatorMessage& m) = 0;
+  virtual void Close(const std::string& reason) = 0;
+};
+
+struct WorkerView {
+  std::string name;
+  int slots = 0;
+  int in_use = 0;
+  bool connected = false;
+  int64_t last_seen_ms = 0;
+  bool draining = false;
+};
+
+// The workers known (from the database and since) and their sessions: a
+// worker has at most one session, the one its last hello opened.
+class WorkerTable {
+ public:
+  struct Session {
+    int64_t id = 0;
+    std::string worker;
+    int slots = 0;
+    std::shared_ptr<SessionSink> sink;
+    int64_t principal = 0;
+  };
+
+  void Load(const std::string& name, int slots, bool draining, int64_t last_seen);
+  bool Known(const std::string& name) const { return workers_.count(name) > 0; }
+  // Opens a session for `worker` (replacing, and closing after the commit,
+  // any session it had); returns it.
+  const Session& Connect(Txn& tx, const std::string& worker, int slots,
+                         std::shared_ptr<SessionSink> sink, int64_t principal);
+  // The session's stream ended: gone at once (not transactional: the stream
+  // is gone whatever the database says). Returns the worker when that was
+  // its current session ("" otherwise).
+  std::string EndSession(int64_t session_id);
+  void Disconnected(Txn& tx, const std::string& worker);
+  // A worker's new capacity (not stored); false for an unknown session.
+  bool SetCapacity(int64_t session_id, int slots, int64_t now);
+  void Seen(Txn& tx, const std::string& worker);
+  void SetDraining(Txn& tx, const std::string& worker, bool draining);
+  bool Draining(const std::string& worker) const;
+  // The current session's sink of a connected worker (null: none).
+  std::shared_ptr<SessionSink> SinkOf(const std::string& worker) const;
+  // Current sessions of workers not draining with their free slots.
+  std::vector<std::pair<const Session*, int>> FreeSlots(const LeaseTable& leases) const;
+  std::vector<WorkerView> Views(const LeaseTable& leases) const;
+  std::vector<std::shared_ptr<SessionSink>> Sinks() const;
+
+ private:
+  struct Worker {
+    int slots = 0;
+    bool connected = false;
+    bool draining = false;
+    int64_t last_seen = 0;
+    int64_t session_id = 0;
+  };
+  std::map<int64_t, Session> sessions_;
+  std::map<std::string, Worker> workers_;
+  int64_t next_session_id_ = 1;  // never reused, even after a rollback
 };
 
 // The fleet limits' changes other than leases starting and ending (those

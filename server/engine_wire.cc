@@ -124,4 +124,37 @@ v1::LimitsResponse ToProto(const std::vector<LimitView>& limits) {
   return resp;
 }
 
+v1::CoordinatorMessage LeaseMessage(const LeaseGrant& g) {
+  v1::CoordinatorMessage m;
+  v1::Lease* l = m.mutable_lease();
+  l->set_job_id(g.job_id);
+  l->set_token(g.token);
+  l->set_attempt_number(g.attempt_number);
+  l->set_batch(g.batch);
+  l->set_dataset_key(g.dataset_key);
+  l->set_dataset_name(g.dataset_name);
+  l->set_metadata_sha256(g.metadata_sha256);
+  l->set_profile_json(g.profile_json);
+  l->set_lease_expires_at_ms(g.lease_expires_at_ms);
+  l->set_metadata(g.metadata);
+  for (const auto& e : g.previous_errors) l->add_previous_errors(e);
+  return m;
+}
+
+v1::CoordinatorMessage CancelMessage(int64_t job_id, int64_t token, const std::string& reason) {
+  v1::CoordinatorMessage m;
+  auto* c = m.mutable_cancel();
+  c->set_job_id(job_id);
+  c->set_token(token);
+  c->set_reason(reason);
+  return m;
+}
+
+v1::CoordinatorMessage DrainMessage(const std::string& reason, bool undrain) {
+  v1::CoordinatorMessage m;
+  m.mutable_drain()->set_reason(reason);
+  if (undrain) m.mutable_drain()->set_undrain(true);
+  return m;
+}
+
 }  // namespace assessq
