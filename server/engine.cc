@@ -393,7 +393,7 @@ absl::StatusOr<CompletionReply> Engine::CompleteSucceeded(
   RETURN_IF_ERROR(tx.store().InsertResult(r.job_id, r.token, r.result_json, flags.dump(),
                                           tx.now()));
   RETURN_IF_ERROR(FinishAttempt(tx, r.token, "succeeded", std::nullopt, "", &r.attempt));
-  RETURN_IF_ERROR(tx.store().SetJobSucceeded(r.job_id, tx.now()));
+  RETURN_IF_ERROR(tx.store().SetJobEnded(r.job_id, "succeeded", tx.now()));
   RETURN_IF_ERROR(Event(tx, lease.batch_id, r.job_id, "succeeded", worker));
   limit_changes_.Succeeded(tx, lease.batch_id);
   ReportProviderLimit(tx, limits_.ProviderOfBatch(lease.batch_id));

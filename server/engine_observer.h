@@ -1,7 +1,7 @@
 // What the engine tells whoever watches it (the coordinator's Prometheus
-// metrics, tests): events, each reported once, on the engine thread, after
-// the commit that made it true (so a rolled-back lease or attempt is never
-// counted). Implementations must be cheap and must not block or call back
+// metrics, tests): events, each reported once, on the engine's effects
+// thread, after the commit that made it true (so a rolled-back lease or
+// attempt is never counted). Implementations must be cheap and must not block or call back
 // into the engine. Every method has a no-op default so an observer overrides
 // only what it needs.
 #pragma once

@@ -28,7 +28,7 @@ absl::Status Engine::CancelJob(Txn& tx, const JobRow& job, const std::string& re
       Push(tx, lease->worker, CancelMessage(job.id, lease->token, reason));
     }
   }
-  RETURN_IF_ERROR(tx.store().SetJobCancelled(job.id, tx.now()));
+  RETURN_IF_ERROR(tx.store().SetJobEnded(job.id, "cancelled", tx.now()));
   return Event(tx, job.batch_id, job.id, "cancelled", reason);
 }
 

@@ -9,15 +9,21 @@
 
 namespace assessq {
 namespace {
-// Collects column 0 of every row as an id.
-absl::StatusOr<std::vector<int64_t>> Ids(Stmt* st) {
-  std::vector<int64_t> ids;
+// Steps `st` to its end, making a T of each row.
+template <typename T, typename Make>
+absl::StatusOr<std::vector<T>> Rows(Stmt* st, Make make) {
+  std::vector<T> out;
   while (true) {
     ASSIGN_OR_RETURN(row, st->Step());
     if (!row) break;
-    ids.push_back(st->Int(0));
+    out.push_back(make(*st));
   }
-  return ids;
+  st->Reset();
+  return out;
+}
+// Column 0 of every row, as ids.
+absl::StatusOr<std::vector<int64_t>> Ids(Stmt* st) {
+  return Rows<int64_t>(st, [](const Stmt& r) { return r.Int(0); });
 }
 }  // namespace
 
@@ -27,26 +33,18 @@ absl::StatusOr<std::vector<BatchRow>> JobStore::Batches() {
   ASSIGN_OR_RETURN(st, db_.Prepare(
                            "SELECT id, name, profile_json, retry_policy_json, paused, "
                            "max_running, start_rate_per_min FROM batches"));
-  std::vector<BatchRow> out;
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    out.push_back(BatchRow{st->Int(0), st->Text(1), st->Text(2), st->Text(3), st->Int(4) != 0,
-                           LimitConfig{static_cast<int>(st->Int(5)), st->Double(6)}});
-  }
-  return out;
+  return Rows<BatchRow>(st, [](const Stmt& r) {
+    return BatchRow{r.Int(0), r.Text(1), r.Text(2), r.Text(3), r.Int(4) != 0,
+                    LimitConfig{static_cast<int>(r.Int(5)), r.Double(6)}};
+  });
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, LimitConfig>>> JobStore::ProviderLimits() {
   ASSIGN_OR_RETURN(st, db_.Prepare(
                            "SELECT name, max_running, start_rate_per_min FROM provider_limits"));
-  std::vector<std::pair<std::string, LimitConfig>> out;
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    out.push_back({st->Text(0), LimitConfig{static_cast<int>(st->Int(1)), st->Double(2)}});
-  }
-  return out;
+  return Rows<std::pair<std::string, LimitConfig>>(st, [](const Stmt& r) {
+    return std::make_pair(r.Text(0), LimitConfig{static_cast<int>(r.Int(1)), r.Double(2)});
+  });
 }
 
 absl::StatusOr<std::vector<HeldLeaseRow>> JobStore::HeldLeases() {
@@ -55,26 +53,17 @@ absl::StatusOr<std::vector<HeldLeaseRow>> JobStore::HeldLeases() {
                            "j.batch_id, coalesce(a.token_id, 0), coalesce(j.lease_expires_at, 0) "
                            "FROM jobs j LEFT JOIN attempts a ON a.id=j.current_attempt "
                            "WHERE j.state IN ('leased','running')"));
-  std::vector<HeldLeaseRow> out;
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    out.push_back(HeldLeaseRow{st->Int(0), st->Int(1), st->Text(2), st->Text(3) == "running",
-                               st->Int(4), st->Int(5), st->Int(6)});
-  }
-  return out;
+  return Rows<HeldLeaseRow>(st, [](const Stmt& r) {
+    return HeldLeaseRow{r.Int(0), r.Int(1), r.Text(2), r.Text(3) == "running",
+                        r.Int(4), r.Int(5), r.Int(6)};
+  });
 }
 
 absl::StatusOr<std::vector<WorkerRow>> JobStore::Workers() {
   ASSIGN_OR_RETURN(st, db_.Prepare("SELECT name, slots, draining, last_seen FROM workers"));
-  std::vector<WorkerRow> out;
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    out.push_back(
-        WorkerRow{st->Text(0), static_cast<int>(st->Int(1)), st->Int(2) != 0, st->Int(3)});
-  }
-  return out;
+  return Rows<WorkerRow>(st, [](const Stmt& r) {
+    return WorkerRow{r.Text(0), static_cast<int>(r.Int(1)), r.Int(2) != 0, r.Int(3)};
+  });
 }
 
 absl::Status JobStore::MarkAllWorkersDisconnected() {
@@ -119,10 +108,20 @@ absl::StatusOr<std::optional<JobRow>> JobStore::LoadJob(int64_t id) {
   st->Bind(1, id);
   ASSIGN_OR_RETURN(row, st->Step());
   if (!row) return std::optional<JobRow>();
-  JobRow j{st->Int(0),  st->Int(1),  st->Text(2), st->Text(3), st->Text(4),
-           st->Text(5), st->Int(6), std::nullopt, st->Text(8), st->Int(9) != 0,
-           st->Int(10), st->Int(11), st->Int(12)};
+  JobRow j;
+  j.id = st->Int(0);
+  j.batch_id = st->Int(1);
+  j.dataset_key = st->Text(2);
+  j.dataset_name = st->Text(3);
+  j.input_sha256 = st->Text(4);
+  j.state = st->Text(5);
+  j.retry_epoch = st->Int(6);
   if (!st->IsNull(7)) j.current_attempt = st->Int(7);
+  j.worker = st->Text(8);
+  j.superseded = st->Int(9) != 0;
+  j.attempts = st->Int(10);
+  j.input_id = st->Int(11);
+  j.ready_at = st->Int(12);
   st->Reset();
   return std::optional<JobRow>(std::move(j));
 }
@@ -226,19 +225,10 @@ absl::Status JobStore::SetJobFailed(int64_t job_id, absl::string_view state, int
   return st->Run();
 }
 
-absl::Status JobStore::SetJobSucceeded(int64_t job_id, int64_t now) {
+absl::Status JobStore::SetJobEnded(int64_t job_id, absl::string_view state, int64_t now) {
   ASSIGN_OR_RETURN(st, db_.Prepare(
-                           "UPDATE jobs SET state='succeeded', current_attempt=NULL, "
-                           "updated_at=? WHERE id=?"));
-  st->Bind(1, now).Bind(2, job_id);
-  return st->Run();
-}
-
-absl::Status JobStore::SetJobCancelled(int64_t job_id, int64_t now) {
-  ASSIGN_OR_RETURN(st, db_.Prepare(
-                           "UPDATE jobs SET state='cancelled', current_attempt=NULL, "
-                           "updated_at=? WHERE id=?"));
-  st->Bind(1, now).Bind(2, job_id);
+                           "UPDATE jobs SET state=?, current_attempt=NULL, updated_at=? WHERE id=?"));
+  st->Bind(1, state).Bind(2, now).Bind(3, job_id);
   return st->Run();
 }
 
@@ -268,17 +258,11 @@ absl::Status JobStore::RenewLease(int64_t job_id, int64_t lease_expires_at) {
 
 absl::StatusOr<std::vector<int64_t>> JobStore::JobsNeedingAttention(
     int64_t batch_id, std::optional<absl::string_view> failure_class) {
-  if (!failure_class) {
-    ASSIGN_OR_RETURN(st, db_.Prepare(
-                             "SELECT id FROM jobs WHERE batch_id=? AND state='needs_attention' "
-                             "AND superseded_by IS NULL"));
-    st->Bind(1, batch_id);
-    return Ids(st);
-  }
   ASSIGN_OR_RETURN(st, db_.Prepare(
                            "SELECT id FROM jobs WHERE batch_id=? AND state='needs_attention' "
-                           "AND superseded_by IS NULL AND last_failure_class=?"));
-  st->Bind(1, batch_id).Bind(2, *failure_class);
+                           "AND superseded_by IS NULL AND (?='' OR last_failure_class=?)"));
+  const absl::string_view cls = failure_class.value_or("");
+  st->Bind(1, batch_id).Bind(2, cls).Bind(3, cls);
   return Ids(st);
 }
 
@@ -297,14 +281,8 @@ absl::StatusOr<std::vector<std::pair<int64_t, int64_t>>> JobStore::ReadyJobs(
                            "AND batch_id NOT IN (SELECT value FROM json_each(?)) "
                            "ORDER BY ready_at, id LIMIT ?"));
   st->Bind(1, now).Bind(2, nlohmann::json(blocked).dump()).Bind(3, limit);
-  std::vector<std::pair<int64_t, int64_t>> out;
-  while (true) {
-    ASSIGN_OR_RETURN(row, st->Step());
-    if (!row) break;
-    out.push_back({st->Int(0), st->Int(1)});
-  }
-  st->Reset();
-  return out;
+  return Rows<std::pair<int64_t, int64_t>>(
+      st, [](const Stmt& r) { return std::make_pair(r.Int(0), r.Int(1)); });
 }
 
 absl::StatusOr<std::optional<int64_t>> JobStore::NextReadyAt(int64_t now) {

@@ -32,26 +32,22 @@ struct JobKey {
 };
 
 struct JobRow {
-  int64_t id = 0;
-  int64_t batch_id = 0;
-  std::string dataset_key;
-  std::string dataset_name;
+  int64_t id = 0, batch_id = 0;
+  std::string dataset_key, dataset_name;
+  int64_t input_id = 0;  // inputs.id
   std::string input_sha256;
   std::string state;
-  int64_t retry_epoch = 0;
   std::optional<int64_t> current_attempt;
-  std::string worker;
-  bool superseded = false;
+  std::string worker;  // of the current attempt ("" when none)
   int64_t attempts = 0;  // attempts so far (all epochs)
-  int64_t input_id = 0;  // inputs.id
+  int64_t retry_epoch = 0;
+  bool superseded = false;
   int64_t ready_at = 0;
 };
 
 struct BatchRow {
   int64_t id = 0;
-  std::string name;
-  std::string profile_json;
-  std::string retry_policy_json;
+  std::string name, profile_json, retry_policy_json;
   bool paused = false;
   LimitConfig limits;
 };
@@ -148,8 +144,8 @@ class JobStore {
   absl::Status SetJobFailed(int64_t job_id, absl::string_view state, int64_t ready_at,
                             absl::string_view failure_class, absl::string_view error,
                             int64_t now);
-  absl::Status SetJobSucceeded(int64_t job_id, int64_t now);
-  absl::Status SetJobCancelled(int64_t job_id, int64_t now);
+  // Succeeded or cancelled: no attempt current any more.
+  absl::Status SetJobEnded(int64_t job_id, absl::string_view state, int64_t now);
   // A released attempt does not count as one.
   absl::Status UncountAttempt(int64_t job_id);
   absl::Status MarkJobRunning(int64_t job_id, int64_t attempt_id, int64_t now,

@@ -36,6 +36,23 @@ void FillSummary(const Stmt& st, v1::JobSummary* s) {
   s->set_input_sha256(st.Text(13));
 }
 
+// Steps `st` to its end, calling `fn` with each row.
+template <typename Fn>
+absl::Status EachRow(Stmt* st, Fn fn) {
+  while (true) {
+    ASSIGN_OR_RETURN(row, st->Step());
+    if (!row) break;
+    fn(*st);
+  }
+  return absl::OkStatus();
+}
+
+// Sets counts[column 0] = column 1 for each row (a name and a count).
+template <typename Map>
+absl::Status CountsInto(Stmt* st, Map& counts) {
+  return EachRow(st, [&](const Stmt& r) { counts[r.Text(0)] = r.Int(1); });
+}
+
 }  // namespace
 
 absl::Status JobStore::Ping() {
@@ -69,35 +86,27 @@ absl::StatusOr<v1::StatusResponse> JobStore::Status(const std::string& batch, in
                             "SELECT state, count(*) FROM jobs WHERE batch_id=? AND "
                             "superseded_by IS NULL GROUP BY state"));
     c->Bind(1, id);
+    RETURN_IF_ERROR(CountsInto(c, *b.mutable_counts()));
     int64_t total = 0, remaining = 0;
-    while (true) {
-      ASSIGN_OR_RETURN(row, c->Step());
-      if (!row) break;
-      (*b.mutable_counts())[c->Text(0)] = c->Int(1);
-      total += c->Int(1);
-      auto st = StateFromName(c->Text(0));
-      if (st && InFlight(*st)) remaining += c->Int(1);
+    for (const auto& [state, n] : b.counts()) {
+      total += n;
+      auto st = StateFromName(state);
+      if (st && InFlight(*st)) remaining += n;
     }
     b.set_total(total);
-    ASSIGN_OR_RETURN(f, db.Prepare(
-                            "SELECT a.failure_class, count(*) FROM attempts a JOIN jobs j ON "
-                            "j.id=a.job_id WHERE j.batch_id=? AND a.failure_class IS NOT NULL "
-                            "GROUP BY a.failure_class"));
-    f->Bind(1, id);
-    while (true) {
-      ASSIGN_OR_RETURN(row, f->Step());
-      if (!row) break;
-      (*b.mutable_failure_counts())[f->Text(0)] = f->Int(1);
-    }
-    ASSIGN_OR_RETURN(fc, db.Prepare(
-                             "SELECT e.value, count(*) FROM results r JOIN jobs j ON j.id=r.job_id, "
-                             "json_each(r.flags_json) e WHERE j.batch_id=? AND j.superseded_by IS NULL "
-                             "GROUP BY e.value"));
-    fc->Bind(1, id);
-    while (true) {
-      ASSIGN_OR_RETURN(row, fc->Step());
-      if (!row) break;
-      (*b.mutable_flag_counts())[fc->Text(0)] = fc->Int(1);
+    // Attempts by failure class, and the flags of the batch's results.
+    for (auto [sql, counts] :
+         {std::pair{"SELECT a.failure_class, count(*) FROM attempts a JOIN jobs j ON "
+                    "j.id=a.job_id WHERE j.batch_id=? AND a.failure_class IS NOT NULL "
+                    "GROUP BY a.failure_class",
+                    b.mutable_failure_counts()},
+          std::pair{"SELECT e.value, count(*) FROM results r JOIN jobs j ON j.id=r.job_id, "
+                    "json_each(r.flags_json) e WHERE j.batch_id=? AND j.superseded_by IS NULL "
+                    "GROUP BY e.value",
+                    b.mutable_flag_counts()}}) {
+      ASSIGN_OR_RETURN(st, db.Prepare(sql));
+      st->Bind(1, id);
+      RETURN_IF_ERROR(CountsInto(st, *counts));
     }
     // Requests the egress gateways denied, from the attempts' network logs.
     ASSIGN_OR_RETURN(dn, db.Prepare(
@@ -162,24 +171,22 @@ absl::StatusOr<v1::JobDetail> JobStore::ShowJob(const JobKey& key) {
                            "coalesce(netlog_json,''), coalesce(details_json,'') "
                            "FROM attempts WHERE job_id=? ORDER BY id"));
   at->Bind(1, id);
-  while (true) {
-    ASSIGN_OR_RETURN(r, at->Step());
-    if (!r) break;
+  RETURN_IF_ERROR(EachRow(at, [&](const Stmt& r) {
     auto* a = d.add_attempts();
-    a->set_attempt_id(at->Int(0));
-    a->set_number(static_cast<int32_t>(at->Int(1)));
-    a->set_worker(at->Text(2));
-    a->set_leased_at_ms(at->Int(3));
-    a->set_started_at_ms(at->Int(4));
-    a->set_ended_at_ms(at->Int(5));
-    a->set_outcome(at->Text(6));
-    a->set_failure_class(ClassFromName(at->Text(7)).value_or(v1::FAILURE_CLASS_UNSPECIFIED));
-    a->set_exit_code(static_cast<int32_t>(at->Int(8)));
-    a->set_error(at->Text(9));
-    a->set_log_tail(at->Text(10));
-    a->set_netlog_json(at->Text(11));
-    a->set_details_json(at->Text(12));
-  }
+    a->set_attempt_id(r.Int(0));
+    a->set_number(static_cast<int32_t>(r.Int(1)));
+    a->set_worker(r.Text(2));
+    a->set_outcome(r.Text(6));
+    a->set_failure_class(ClassFromName(r.Text(7)).value_or(v1::FAILURE_CLASS_UNSPECIFIED));
+    a->set_leased_at_ms(r.Int(3));
+    a->set_started_at_ms(r.Int(4));
+    a->set_ended_at_ms(r.Int(5));
+    a->set_exit_code(static_cast<int32_t>(r.Int(8)));
+    a->set_error(r.Text(9));
+    a->set_log_tail(r.Text(10));
+    a->set_netlog_json(r.Text(11));
+    a->set_details_json(r.Text(12));
+  }));
   ASSIGN_OR_RETURN(fl, db.Prepare("SELECT flags_json FROM results WHERE job_id=?"));
   fl->Bind(1, id);
   ASSIGN_OR_RETURN(flrow, fl->Step());
@@ -192,15 +199,13 @@ absl::StatusOr<v1::JobDetail> JobStore::ShowJob(const JobKey& key) {
   ASSIGN_OR_RETURN(ev, db.Prepare(
                            "SELECT id, ts, kind, detail FROM events WHERE job_id=? ORDER BY id"));
   ev->Bind(1, id);
-  while (true) {
-    ASSIGN_OR_RETURN(r, ev->Step());
-    if (!r) break;
+  RETURN_IF_ERROR(EachRow(ev, [&](const Stmt& r) {
     auto* e = d.add_events();
-    e->set_id(ev->Int(0));
-    e->set_ts_ms(ev->Int(1));
-    e->set_kind(ev->Text(2));
-    e->set_detail(ev->Text(3));
-  }
+    e->set_id(r.Int(0));
+    e->set_ts_ms(r.Int(1));
+    e->set_kind(r.Text(2));
+    e->set_detail(r.Text(3));
+  }));
   return d;
 }
 
@@ -274,11 +279,7 @@ absl::StatusOr<FleetSnapshot> JobStore::Fleet(int64_t now) {
     f.jobs_by_state[std::string(StateName(static_cast<v1::JobState>(s)))] = 0;
   ASSIGN_OR_RETURN(c, db.Prepare("SELECT state, count(*) FROM jobs WHERE superseded_by IS NULL "
                                  "GROUP BY state"));
-  while (true) {
-    ASSIGN_OR_RETURN(row, c->Step());
-    if (!row) break;
-    f.jobs_by_state[c->Text(0)] = c->Int(1);
-  }
+  RETURN_IF_ERROR(CountsInto(c, f.jobs_by_state));
   ASSIGN_OR_RETURN(q, db.Prepare("SELECT count(*), coalesce(min(ready_at),0) FROM jobs "
                                  "WHERE state='queued' AND ready_at<=? AND superseded_by IS NULL"));
   q->Bind(1, now);

@@ -1,7 +1,7 @@
 // coordinatord's Prometheus metrics, served on --metrics-listen. Two kinds:
 // events the engine reports through EngineObserver (attempt counters and the
-// schedule-to-start histogram, updated on the engine thread after each
-// commit, never blocking it), and state read from the database at scrape
+// schedule-to-start histogram, updated on the engine's effects thread after
+// each commit, never blocking the engine), and state read from the database at scrape
 // time, on the HTTP server's thread, through the read side (Queries::Fleet):
 // jobs by state, leases and the oldest one's age, workers. The model-API
 // limit gauge is set by whatever decides the limit (SetModelApiLimit, or
@@ -52,7 +52,7 @@ class CoordinatorMetrics final : public EngineObserver {
   explicit CoordinatorMetrics(Queries* queries, Clock clock = nullptr);
   ~CoordinatorMetrics() override;
 
-  // EngineObserver (engine thread, after commit).
+  // EngineObserver (the engine's effects thread, after commit).
   void OnLeased(int64_t job_id, int64_t ready_at_ms, int64_t leased_at_ms) override;
   void OnAttemptFinished(absl::string_view outcome,
                          std::optional<v1::FailureClass> failure_class) override;

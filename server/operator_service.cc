@@ -10,9 +10,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
+#include "common/status_macros.h"
 #include "common/status_util.h"
 #include "server/engine_wire.h"
 #include "server/intake.h"
+#include "server/model.h"
 
 namespace assessq {
 namespace {
@@ -66,6 +68,20 @@ absl::Status ValidateBatchName(const std::string& name) {
   } while (0)
 
 }  // namespace
+
+template <typename Start>
+OperatorService::Unary* OperatorService::ToEngine(Ctx* ctx, Start start) {
+  AUTH_OPERATOR(ctx);
+  auto* r = ctx->DefaultReactor();
+  start(r);
+  return r;
+}
+
+template <typename Resp, typename Read>
+OperatorService::Unary* OperatorService::FromQueries(Ctx* ctx, Resp* resp, Read read) {
+  AUTH_OPERATOR(ctx);
+  return ReplyWith(ctx, read(), [&](auto v) { resp->Swap(&v); });
+}
 
 grpc::ServerUnaryReactor* OperatorService::Submit(grpc::CallbackServerContext* ctx,
                                                   const v1::SubmitRequest* req,
@@ -171,152 +187,117 @@ grpc::ServerUnaryReactor* OperatorService::Status(grpc::CallbackServerContext* c
   return r;
 }
 
-grpc::ServerUnaryReactor* OperatorService::ListJobs(grpc::CallbackServerContext* ctx,
-                                                    const v1::ListJobsRequest* req,
-                                                    v1::ListJobsResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  return ReplyWith(ctx, queries_->ListJobs(*req), [&](auto v) { resp->Swap(&v); });
+OperatorService::Unary* OperatorService::ListJobs(Ctx* ctx, const v1::ListJobsRequest* req,
+                                                  v1::ListJobsResponse* resp) {
+  return FromQueries(ctx, resp, [&] { return queries_->ListJobs(*req); });
 }
 
-grpc::ServerUnaryReactor* OperatorService::ShowJob(grpc::CallbackServerContext* ctx,
-                                                   const v1::JobRef* req, v1::JobDetail* resp) {
-  AUTH_OPERATOR(ctx);
-  return ReplyWith(ctx, queries_->ShowJob(*req), [&](auto v) { resp->Swap(&v); });
+OperatorService::Unary* OperatorService::ShowJob(Ctx* ctx, const v1::JobRef* req,
+                                                 v1::JobDetail* resp) {
+  return FromQueries(ctx, resp, [&] { return queries_->ShowJob(*req); });
 }
 
-grpc::ServerUnaryReactor* OperatorService::GetResult(grpc::CallbackServerContext* ctx,
-                                                     const v1::JobRef* req,
-                                                     v1::ResultResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  return ReplyWith(ctx, queries_->GetResult(*req), [&](auto v) { resp->Swap(&v); });
+OperatorService::Unary* OperatorService::GetResult(Ctx* ctx, const v1::JobRef* req,
+                                                   v1::ResultResponse* resp) {
+  return FromQueries(ctx, resp, [&] { return queries_->GetResult(*req); });
 }
 
-grpc::ServerUnaryReactor* OperatorService::Retry(grpc::CallbackServerContext* ctx,
-                                                 const v1::RetryRequest* req,
-                                                 v1::CountResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->Retry(FromProto(*req), Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
-  return r;
+OperatorService::Unary* OperatorService::Retry(Ctx* ctx, const v1::RetryRequest* req,
+                                               v1::CountResponse* resp) {
+  return ToEngine(ctx, [&](Unary* r) {
+    engine_->Retry(FromProto(*req), Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
+  });
 }
 
-grpc::ServerUnaryReactor* OperatorService::Cancel(grpc::CallbackServerContext* ctx,
-                                                  const v1::CancelRequest* req,
-                                                  v1::CountResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->Cancel(FromProto(*req), Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
-  return r;
+OperatorService::Unary* OperatorService::Cancel(Ctx* ctx, const v1::CancelRequest* req,
+                                                v1::CountResponse* resp) {
+  return ToEngine(ctx, [&](Unary* r) {
+    engine_->Cancel(FromProto(*req), Later<int64_t>(r, [resp](int64_t n) { resp->set_count(n); }));
+  });
 }
 
-grpc::ServerUnaryReactor* OperatorService::ListWorkers(grpc::CallbackServerContext* ctx,
-                                                       const v1::WorkersRequest*,
-                                                       v1::WorkersResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->ListWorkers(LaterInto<std::vector<WorkerView>>(r, resp));
-  return r;
+OperatorService::Unary* OperatorService::ListWorkers(Ctx* ctx, const v1::WorkersRequest*,
+                                                     v1::WorkersResponse* resp) {
+  return ToEngine(ctx, [&](Unary* r) {
+    engine_->ListWorkers(LaterInto<std::vector<WorkerView>>(r, resp));
+  });
 }
 
-grpc::ServerUnaryReactor* OperatorService::PauseBatch(grpc::CallbackServerContext* ctx,
-                                                      const v1::BatchRequest* req, v1::Empty*) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->SetPaused(req->batch(), true, LaterEmpty(r));
-  return r;
+OperatorService::Unary* OperatorService::PauseBatch(Ctx* ctx, const v1::BatchRequest* req,
+                                                    v1::Empty*) {
+  return ToEngine(ctx, [&](Unary* r) { engine_->SetPaused(req->batch(), true, LaterEmpty(r)); });
 }
 
-grpc::ServerUnaryReactor* OperatorService::ResumeBatch(grpc::CallbackServerContext* ctx,
-                                                       const v1::BatchRequest* req, v1::Empty*) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->SetPaused(req->batch(), false, LaterEmpty(r));
-  return r;
+OperatorService::Unary* OperatorService::ResumeBatch(Ctx* ctx, const v1::BatchRequest* req,
+                                                     v1::Empty*) {
+  return ToEngine(ctx, [&](Unary* r) { engine_->SetPaused(req->batch(), false, LaterEmpty(r)); });
 }
 
-grpc::ServerUnaryReactor* OperatorService::SetLimits(grpc::CallbackServerContext* ctx,
-                                                     const v1::LimitsRequest* req,
-                                                     v1::LimitsResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->SetLimits(FromProto(*req), LaterInto<std::vector<LimitView>>(r, resp));
-  return r;
+OperatorService::Unary* OperatorService::SetLimits(Ctx* ctx, const v1::LimitsRequest* req,
+                                                   v1::LimitsResponse* resp) {
+  return ToEngine(ctx, [&](Unary* r) {
+    engine_->SetLimits(FromProto(*req), LaterInto<std::vector<LimitView>>(r, resp));
+  });
 }
 
-grpc::ServerUnaryReactor* OperatorService::SetBudget(grpc::CallbackServerContext* ctx,
-                                                     const v1::BudgetRequest* req,
-                                                     v1::BatchStatus* resp) {
-  AUTH_OPERATOR(ctx);
-  if (!std::isfinite(req->budget_usd()) || req->budget_usd() < 0)
-    return Reply(ctx, absl::InvalidArgumentError("budget_usd must be 0 (none) or more"));
-  auto* r = ctx->DefaultReactor();
-  engine_->SetBudget(req->batch(), req->budget_usd(),
-                     [r, resp, q = queries_, batch = req->batch()](absl::StatusOr<bool> v) {
-                       if (!v.ok()) {
-                         r->Finish(ToGrpc(v.status()));
-                         return;
-                       }
-                       auto st = q->Status(batch);  // after the commit: the new budget
-                       if (st.ok() && st->batches_size() == 1) resp->Swap(st->mutable_batches(0));
-                       r->Finish(ToGrpc(st.status()));
-                     });
-  return r;
-}
-
-grpc::ServerUnaryReactor* OperatorService::ReadLog(grpc::CallbackServerContext* ctx,
-                                                   const v1::LogReadRequest* req,
-                                                   v1::LogReadResponse* resp) {
-  AUTH_OPERATOR(ctx);
-  auto d = queries_->ShowJob(req->job());
-  if (!d.ok()) return Reply(ctx, d.status());
-  resp->set_job_state(d->job().state());
+namespace {
+// The answer to a log read of job `d`: the attempt asked for (else the
+// latest), from the live log while it has one, else its stored tail; ended
+// once the follower has everything of an attempt that ended.
+absl::StatusOr<v1::LogReadResponse> LogRead(const v1::JobDetail& d,
+                                            const v1::LogReadRequest& req,
+                                            const LiveLogs& live) {
+  v1::LogReadResponse resp;
+  resp.set_job_state(d.job().state());
+  resp.set_next_offset(req.offset());
   const v1::Attempt* a = nullptr;
-  for (const auto& at : d->attempts())
-    if (req->attempt_id() == 0 ? (!a || at.attempt_id() > a->attempt_id())
-                               : at.attempt_id() == req->attempt_id())
+  for (const auto& at : d.attempts())
+    if (req.attempt_id() == 0 ? (!a || at.attempt_id() > a->attempt_id())
+                              : at.attempt_id() == req.attempt_id())
       a = &at;
   if (!a) {
-    if (req->attempt_id() != 0)
-      return Reply(ctx, absl::NotFoundError(absl::StrCat("job ", d->job().job_id(),
-                                                         " has no attempt ", req->attempt_id())));
+    if (req.attempt_id() != 0)
+      return absl::NotFoundError(
+          absl::StrCat("job ", d.job().job_id(), " has no attempt ", req.attempt_id()));
     // Not started yet: nothing to show, not ended either (unless the job is).
-    v1::JobState st = d->job().state();
-    resp->set_ended(st == v1::JOB_STATE_SUCCEEDED || st == v1::JOB_STATE_NEEDS_ATTENTION ||
-                    st == v1::JOB_STATE_CANCELLED);
-    resp->set_next_offset(req->offset());
-    return Reply(ctx, absl::OkStatus());
+    resp.set_ended(IsTerminal(d.job().state()));
+    return resp;
   }
-  resp->set_attempt_id(a->attempt_id());
-  resp->set_outcome(a->outcome());
-  bool ended = a->outcome() != "leased" && a->outcome() != "running";
-  if (auto c = engine_->live_logs().Read(a->attempt_id(), req->offset())) {
-    resp->set_data(std::move(c->data));
-    resp->set_next_offset(c->next_offset);
-    resp->set_skipped(c->skipped);
+  resp.set_attempt_id(a->attempt_id());
+  resp.set_outcome(a->outcome());
+  const bool ended = a->outcome() != "leased" && a->outcome() != "running";
+  if (auto c = live.Read(a->attempt_id(), req.offset())) {
+    resp.set_data(std::move(c->data));
+    resp.set_next_offset(c->next_offset);
+    resp.set_skipped(c->skipped);
     // Ended, and the follower has everything the worker streamed.
-    resp->set_ended(ended && resp->data().empty());
-    return Reply(ctx, absl::OkStatus());
-  }
-  if (ended) {
+    resp.set_ended(ended && resp.data().empty());
+  } else if (ended) {
     // Nothing was streamed (or the coordinator restarted): the stored tail.
     const std::string& tail = a->log_tail();
-    int64_t from = std::min<int64_t>(std::max<int64_t>(req->offset(), 0),
+    int64_t from = std::min<int64_t>(std::max<int64_t>(req.offset(), 0),
                                      static_cast<int64_t>(tail.size()));
-    resp->set_data(tail.substr(static_cast<size_t>(from)));
-    resp->set_next_offset(static_cast<int64_t>(tail.size()));
-    resp->set_ended(true);
-    return Reply(ctx, absl::OkStatus());
+    resp.set_data(tail.substr(static_cast<size_t>(from)));
+    resp.set_next_offset(static_cast<int64_t>(tail.size()));
+    resp.set_ended(true);
   }
-  resp->set_next_offset(req->offset());
-  return Reply(ctx, absl::OkStatus());
+  return resp;
+}
+}  // namespace
+
+OperatorService::Unary* OperatorService::ReadLog(Ctx* ctx, const v1::LogReadRequest* req,
+                                                 v1::LogReadResponse* resp) {
+  return FromQueries(ctx, resp, [&]() -> absl::StatusOr<v1::LogReadResponse> {
+    ASSIGN_OR_RETURN(d, queries_->ShowJob(req->job()));
+    return LogRead(d, *req, engine_->live_logs());
+  });
 }
 
-grpc::ServerUnaryReactor* OperatorService::DrainWorker(grpc::CallbackServerContext* ctx,
-                                                       const v1::DrainRequest* req, v1::Empty*) {
-  AUTH_OPERATOR(ctx);
-  auto* r = ctx->DefaultReactor();
-  engine_->DrainWorker(req->worker(), !req->undrain(), LaterEmpty(r));
-  return r;
+OperatorService::Unary* OperatorService::DrainWorker(Ctx* ctx, const v1::DrainRequest* req,
+                                                     v1::Empty*) {
+  return ToEngine(ctx, [&](Unary* r) {
+    engine_->DrainWorker(req->worker(), !req->undrain(), LaterEmpty(r));
+  });
 }
 
 namespace {

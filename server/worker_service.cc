@@ -42,9 +42,9 @@ void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& 
 
 // The engine's handle on a session: outlives the reactor, and forgets it
 // once the stream is done, so late pushes are dropped safely.
-class Outbox final : public SessionSink {
+class SessionQueue final : public SessionSink {
  public:
-  explicit Outbox(SessionReactor* r) : r_(r) {}
+  explicit SessionQueue(SessionReactor* r) : r_(r) {}
   void Push(const v1::CoordinatorMessage& m) override;
   void Close(const std::string& reason) override;
   void WriteDone(bool ok);
@@ -84,10 +84,10 @@ class SessionReactor final
   SessionReactor(Engine* engine, Queries* queries, Authenticator* auth,
                  grpc::CallbackServerContext* ctx)
       : engine_(engine), queries_(queries), auth_(auth), ctx_(ctx),
-        outbox_(std::make_shared<Outbox>(this)) {
+        queue_(std::make_shared<SessionQueue>(this)) {
     auto who = auth->Check(ctx, Role::kWorker);
     if (!who.ok()) {
-      outbox_->FinishWhenIdle(ToGrpc(who.status()));
+      queue_->FinishWhenIdle(ToGrpc(who.status()));
       return;
     }
     principal_ = who->id;
@@ -97,41 +97,41 @@ class SessionReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker closed its side or went away
-      outbox_->FinishWhenIdle(grpc::Status::OK);
+      queue_->FinishWhenIdle(grpc::Status::OK);
       return;
     }
     // The token again (cached): a revoked token's session ends at its next
     // message, as its unary calls would fail.
     if (auto who = auth_->Check(ctx_, Role::kWorker); !who.ok() || who->id != principal_) {
-      outbox_->FinishWhenIdle(
+      queue_->FinishWhenIdle(
           who.ok() ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token changed")
                    : ToGrpc(who.status()));
       return;
     }
     if (in_.has_hello()) {
       if (session_id_ != 0) {
-        outbox_->FinishWhenIdle(
+        queue_->FinishWhenIdle(
             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second hello on one session"));
         return;
       }
       const auto& h = in_.hello();
       if (h.worker_name().empty() || h.worker_name().size() > 200 ||
           !IsValidUtf8(h.worker_name()) || h.slots() < 0 || h.slots() > 10000) {
-        outbox_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+        queue_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                              "hello needs a worker name and 0..10000 slots"));
         return;
       }
       session_id_ = -1;  // hello seen
-      auto outbox = outbox_;
+      auto queue = queue_;
       Engine* engine = engine_;
-      engine_->OpenSession(h.worker_name(), h.slots(), outbox_,
-                           [engine, outbox, lease_ms = engine_->lease_period_ms()](
+      engine_->OpenSession(h.worker_name(), h.slots(), queue_,
+                           [engine, queue, lease_ms = engine_->lease_period_ms()](
                                absl::StatusOr<int64_t> id) {
                              if (!id.ok()) {
-                               outbox->FinishWhenIdle(ToGrpc(id.status()));
+                               queue->FinishWhenIdle(ToGrpc(id.status()));
                                return;
                              }
-                             if (!outbox->SetSession(*id)) {
+                             if (!queue->SetSession(*id)) {
                                engine->CloseSession(*id);  // stream ended meanwhile
                                return;
                              }
@@ -139,18 +139,18 @@ class SessionReactor final
                              w.mutable_welcome()->set_session_id(absl::StrCat(*id));
                              w.mutable_welcome()->set_lease_period_ms(lease_ms);
                              // Welcome goes before any lease the dispatch pushes next.
-                             outbox->Push(w);
+                             queue->Push(w);
                            },
                            principal_);
     } else if (in_.has_capacity()) {
-      if (int64_t id = outbox_->session(); id > 0)
+      if (int64_t id = queue_->session(); id > 0)
         engine_->SetCapacity(id, in_.capacity().slots());
     } else if (in_.has_heartbeat()) {
-      // Fenced exactly as the unary Heartbeat; the session's token already
-      // passed the worker-role check when the stream opened.
+      // Fenced exactly as the unary Heartbeat; the session's token passed
+      // the worker-role check again above.
       const v1::HeartbeatRequest& hb = in_.heartbeat();
-      auto outbox = outbox_;
-      engine_->Heartbeat(FromProto(hb), [outbox, seq = hb.seq(), job = hb.job_id(),
+      auto queue = queue_;
+      engine_->Heartbeat(FromProto(hb), [queue, seq = hb.seq(), job = hb.job_id(),
                                          token = hb.token()](absl::StatusOr<HeartbeatReply> r) {
         v1::CoordinatorMessage m;
         v1::HeartbeatAck* ack = m.mutable_heartbeat_ack();
@@ -161,12 +161,12 @@ class SessionReactor final
         ack->set_code(static_cast<int32_t>(g.error_code()));
         if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms);
         else ack->set_error(g.error_message());
-        outbox->Push(m);
+        queue->Push(m);
       }, principal_);
     } else if (in_.has_complete()) {
-      auto outbox = outbox_;
+      auto queue = queue_;
       StartComplete(engine_, queries_, in_.complete().request(), who_,
-                    [outbox, seq = in_.complete().seq()](absl::StatusOr<CompletionReply> r) {
+                    [queue, seq = in_.complete().seq()](absl::StatusOr<CompletionReply> r) {
                       v1::CoordinatorMessage m;
                       v1::CompleteAck* ack = m.mutable_complete_ack();
                       ack->set_seq(seq);
@@ -174,20 +174,20 @@ class SessionReactor final
                       ack->set_code(static_cast<int32_t>(g.error_code()));
                       if (r.ok()) *ack->mutable_response() = ToProto(*r);
                       else ack->set_error(g.error_message());
-                      outbox->Push(m);
+                      queue->Push(m);
                     });
     }
     StartRead(&in_);
   }
 
-  void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
+  void OnWriteDone(bool ok) override { queue_->WriteDone(ok); }
 
   void OnDone() override {
-    if (int64_t id = outbox_->Detach(); id > 0) engine_->CloseSession(id);
+    if (int64_t id = queue_->Detach(); id > 0) engine_->CloseSession(id);
     delete this;
   }
 
-  void OnCancel() override { outbox_->FinishWhenIdle(grpc::Status::CANCELLED); }
+  void OnCancel() override { queue_->FinishWhenIdle(grpc::Status::CANCELLED); }
 
  private:
   Engine* engine_;
@@ -195,13 +195,13 @@ class SessionReactor final
   Authenticator* auth_;
   grpc::CallbackServerContext* ctx_;
   Principal who_;  // the session's token
-  std::shared_ptr<Outbox> outbox_;
+  std::shared_ptr<SessionQueue> queue_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
   int64_t principal_ = 0;   // the token's id
 };
 
-void Outbox::Push(const v1::CoordinatorMessage& m) {
+void SessionQueue::Push(const v1::CoordinatorMessage& m) {
   std::lock_guard<std::mutex> l(mu_);
   if (!r_ || finished_ || finish_) return;
   q_.push_back(m);
@@ -211,7 +211,7 @@ void Outbox::Push(const v1::CoordinatorMessage& m) {
   }
 }
 
-void Outbox::WriteDone(bool ok) {
+void SessionQueue::WriteDone(bool ok) {
   std::lock_guard<std::mutex> l(mu_);
   if (!q_.empty()) q_.pop_front();
   if (!ok) {
@@ -228,17 +228,17 @@ void Outbox::WriteDone(bool ok) {
   if (finish_) FinishLocked(*finish_);
 }
 
-void Outbox::Close(const std::string& reason) {
+void SessionQueue::Close(const std::string& reason) {
   FinishWhenIdle(grpc::Status(grpc::StatusCode::ABORTED, reason));
 }
 
-void Outbox::FinishWhenIdle(grpc::Status s) {
+void SessionQueue::FinishWhenIdle(grpc::Status s) {
   std::lock_guard<std::mutex> l(mu_);
   if (!finish_) finish_ = s;
   if (!writing_) FinishLocked(*finish_);
 }
 
-void Outbox::FinishLocked(grpc::Status s) {
+void SessionQueue::FinishLocked(grpc::Status s) {
   if (finished_ || !r_) return;
   finished_ = true;
   r_->Finish(s);
@@ -251,59 +251,55 @@ grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* WorkerServic
   return new SessionReactor(engine_, queries_, auth_, ctx);
 }
 
-grpc::ServerUnaryReactor* WorkerService::AppendLog(grpc::CallbackServerContext* ctx,
-                                                   const v1::LogAppendRequest* req, v1::Empty*) {
+template <typename Start>
+grpc::ServerUnaryReactor* WorkerService::AsWorker(grpc::CallbackServerContext* ctx,
+                                                  Start start) {
   auto* r = ctx->DefaultReactor();
   auto who = auth_->Check(ctx, Role::kWorker);
-  if (!who.ok()) {
-    r->Finish(ToGrpc(who.status()));
-    return r;
-  }
-  if (req->data().size() > (1u << 20)) {
-    r->Finish(ToGrpc(absl::InvalidArgumentError("log append: data over 1 MiB")));
-    return r;
-  }
-  // Bound to the lease like Heartbeat and Complete: only the token that
-  // holds the attempt's lease may append (FAILED_PRECONDITION otherwise).
-  r->Finish(ToGrpc(engine_->live_logs().Append(req->job_id(), req->token(), who->id,
-                                               req->offset(), req->data(), SystemNowMs())));
+  if (who.ok()) start(r, *who);
+  else r->Finish(ToGrpc(who.status()));
   return r;
+}
+
+namespace {
+// Finishes a unary call with the engine's answer translated into `resp`.
+template <typename T, typename Resp>
+Engine::Done<T> FinishInto(grpc::ServerUnaryReactor* r, Resp* resp) {
+  return [r, resp](absl::StatusOr<T> v) {
+    if (v.ok()) *resp = ToProto(*v);
+    r->Finish(ToGrpc(v.status()));
+  };
+}
+}  // namespace
+
+grpc::ServerUnaryReactor* WorkerService::AppendLog(grpc::CallbackServerContext* ctx,
+                                                   const v1::LogAppendRequest* req, v1::Empty*) {
+  return AsWorker(ctx, [&](grpc::ServerUnaryReactor* r, const Principal& who) {
+    if (req->data().size() > (1u << 20)) {
+      r->Finish(ToGrpc(absl::InvalidArgumentError("log append: data over 1 MiB")));
+      return;
+    }
+    // Bound to the lease like Heartbeat and Complete: only the token that
+    // holds the attempt's lease may append (FAILED_PRECONDITION otherwise).
+    r->Finish(ToGrpc(engine_->live_logs().Append(req->job_id(), req->token(), who.id,
+                                                 req->offset(), req->data(), SystemNowMs())));
+  });
 }
 
 grpc::ServerUnaryReactor* WorkerService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                    const v1::HeartbeatRequest* req,
                                                    v1::HeartbeatResponse* resp) {
-  auto* r = ctx->DefaultReactor();
-  auto who = auth_->Check(ctx, Role::kWorker);
-  if (!who.ok()) {
-    r->Finish(ToGrpc(who.status()));
-    return r;
-  }
-  engine_->Heartbeat(
-      FromProto(*req),
-      [r, resp](absl::StatusOr<HeartbeatReply> v) {
-        if (v.ok()) *resp = ToProto(*v);
-        r->Finish(ToGrpc(v.status()));
-      },
-      who->id);
-  return r;
+  return AsWorker(ctx, [&](grpc::ServerUnaryReactor* r, const Principal& who) {
+    engine_->Heartbeat(FromProto(*req), FinishInto<HeartbeatReply>(r, resp), who.id);
+  });
 }
 
 grpc::ServerUnaryReactor* WorkerService::Complete(grpc::CallbackServerContext* ctx,
                                                   const v1::CompleteRequest* req,
                                                   v1::CompleteResponse* resp) {
-  auto* r = ctx->DefaultReactor();
-  auto who = auth_->Check(ctx, Role::kWorker);
-  if (!who.ok()) {
-    r->Finish(ToGrpc(who.status()));
-    return r;
-  }
-  StartComplete(engine_, queries_, *req, *who,
-                [r, resp](absl::StatusOr<CompletionReply> v) {
-                  if (v.ok()) *resp = ToProto(*v);
-                  r->Finish(ToGrpc(v.status()));
-                });
-  return r;
+  return AsWorker(ctx, [&](grpc::ServerUnaryReactor* r, const Principal& who) {
+    StartComplete(engine_, queries_, *req, who, FinishInto<CompletionReply>(r, resp));
+  });
 }
 
 }  // namespace assessq
