@@ -173,7 +173,8 @@ grpc::ServerUnaryReactor* OperatorService::Status(grpc::CallbackServerContext* c
   auto* r = ctx->DefaultReactor();
   engine_->SetLimits(LimitsOrder{}, [r, resp](absl::StatusOr<std::vector<LimitView>> v) {
     if (v.ok()) {
-      for (const auto& l : ToProto(*v).limits()) {
+      const v1::LimitsResponse limits = ToProto(*v);
+      for (const auto& l : limits.limits()) {
         if (l.scope() == "provider") {
           *resp->add_providers() = l;
           continue;
