@@ -11,10 +11,13 @@ namespace assessq {
 CommitLoop::CommitLoop(Db& db, std::string db_path, Hooks hooks)
     : db_(db), db_path_(std::move(db_path)), hooks_(std::move(hooks)) {}
 
-void CommitLoop::Start() {
+absl::Status CommitLoop::Start() {
+  // Checkpoints are the checkpointer's, never the writer's.
+  if (auto s = db_.Exec("PRAGMA wal_autocheckpoint=0"); !s.ok()) return s;
   effects_thread_ = std::thread([this] { RunEffects(); });
   writer_ = std::thread([this] { Run(); });
   checkpointer_ = std::thread([this] { Checkpoint(); });
+  return absl::OkStatus();
 }
 
 CommitLoop::~CommitLoop() {

@@ -36,7 +36,8 @@ class CommitLoop {
   // `db` is the writer's connection; checkpoints open `db_path` again.
   CommitLoop(Db& db, std::string db_path, Hooks hooks);
   ~CommitLoop();  // stops: runs what was posted, then every effect queued
-  void Start();
+  // Turns the writer's automatic checkpoints off and starts the threads.
+  absl::Status Start();
 
   void Post(std::function<void()> fn);
   // Writer thread only: runs `op` as a Txn of the round under way.

@@ -61,8 +61,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions opt) {
                         [p] { return p->CloseSessions(); }});
   RETURN_IF_ERROR(Migrate(*e->db_));
   RETURN_IF_ERROR(e->Load());
-  RETURN_IF_ERROR(e->db_->Exec("PRAGMA wal_autocheckpoint=0"));
-  e->loop_->Start();
+  RETURN_IF_ERROR(e->loop_->Start());
   return e;
 }
 
