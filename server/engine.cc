@@ -45,7 +45,7 @@ Engine::Engine(EngineOptions opt) : opt_(std::move(opt)) {
     };
   }
   rng_.seed(opt_.seed ? opt_.seed : std::random_device{}());
-  if (!opt_.usage) opt_.usage = std::make_shared<UsageStore>();  // costsrv
+  if (!opt_.usage) opt_.usage = std::make_shared<UsageStore>();  // no prices
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions opt) {
@@ -189,11 +189,17 @@ void Engine::DropLease(Txn& tx, int64_t job_id) {
 
 absl::Status Engine::FinishAttempt(Txn& tx, int64_t attempt_id, absl::string_view outcome,
                                    std::optional<v1::FailureClass> cls,
-                                   const std::string& error, const AttemptReport* report) {
+                                   const std::string& error, const CompletionReport* report) {
   std::optional<absl::string_view> cls_name;
   if (cls) cls_name = ClassName(*cls);
-  RETURN_IF_ERROR(
-      tx.store().FinishAttempt(attempt_id, outcome, cls_name, error, tx.now(), report));
+  RETURN_IF_ERROR(tx.store().FinishAttempt(attempt_id, outcome, cls_name, error, tx.now(),
+                                           report ? &report->attempt : nullptr));
+  // The attempt's final usage and the agent's own cost figure.
+  if (report)
+    RETURN_IF_ERROR(ReportUsage(
+        tx, opt_.usage->RecordCompletion(tx.db(), attempt_id,
+                                         report->usage ? &*report->usage : nullptr,
+                                         report->attempt.details_json, report->attempt.log_tail)));
   if (auto* o = opt_.observer)
     tx.After([o, out = std::string(outcome), cls] { o->OnAttemptFinished(out, cls); });
   return absl::OkStatus();
@@ -320,6 +326,9 @@ void Engine::Heartbeat(HeartbeatReport hb, Done<HeartbeatReply> done, int64_t pr
           return absl::FailedPreconditionError(absl::StrCat(
               "job ", hb.job_id, ": lease ", hb.token, " is not held (stale token)"));
         RETURN_IF_ERROR(CheckHolder(hb.job_id, *l, principal));
+        // The attempt's usage so far (cumulative).
+        if (hb.usage)
+          RETURN_IF_ERROR(ReportUsage(tx, opt_.usage->Record(tx.db(), hb.token, *hb.usage)));
         const int64_t expires = tx.now() + opt_.lease_period_ms;
         const bool starts_running = hb.running && !l->running;
         workers_.Seen(tx, l->worker);
@@ -378,7 +387,7 @@ absl::StatusOr<CompletionReply> Engine::CompleteSucceeded(
   if (!check.errors.empty()) {
     std::string err = absl::StrJoin(check.errors, "\n");
     RETURN_IF_ERROR(FinishAttempt(tx, r.token, "failed", v1::FAILURE_CLASS_INVALID_OUTPUT, err,
-                                  &r.attempt));
+                                  &r));
     ASSIGN_OR_RETURN(row, tx.store().LoadJob(r.job_id));
     if (!row) return absl::InternalError(absl::StrCat("job ", r.job_id, " vanished"));
     ASSIGN_OR_RETURN(next, FailJob(tx, *row, r.token, v1::FAILURE_CLASS_INVALID_OUTPUT, err, 0));
@@ -391,7 +400,7 @@ absl::StatusOr<CompletionReply> Engine::CompleteSucceeded(
   for (auto& f : check.flags) flags.push_back(f);
   RETURN_IF_ERROR(tx.store().InsertResult(r.job_id, r.token, r.result_json, flags.dump(),
                                           tx.now()));
-  RETURN_IF_ERROR(FinishAttempt(tx, r.token, "succeeded", std::nullopt, "", &r.attempt));
+  RETURN_IF_ERROR(FinishAttempt(tx, r.token, "succeeded", std::nullopt, "", &r));
   RETURN_IF_ERROR(tx.store().SetJobEnded(r.job_id, "succeeded", tx.now()));
   RETURN_IF_ERROR(Event(tx, lease.batch_id, r.job_id, "succeeded", worker));
   limit_changes_.Succeeded(tx, lease.batch_id);
@@ -418,7 +427,7 @@ void Engine::Complete(CompletionReport report, std::string worker, Done<Completi
         CompletionReply reply;
         if (r.outcome == Outcome::kReleased) {
           RETURN_IF_ERROR(FinishAttempt(tx, r.token, "released", std::nullopt, r.reason,
-                                        &r.attempt));
+                                        &r));
           RETURN_IF_ERROR(tx.store().UncountAttempt(r.job_id));
           RETURN_IF_ERROR(RequeueJob(tx, r.job_id, lease.batch_id, false,
                                      absl::StrCat("released by ", worker, ": ", r.reason)));
@@ -429,7 +438,7 @@ void Engine::Complete(CompletionReport report, std::string worker, Done<Completi
         if (r.failure_class == v1::FAILURE_CLASS_UNSPECIFIED)
           return absl::InvalidArgumentError("failure without a failure class");
         RETURN_IF_ERROR(
-            FinishAttempt(tx, r.token, "failed", r.failure_class, r.reason, &r.attempt));
+            FinishAttempt(tx, r.token, "failed", r.failure_class, r.reason, &r));
         ASSIGN_OR_RETURN(row, tx.store().LoadJob(r.job_id));
         if (!row) return absl::InternalError(absl::StrCat("job ", r.job_id, " vanished"));
         ASSIGN_OR_RETURN(next, FailJob(tx, *row, r.token, r.failure_class, r.reason,
@@ -472,11 +481,17 @@ absl::Status Engine::Dispatch() {
   for (const auto& [session, slots] : free) total += slots;
   if (total == 0) return absl::OkStatus();
   const int64_t now = Now();
-  // Batches that may not start anything now: paused, or held by a fleet
-  // limit (then ask again when its start-rate token or retry-after is due).
+  // A batch's budget holds its new starts (server/budget.h); the checks and
+  // their hold/resume events are part of the round's transaction.
+  RETURN_IF_ERROR(opt_.usage->BeginRound(*db_, now));
+  std::map<int64_t, int> running = leases_.ByBatch();  // batch -> leases held
+  // Batches that may not start anything now: paused, over budget, or held by
+  // a fleet limit (then ask again when its start-rate token or retry-after
+  // is due).
   std::vector<int64_t> blocked;
   for (const auto& [id, b] : batches_.all()) {
-    if (b.paused) {
+    ASSIGN_OR_RETURN(budget_ok, opt_.usage->MayStart(*db_, id, running[id], now));
+    if (b.paused || !budget_ok) {
       blocked.push_back(id);
       continue;
     }
@@ -494,7 +509,7 @@ absl::Status Engine::Dispatch() {
   bool held_back = false;
   for (auto [job_id, batch_id] : ids) {
     FleetLimits::Allowance a = limits_.Allow(batch_id, now);
-    ASSIGN_OR_RETURN(budget_ok, opt_.usage->MayStart(*db_, batch_id, running[batch_id], now));  // costsrv
+    ASSIGN_OR_RETURN(budget_ok, opt_.usage->MayStart(*db_, batch_id, running[batch_id], now));
     if (!budget_ok) a.starts = 0;
     if (a.starts <= 0) {
       // Its batch reached a limit within this round; the next round leaves
@@ -510,7 +525,7 @@ absl::Status Engine::Dispatch() {
     --slots_left;
     auto s = loop_->Atomically(now, [&](Txn& tx) { return LeaseTo(tx, job_id, *session); });
     if (!s.ok()) spdlog::error("[job={}] lease failed: {}", job_id, s.ToString());
-    else ++running[batch_id];  // costsrv
+    else ++running[batch_id];
   }
   if (held_back) NoteReady(now);
   return absl::OkStatus();
@@ -553,34 +568,23 @@ absl::Status Engine::LeaseTo(Txn& tx, int64_t job_id, const WorkerTable::Session
   leases_.Grant(tx, job_id,
                 LeaseInfo{token, session.worker, expires, false, job->batch_id, now,
                           session.principal});
-  tx.After([sink = session.sink, m = LeaseMessage(g)] { sink->Push(m); });
+  v1::CoordinatorMessage m = LeaseMessage(g);
+  // The job's cap (profile limits.budget) and the prices in force.
+  RETURN_IF_ERROR(opt_.usage->FillLease(tx.db(), job->batch_id, g.profile_json, m.mutable_lease()));
+  tx.After([sink = session.sink, m = std::move(m)] { sink->Push(m); });
   spdlog::debug("[job={}] leased to {} (token {})", job_id, session.worker, token);
   return absl::OkStatus();
 }
 
-// ------------------------------------------------------------- costsrv: cost
+// ------------------------------------------------------------------- cost
 
-absl::Status Engine::ReportUsage(absl::StatusOr<std::vector<UsageGrowth>> grew) {
+absl::Status Engine::ReportUsage(Txn& tx, absl::StatusOr<std::vector<UsageGrowth>> grew) {
   if (!grew.ok()) return grew.status();
   if (auto* o = opt_.observer; o && !grew->empty())
-    AfterCommit([o, g = std::move(*grew)] {
+    tx.After([o, g = std::move(*grew)] {
       for (const auto& x : g) o->OnModelUsage(x.added, x.usd);
     });
   return absl::OkStatus();
-}
-
-void Engine::SetBudget(std::string batch, double budget_usd, Done<bool> done) {
-  Post<bool>(
-      [this, batch, budget_usd]() -> absl::StatusOr<bool> {
-        for (auto& [id, b] : batches_) {
-          if (b.name != batch) continue;
-          RETURN_IF_ERROR(opt_.usage->SetBudget(*db_, id, budget_usd, Now()));
-          dispatch_dirty_ = true;
-          return true;
-        }
-        return absl::NotFoundError(absl::StrCat("no batch '", batch, "'"));
-      },
-      std::move(done));
 }
 
 }  // namespace assessq

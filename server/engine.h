@@ -38,6 +38,7 @@
 #include "server/live_logs.h"
 #include "server/retry_policy.h"
 #include "server/txn.h"
+#include "server/usage_store.h"
 
 namespace assessq {
 
@@ -118,6 +119,7 @@ struct HeartbeatReport {
   int64_t job_id = 0;
   int64_t token = 0;
   bool running = false;  // the container has started
+  std::optional<v1::Usage> usage;  // the attempt's model usage so far (cumulative)
 };
 struct HeartbeatReply {
   int64_t lease_expires_at_ms = 0;
@@ -132,6 +134,7 @@ struct CompletionReport {
   std::string reason;           // kFailed, kReleased
   int64_t retry_after_ms = 0;   // kFailed
   AttemptReport attempt;  // exit code, log tail, network log, details, started at
+  std::optional<v1::Usage> usage;  // the attempt's model usage, final
 };
 struct CompletionReply {
   v1::JobState job_state = v1::JOB_STATE_UNSPECIFIED;  // where the job went
@@ -185,6 +188,8 @@ class Engine {
   void ListWorkers(Done<std::vector<WorkerView>> done);
   // Fleet-wide limits: set a batch's or a provider's, then read them all.
   void SetLimits(LimitsOrder order, Done<std::vector<LimitView>> done);
+  // A batch's budget in USD (0 removes it); starts resume when raised.
+  void SetBudget(std::string batch, double budget_usd, Done<bool> done);
 
   // Workers.
   // `principal`: the id of the token the session authenticated with; leases
@@ -253,9 +258,12 @@ class Engine {
                                 std::optional<double> start_rate_per_min);
   absl::StatusOr<BatchInfo*> NamedBatch(const std::string& name);
   absl::StatusOr<int64_t> InsertJob(Txn& tx, int64_t batch_id, const SubmitFile& f);
+  // `report`: what the worker said (null for expiry and cancel).
   absl::Status FinishAttempt(Txn& tx, int64_t attempt_id, absl::string_view outcome,
                              std::optional<v1::FailureClass> cls, const std::string& error,
-                             const AttemptReport* report);
+                             const CompletionReport* report);
+  // Tells the observer, after the commit, what an attempt's usage grew by.
+  absl::Status ReportUsage(Txn& tx, absl::StatusOr<std::vector<UsageGrowth>> grew);
   // Failure path shared by Complete and lease expiry.
   absl::StatusOr<v1::JobState> FailJob(Txn& tx, const JobRow& job, int64_t attempt_id,
                                        v1::FailureClass cls, const std::string& error,

@@ -108,6 +108,10 @@ void Engine::Submit(SubmitArgs args, Done<SubmitResult> done) {
   Post<SubmitResult>(
       [this, a](Txn& tx) -> absl::StatusOr<SubmitResult> {
         ASSIGN_OR_RETURN(batch, EnsureBatch(tx, *a));
+        // The batch's budget and prices.
+        RETURN_IF_ERROR(
+            opt_.usage->ApplySubmit(tx.db(), batch->id, a->budget_usd, a->prices_json, tx.now()));
+        dispatch_dirty_ = true;
         SubmitResult out;
         for (const SubmitFile& f : a->files) {
           ASSIGN_OR_RETURN(item, SubmitFileTo(tx, *batch, f, a->rerun));
@@ -254,6 +258,17 @@ void Engine::ListWorkers(Done<std::vector<WorkerView>> done) {
   Post<std::vector<WorkerView>>(
       [this](Txn&) -> absl::StatusOr<std::vector<WorkerView>> {
         return workers_.Views(leases_);
+      },
+      std::move(done));
+}
+
+void Engine::SetBudget(std::string batch, double budget_usd, Done<bool> done) {
+  Post<bool>(
+      [this, batch, budget_usd](Txn& tx) -> absl::StatusOr<bool> {
+        ASSIGN_OR_RETURN(b, NamedBatch(batch));
+        RETURN_IF_ERROR(opt_.usage->SetBudget(tx.db(), b->id, budget_usd, tx.now()));
+        dispatch_dirty_ = true;
+        return true;
       },
       std::move(done));
 }

@@ -20,6 +20,12 @@ bool LeaseTable::HeldByOtherToken(const std::string& worker, int64_t principal) 
   return false;
 }
 
+std::map<int64_t, int> LeaseTable::ByBatch() const {
+  std::map<int64_t, int> out;
+  for (const auto& [job, l] : leases_) ++out[l.batch_id];
+  return out;
+}
+
 std::optional<std::pair<int64_t, int64_t>> LeaseTable::FirstExpiry() const {
   if (expiries_.empty()) return std::nullopt;
   return *expiries_.begin();

@@ -44,6 +44,8 @@ class LeaseTable {
   int InUse(const std::string& worker) const;
   // True if `worker` holds a lease bound to a token other than `principal`.
   bool HeldByOtherToken(const std::string& worker, int64_t principal) const;
+  // Leases held per batch.
+  std::map<int64_t, int> ByBatch() const;
   // The earliest (expires_at, job id), if any lease is held.
   std::optional<std::pair<int64_t, int64_t>> FirstExpiry() const;
 

@@ -24,7 +24,9 @@ LimitsOrder FromProto(const v1::LimitsRequest& req) {
 }
 
 HeartbeatReport FromProto(const v1::HeartbeatRequest& req) {
-  return HeartbeatReport{req.job_id(), req.token(), req.running()};
+  HeartbeatReport r{req.job_id(), req.token(), req.running(), std::nullopt};
+  if (req.has_usage()) r.usage = req.usage();
+  return r;
 }
 
 CompletionReport FromProto(const v1::CompleteRequest& req) {
@@ -51,6 +53,7 @@ CompletionReport FromProto(const v1::CompleteRequest& req) {
   }
   r.attempt = AttemptReport{req.exit_code(), req.log_tail(), req.netlog_json(),
                             req.details_json(), req.started_at_ms()};
+  if (req.has_usage()) r.usage = req.usage();
   return r;
 }
 

@@ -22,6 +22,8 @@
 
 namespace assessq {
 
+class UsageStore;
+
 // A job named by id, or by batch and dataset key (its current submission).
 struct JobKey {
   int64_t job_id = 0;
@@ -109,7 +111,9 @@ struct FleetSnapshot {
 
 class JobStore {
  public:
-  explicit JobStore(Db& db) : db_(db) {}
+  // `usage`: the read side's cost figures (server/usage_store.h); unset:
+  // none are filled in.
+  explicit JobStore(Db& db, UsageStore* usage = nullptr) : db_(db), usage_(usage) {}
 
   // ------------------------------------------------- loading at start-up
   absl::StatusOr<std::vector<BatchRow>> Batches();
@@ -215,6 +219,7 @@ class JobStore {
   // The job's id, or NOT_FOUND naming what was asked for.
   absl::StatusOr<int64_t> ResolveJob(const JobKey& key);
   Db& db_;
+  UsageStore* usage_;
 };
 
 }  // namespace assessq

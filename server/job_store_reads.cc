@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "server/job_store.h"
 #include "server/model.h"
+#include "server/usage_store.h"
 
 namespace assessq {
 
@@ -130,6 +131,7 @@ absl::StatusOr<v1::StatusResponse> JobStore::Status(const std::string& batch, in
     double rate = done / minutes;
     b.set_throughput_per_min(rate);
     b.set_eta_seconds(remaining == 0 ? 0 : rate > 0 ? static_cast<int64_t>(remaining / rate * 60) : -1);
+    if (usage_) RETURN_IF_ERROR(usage_->FillBatchSpend(db, id, total, b.mutable_spend()));
     resp.add_batches()->Swap(&b);
   }
   return resp;
@@ -187,6 +189,7 @@ absl::StatusOr<v1::JobDetail> JobStore::ShowJob(const JobKey& key) {
     a->set_netlog_json(r.Text(11));
     a->set_details_json(r.Text(12));
   }));
+  if (usage_) RETURN_IF_ERROR(usage_->FillAttempts(db, &d));  // usage, cost, agent's figure
   ASSIGN_OR_RETURN(fl, db.Prepare("SELECT flags_json FROM results WHERE job_id=?"));
   fl->Bind(1, id);
   ASSIGN_OR_RETURN(flrow, fl->Step());

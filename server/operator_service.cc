@@ -102,7 +102,7 @@ grpc::ServerUnaryReactor* OperatorService::Submit(grpc::CallbackServerContext* c
     if (!pol.ok()) return Reply(ctx, pol.status());
     args.policy = *pol;
   }
-  // costsrv: the batch's budget, its own prices and the profile's job cap.
+  // The batch's budget, its own prices and the profile's job cap.
   if (req->has_budget_usd()) {
     if (!std::isfinite(req->budget_usd()) || req->budget_usd() < 0)
       return Reply(ctx, absl::InvalidArgumentError("budget_usd must be 0 (none) or more"));
@@ -238,6 +238,25 @@ OperatorService::Unary* OperatorService::SetLimits(Ctx* ctx, const v1::LimitsReq
                                                    v1::LimitsResponse* resp) {
   return ToEngine(ctx, [&](Unary* r) {
     engine_->SetLimits(FromProto(*req), LaterInto<std::vector<LimitView>>(r, resp));
+  });
+}
+
+OperatorService::Unary* OperatorService::SetBudget(Ctx* ctx, const v1::BudgetRequest* req,
+                                                   v1::BatchStatus* resp) {
+  if (!std::isfinite(req->budget_usd()) || req->budget_usd() < 0)
+    return Reply(ctx, absl::InvalidArgumentError("budget_usd must be 0 (none) or more"));
+  return ToEngine(ctx, [&](Unary* r) {
+    engine_->SetBudget(req->batch(), req->budget_usd(),
+                       [r, resp, q = queries_, batch = req->batch()](absl::StatusOr<bool> v) {
+                         if (!v.ok()) {
+                           r->Finish(ToGrpc(v.status()));
+                           return;
+                         }
+                         auto st = q->Status(batch);  // after the commit: the new budget
+                         if (st.ok() && st->batches_size() == 1)
+                           resp->Swap(st->mutable_batches(0));
+                         r->Finish(ToGrpc(st.status()));
+                       });
   });
 }
 

@@ -31,6 +31,8 @@ class OperatorService final : public v1::OperatorService::CallbackService {
   Unary* DrainWorker(Ctx* ctx, const v1::DrainRequest* req, v1::Empty* resp) override;
   // Sets a batch's or a provider's limits, then answers with all of them.
   Unary* SetLimits(Ctx* ctx, const v1::LimitsRequest* req, v1::LimitsResponse* resp) override;
+  // Sets a batch's budget, then answers with the batch's status (its spend).
+  Unary* SetBudget(Ctx* ctx, const v1::BudgetRequest* req, v1::BatchStatus* resp) override;
   // The engine's memory: workers and their sessions.
   Unary* ListWorkers(Ctx* ctx, const v1::WorkersRequest* req, v1::WorkersResponse* resp) override;
 

@@ -56,7 +56,7 @@ template <typename Fn>
 auto Queries::InSnapshot(Fn&& fn) -> decltype(fn(std::declval<JobStore&>())) {
   Snapshot snap(this);
   RETURN_IF_ERROR(snap.Open());
-  JobStore store(snap.db());
+  JobStore store(snap.db(), usage_.get());
   return fn(store);
 }
 

@@ -17,6 +17,7 @@
 #include "server/db.h"
 #include "server/engine.h"
 #include "server/job_store.h"
+#include "server/usage_store.h"
 
 namespace assessq {
 
@@ -38,7 +39,7 @@ class Queries {
   absl::Status Ping();
   // Job counts by state, leases and workers, in one snapshot.
   absl::StatusOr<FleetSnapshot> Fleet();
-  // costsrv: where attempts' usage and batches' spend are read (set once, before use).
+  // Where attempts' usage and batches' spend are read (set once, before use).
   void set_usage(std::shared_ptr<UsageStore> u) { usage_ = std::move(u); }
 
  private:
@@ -51,7 +52,7 @@ class Queries {
 
   std::string path_;
   Clock clock_;
-  std::shared_ptr<UsageStore> usage_ = std::make_shared<UsageStore>();  // costsrv
+  std::shared_ptr<UsageStore> usage_ = std::make_shared<UsageStore>();
   std::mutex mu_;
   std::vector<std::unique_ptr<Db>> pool_;
 };

@@ -34,8 +34,10 @@ class Txn {
   static absl::Status Run(Db& db, int64_t now, std::vector<Action>& group_effects,
                           const std::function<absl::Status(Txn&)>& op);
 
-  // The SQL side; its writes belong to this transaction.
+  // The SQL side; its writes belong to this transaction. `db()` is for the
+  // other stores (server/usage_store.h), whose writes belong to it too.
   JobStore& store() { return store_; }
+  Db& db() { return db_; }
   int64_t now() const { return now_; }
 
   // Memory: each records how to go back.
@@ -70,7 +72,8 @@ class Txn {
   void After(Action effect) { effects_.push_back(std::move(effect)); }
 
  private:
-  Txn(Db& db, int64_t now) : store_(db), now_(now) {}
+  Txn(Db& db, int64_t now) : db_(db), store_(db), now_(now) {}
+  Db& db_;
   JobStore store_;
   int64_t now_;
   std::vector<Action> undo_;

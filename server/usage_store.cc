@@ -7,17 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "server/job_store.h"
 
 namespace assessq {
-
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    if (auto _s = (expr); !_s.ok()) return _s; \
-  } while (0)
-#define ASSIGN_OR_RETURN(lhs, expr)             \
-  auto lhs##_or = (expr);                       \
-  if (!lhs##_or.ok()) return lhs##_or.status(); \
-  auto lhs = std::move(*lhs##_or)
 
 namespace {
 
@@ -122,13 +115,14 @@ absl::StatusOr<std::vector<UsageGrowth>> UsageStore::Record(Db& db, int64_t atte
 }
 
 absl::StatusOr<std::vector<UsageGrowth>> UsageStore::RecordCompletion(
-    Db& db, int64_t attempt_id, const v1::CompleteRequest& r) {
+    Db& db, int64_t attempt_id, const v1::Usage* usage, const std::string& details_json,
+    const std::string& log_tail) {
   std::vector<UsageGrowth> grew;
-  if (r.has_usage()) {
-    ASSIGN_OR_RETURN(g, Record(db, attempt_id, r.usage()));
+  if (usage) {
+    ASSIGN_OR_RETURN(g, Record(db, attempt_id, *usage));
     grew = std::move(g);
   }
-  if (auto agent = AgentReportedCostUsd(r.details_json(), r.log_tail())) {
+  if (auto agent = AgentReportedCostUsd(details_json, log_tail)) {
     ASSIGN_OR_RETURN(st, db.Prepare("UPDATE attempts SET agent_cost_usd=? WHERE id=?"));
     st->Bind(1, *agent).Bind(2, attempt_id);
     RETURN_IF_ERROR(st->Run());
@@ -138,11 +132,7 @@ absl::StatusOr<std::vector<UsageGrowth>> UsageStore::RecordCompletion(
 
 absl::Status UsageStore::Event(Db& db, int64_t batch_id, int64_t now_ms, const char* kind,
                                const std::string& detail) {
-  ASSIGN_OR_RETURN(st, db.Prepare(
-                           "INSERT INTO events(ts, batch_id, job_id, kind, detail) "
-                           "VALUES(?,?,NULL,?,?)"));
-  st->Bind(1, now_ms).Bind(2, batch_id).Bind(3, kind).Bind(4, detail);
-  return st->Run();
+  return JobStore(db).AddEvent(now_ms, batch_id, std::nullopt, kind, detail);
 }
 
 absl::Status UsageStore::ApplySubmit(Db& db, int64_t batch_id, std::optional<double> budget_usd,

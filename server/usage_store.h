@@ -41,9 +41,12 @@ class UsageStore {
   // Stores attempt `attempt_id`'s usage so far; returns what grew.
   absl::StatusOr<std::vector<UsageGrowth>> Record(Db& db, int64_t attempt_id,
                                                   const v1::Usage& usage);
-  // The completion's final usage and the agent's own figure (details, log tail).
+  // The completion's final usage (null: none reported) and the agent's own
+  // figure (from the details and the log tail).
   absl::StatusOr<std::vector<UsageGrowth>> RecordCompletion(Db& db, int64_t attempt_id,
-                                                            const v1::CompleteRequest& r);
+                                                            const v1::Usage* usage,
+                                                            const std::string& details_json,
+                                                            const std::string& log_tail);
   // A submit's budget (unset: keep) and prices ("": keep), with an event each.
   absl::Status ApplySubmit(Db& db, int64_t batch_id, std::optional<double> budget_usd,
                            const std::string& prices_json, int64_t now_ms);
