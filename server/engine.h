@@ -79,8 +79,8 @@ struct SubmitArgs {
   bool rerun = false;
   std::optional<int> max_running;            // unset: keep existing / none
   std::optional<double> start_rate_per_min;  // unset: keep existing / none
-  std::optional<double> budget_usd;          // costsrv: unset: keep; 0: none
-  std::string prices_json;                   // costsrv: "": keep
+  std::optional<double> budget_usd;          // unset: keep; 0: none
+  std::string prices_json;                   // "": keep
   std::vector<SubmitFile> files;
 };
 
@@ -168,7 +168,7 @@ struct EngineOptions {
   ResultValidator validator;
   ResultFlagger flagger;
   EngineObserver* observer = nullptr;  // unset: nobody watches (metrics)
-  std::shared_ptr<UsageStore> usage;   // costsrv: unset: one without prices
+  std::shared_ptr<UsageStore> usage;   // cost SQL; unset: one without prices
 };
 
 class Engine {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/json_depth.h"
 #include "common/utf8.h"
 
 namespace assessq {
@@ -34,33 +35,12 @@ absl::StatusOr<std::string> DatasetKeyFromSourceName(absl::string_view source_na
   return std::string(base);
 }
 
-namespace {
-// Deepest bracket nesting outside strings; checked before parsing so hostile
-// input is refused cheaply.
-int MaxDepth(absl::string_view text) {
-  int depth = 0, max = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') max = std::max(max, ++depth);
-    else if (c == '}' || c == ']') --depth;
-  }
-  return max;
-}
-}  // namespace
-
 absl::StatusOr<ParsedMetadata> ParseMetadata(absl::string_view content) {
   if (content.size() > kMaxMetadataBytes)
     return absl::InvalidArgumentError(absl::StrCat(
         "metadata is ", content.size(), " bytes; the limit is ", kMaxMetadataBytes));
   if (!IsValidUtf8(content)) return absl::InvalidArgumentError("metadata is not valid UTF-8");
-  if (MaxDepth(content) > kMaxMetadataDepth)
+  if (JsonDepth(content, kMaxMetadataDepth) > kMaxMetadataDepth)
     return absl::InvalidArgumentError(
         absl::StrCat("metadata nests deeper than ", kMaxMetadataDepth, " levels"));
   auto j = nlohmann::json::parse(content.begin(), content.end(), nullptr, false);

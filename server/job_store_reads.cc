@@ -213,10 +213,10 @@ absl::StatusOr<v1::JobDetail> JobStore::ShowJob(const JobKey& key) {
 }
 
 absl::StatusOr<JobStore::CheckInputs> JobStore::ResultInputs(int64_t job_id) {
-  ASSIGN_OR_RETURN(st, db_.Prepare(
-                           "SELECT b.name, j.dataset_key, j.dataset_name, b.profile_json, i.content "
-                           "FROM jobs j JOIN batches b ON b.id=j.batch_id "
-                           "JOIN inputs i ON i.id=j.input_id WHERE j.id=?"));
+  static constexpr char kSql[] =
+      "SELECT b.name, j.dataset_key, j.dataset_name, b.profile_json, i.content FROM jobs j "
+      "JOIN batches b ON b.id=j.batch_id JOIN inputs i ON i.id=j.input_id WHERE j.id=?";
+  ASSIGN_OR_RETURN(st, db_.Prepare(kSql));
   st->Bind(1, job_id);
   ASSIGN_OR_RETURN(row, st->Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no job ", job_id));

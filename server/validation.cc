@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json_depth.h"
 
 namespace assessq {
 
@@ -79,29 +80,6 @@ std::string Problem(const std::vector<std::string>& tokens, const std::string& m
   return absl::StrCat(Pointer(tokens), ": ", message);
 }
 
-// Deepest bracket nesting outside strings, stopping early past `limit`.
-int MaxDepth(const std::string& text, int limit) {
-  int depth = 0, max = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max = std::max(max, ++depth);
-      if (max > limit) return max;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max;
-}
-
 // Parses `text` after the size and depth caps; on failure returns the one
 // error describing why.
 bool ParseCapped(const std::string& text, json* out, std::string* error) {
@@ -110,7 +88,7 @@ bool ParseCapped(const std::string& text, json* out, std::string* error) {
                           kMaxAssessmentBytes, "-byte cap");
     return false;
   }
-  if (MaxDepth(text, kMaxAssessmentDepth) > kMaxAssessmentDepth) {
+  if (JsonDepth(text, kMaxAssessmentDepth) > kMaxAssessmentDepth) {
     *error = absl::StrCat("/: nesting is deeper than ", kMaxAssessmentDepth, " levels");
     return false;
   }
@@ -129,7 +107,7 @@ bool ParseCapped(const std::string& text, json* out, std::string* error) {
 // The metadata file, or a discarded value when it does not parse or is past
 // generous caps (intake already refused anything beyond 1 MiB / depth 32).
 json ParseMetadata(const std::string& text) {
-  if (text.size() > (4u << 20) || MaxDepth(text, 64) > 64) return json(json::value_t::discarded);
+  if (text.size() > (4u << 20) || JsonDepth(text, 64) > 64) return json(json::value_t::discarded);
   return json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 

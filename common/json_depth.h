@@ -1,0 +1,35 @@
+// How deep a JSON text nests, counted on the raw bytes before any parser
+// sees it, so hostile input is refused cheaply: the deepest nesting of
+// brackets ({ and [) outside strings, stopping early once past `limit`.
+// Pure; used by the metadata intake and the assessment validation.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+#include "absl/strings/string_view.h"
+
+namespace assessq {
+
+inline int JsonDepth(absl::string_view text, int limit = std::numeric_limits<int>::max()) {
+  int depth = 0, max = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max = std::max(max, ++depth);
+      if (max > limit) return max;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return max;
+}
+
+}  // namespace assessq
