@@ -63,15 +63,18 @@ class Txn {
     undo_.push_back([&map, key, old = it->second] { map.insert_or_assign(key, old); });
     map.erase(it);
   }
-  // For the in-memory tables' own compound changes: `inverse` undoes the
-  // change the caller has just made.
-  void Recorded(Action inverse) { undo_.push_back(std::move(inverse)); }
-
   // Runs after the group commit that makes this transaction durable, in
   // order, off the engine thread; never if it rolls back.
   void After(Action effect) { effects_.push_back(std::move(effect)); }
 
  private:
+  // The in-memory tables' own compound changes (server/engine_state.h):
+  // `inverse` undoes the change the table has just made. Nothing else
+  // registers an inverse.
+  friend class LeaseTable;
+  friend class LimitsChanges;
+  void Recorded(Action inverse) { undo_.push_back(std::move(inverse)); }
+
   Txn(Db& db, int64_t now) : db_(db), store_(db), now_(now) {}
   Db& db_;
   JobStore store_;
