@@ -221,7 +221,7 @@ absl::StatusOr<v1::JobState> Engine::FailJob(Txn& tx, const JobRow& job, int64_t
   ASSIGN_OR_RETURN(failures, tx.store().CountFailures(job, ClassName(cls)));
   // A worker's number: capped before it delays anything.
   retry_after_ms = FleetLimits::CapRetryAfter(retry_after_ms);
-  RetryDecision d = DecideRetry(policy, cls, failures, retry_after_ms, rng_);
+  RetryDecision d = DecideRetry(policy, cls, failures, retry_after_ms, rng_, error);
   const int64_t now = tx.now();
   if (cls == v1::FAILURE_CLASS_MODEL_API) {
     // The whole fleet slows down for this provider (AIMD), not just this job.
