@@ -921,11 +921,11 @@ TEST_F(EngineTest, RetryOfOneJobByKey) {
 }
 
 // A job replaced by a changed file is superseded: no longer the dataset's
-// job, hidden from status, listings and export (queries.cc filters
-// superseded_by IS NULL). Engine::Retry with a job_id does not check
-// superseded_by (engine.cc, Retry: the single-job branch), so retrying the
-// old id puts a second, invisible job for the same dataset in flight, running
-// the outdated input. Regression test for that bug (fixed).
+// job, hidden from status, listings and export (the read side filters
+// superseded_by IS NULL). Engine::Retry with a job_id did not check
+// superseded_by (Retry's single-job branch, now in engine_operators.cc), so
+// retrying the old id put a second, invisible job for the same dataset in
+// flight, running the outdated input. Regression test for that bug (fixed).
 TEST_F(EngineTest, RetryOfASupersededJobIsRefused) {
   const int64_t old_id = SubmitOne("b", "alpha");
   auto r = Submit("b", {File("alpha", "v2")});
