@@ -187,13 +187,13 @@ void Engine::DropLease(Txn& tx, int64_t job_id) {
   if (leases_.Drop(tx, job_id)) dispatch_dirty_ = true;  // a slot came free
 }
 
-absl::Status Engine::FinishAttempt(Txn& tx, int64_t attempt_id, absl::string_view outcome,
+absl::Status Engine::FinishAttempt(Txn& tx, int64_t attempt_id, AttemptOutcome outcome,
                                    std::optional<v1::FailureClass> cls,
                                    const std::string& error, const CompletionReport* report) {
   std::optional<absl::string_view> cls_name;
   if (cls) cls_name = ClassName(*cls);
-  RETURN_IF_ERROR(tx.store().FinishAttempt(attempt_id, outcome, cls_name, error, tx.now(),
-                                           report ? &report->attempt : nullptr));
+  RETURN_IF_ERROR(tx.store().FinishAttempt(attempt_id, OutcomeName(outcome), cls_name, error,
+                                           tx.now(), report ? &report->attempt : nullptr));
   // The attempt's final usage and the agent's own cost figure.
   if (report)
     RETURN_IF_ERROR(ReportUsage(
@@ -201,7 +201,7 @@ absl::Status Engine::FinishAttempt(Txn& tx, int64_t attempt_id, absl::string_vie
                                          report->usage ? &*report->usage : nullptr,
                                          report->attempt.details_json, report->attempt.log_tail)));
   if (auto* o = opt_.observer)
-    tx.After([o, out = std::string(outcome), cls] { o->OnAttemptFinished(out, cls); });
+    tx.After([o, outcome, cls] { o->OnAttemptFinished(OutcomeName(outcome), cls); });
   return absl::OkStatus();
 }
 
@@ -349,13 +349,13 @@ absl::StatusOr<CompletionReply> Engine::CompleteUnheld(Txn& tx, const Completion
   if (!at || at->job_id != r.job_id)
     return absl::FailedPreconditionError(
         absl::StrCat("job ", r.job_id, ": no lease with token ", r.token));
-  static constexpr absl::string_view kOutcome[] = {"", "succeeded", "failed", "released"};
-  const absl::string_view want = kOutcome[static_cast<int>(r.outcome)];
+  const AttemptOutcome want = *r.outcome;
+  const std::optional<AttemptOutcome> recorded = OutcomeFromName(at->outcome);
   // (A result we judged invalid was recorded as an invalid_output failure.)
-  const bool same = at->outcome == want ||
-                    (want == "succeeded" && at->outcome == "failed" &&
+  const bool same = recorded == want ||
+                    (want == AttemptOutcome::kSucceeded && recorded == AttemptOutcome::kFailed &&
                      at->failure_class == ClassName(v1::FAILURE_CLASS_INVALID_OUTPUT));
-  if (at->outcome == "leased" || at->outcome == "running" || !same)
+  if (recorded == AttemptOutcome::kLeased || recorded == AttemptOutcome::kRunning || !same)
     return absl::FailedPreconditionError(absl::StrCat("job ", r.job_id, ": lease ", r.token,
                                                       " is no longer held (attempt ",
                                                       at->outcome, ")"));
@@ -386,8 +386,8 @@ absl::StatusOr<CompletionReply> Engine::CompleteSucceeded(
   }
   if (!check.errors.empty()) {
     std::string err = absl::StrJoin(check.errors, "\n");
-    RETURN_IF_ERROR(FinishAttempt(tx, r.token, "failed", v1::FAILURE_CLASS_INVALID_OUTPUT, err,
-                                  &r));
+    RETURN_IF_ERROR(FinishAttempt(tx, r.token, AttemptOutcome::kFailed,
+                                  v1::FAILURE_CLASS_INVALID_OUTPUT, err, &r));
     ASSIGN_OR_RETURN(row, tx.store().LoadJob(r.job_id));
     if (!row) return absl::InternalError(absl::StrCat("job ", r.job_id, " vanished"));
     ASSIGN_OR_RETURN(next, FailJob(tx, *row, r.token, v1::FAILURE_CLASS_INVALID_OUTPUT, err, 0));
@@ -400,7 +400,7 @@ absl::StatusOr<CompletionReply> Engine::CompleteSucceeded(
   for (auto& f : check.flags) flags.push_back(f);
   RETURN_IF_ERROR(tx.store().InsertResult(r.job_id, r.token, r.result_json, flags.dump(),
                                           tx.now()));
-  RETURN_IF_ERROR(FinishAttempt(tx, r.token, "succeeded", std::nullopt, "", &r));
+  RETURN_IF_ERROR(FinishAttempt(tx, r.token, AttemptOutcome::kSucceeded, std::nullopt, "", &r));
   RETURN_IF_ERROR(tx.store().SetJobEnded(r.job_id, "succeeded", tx.now()));
   RETURN_IF_ERROR(Event(tx, lease.batch_id, r.job_id, "succeeded", worker));
   limit_changes_.Succeeded(tx, lease.batch_id);
@@ -412,22 +412,21 @@ absl::StatusOr<CompletionReply> Engine::CompleteSucceeded(
 
 void Engine::Complete(CompletionReport report, std::string worker, Done<CompletionReply> done,
                       std::optional<CheckedResult> checked, int64_t principal) {
-  using Outcome = CompletionReport::Outcome;
   Post<CompletionReply>(
       [this, r = std::move(report), worker, checked,
        principal](Txn& tx) -> absl::StatusOr<CompletionReply> {
-        if (r.outcome == Outcome::kNone)
+        if (!r.outcome)
           return absl::InvalidArgumentError("complete: no outcome given");
         const LeaseInfo* held = leases_.Find(r.job_id);
         if (!held || held->token != r.token) return CompleteUnheld(tx, r);
         RETURN_IF_ERROR(CheckHolder(r.job_id, *held, principal));
         const LeaseInfo lease = *held;
-        if (r.outcome == Outcome::kSucceeded)
+        if (r.outcome == AttemptOutcome::kSucceeded)
           return CompleteSucceeded(tx, r, lease, worker, checked);
         CompletionReply reply;
-        if (r.outcome == Outcome::kReleased) {
-          RETURN_IF_ERROR(FinishAttempt(tx, r.token, "released", std::nullopt, r.reason,
-                                        &r));
+        if (r.outcome == AttemptOutcome::kReleased) {
+          RETURN_IF_ERROR(FinishAttempt(tx, r.token, AttemptOutcome::kReleased, std::nullopt,
+                                        r.reason, &r));
           RETURN_IF_ERROR(tx.store().UncountAttempt(r.job_id));
           RETURN_IF_ERROR(RequeueJob(tx, r.job_id, lease.batch_id, false,
                                      absl::StrCat("released by ", worker, ": ", r.reason)));
@@ -438,7 +437,7 @@ void Engine::Complete(CompletionReport report, std::string worker, Done<Completi
         if (r.failure_class == v1::FAILURE_CLASS_UNSPECIFIED)
           return absl::InvalidArgumentError("failure without a failure class");
         RETURN_IF_ERROR(
-            FinishAttempt(tx, r.token, "failed", r.failure_class, r.reason, &r));
+            FinishAttempt(tx, r.token, AttemptOutcome::kFailed, r.failure_class, r.reason, &r));
         ASSIGN_OR_RETURN(row, tx.store().LoadJob(r.job_id));
         if (!row) return absl::InternalError(absl::StrCat("job ", r.job_id, " vanished"));
         ASSIGN_OR_RETURN(next, FailJob(tx, *row, r.token, r.failure_class, r.reason,
@@ -464,8 +463,8 @@ absl::Status Engine::ExpireLeases(Txn& tx) {
     if (!job) continue;
     std::string why = absl::StrCat("lease expired: worker ", lease->worker,
                                    " stopped renewing it (lost worker)");
-    RETURN_IF_ERROR(FinishAttempt(tx, lease->token, "expired", v1::FAILURE_CLASS_INFRA, why,
-                                  nullptr));
+    RETURN_IF_ERROR(FinishAttempt(tx, lease->token, AttemptOutcome::kExpired,
+                                  v1::FAILURE_CLASS_INFRA, why, nullptr));
     ASSIGN_OR_RETURN(next, FailJob(tx, *job, lease->token, v1::FAILURE_CLASS_INFRA, why, 0));
     (void)next;
     spdlog::warn("[job={}] {}", job_id, why);

@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "assessq/v1/assessq.pb.h"
+#include "common/vocabulary.h"
 #include "server/commit_loop.h"
 #include "server/db.h"
 #include "server/engine_state.h"
@@ -125,10 +126,11 @@ struct HeartbeatReply {
   int64_t lease_expires_at_ms = 0;
 };
 struct CompletionReport {
-  enum class Outcome { kNone, kSucceeded, kFailed, kReleased };
+
   int64_t job_id = 0;
   int64_t token = 0;
-  Outcome outcome = Outcome::kNone;
+  // kSucceeded, kFailed or kReleased; unset: the report named none.
+  std::optional<AttemptOutcome> outcome;
   std::string result_json;  // kSucceeded
   v1::FailureClass failure_class = v1::FAILURE_CLASS_UNSPECIFIED;  // kFailed
   std::string reason;           // kFailed, kReleased
@@ -259,7 +261,7 @@ class Engine {
   absl::StatusOr<BatchInfo*> NamedBatch(const std::string& name);
   absl::StatusOr<int64_t> InsertJob(Txn& tx, int64_t batch_id, const SubmitFile& f);
   // `report`: what the worker said (null for expiry and cancel).
-  absl::Status FinishAttempt(Txn& tx, int64_t attempt_id, absl::string_view outcome,
+  absl::Status FinishAttempt(Txn& tx, int64_t attempt_id, AttemptOutcome outcome,
                              std::optional<v1::FailureClass> cls, const std::string& error,
                              const CompletionReport* report);
   // Tells the observer, after the commit, what an attempt's usage grew by.

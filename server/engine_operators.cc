@@ -21,7 +21,8 @@ absl::StatusOr<BatchInfo*> Engine::NamedBatch(const std::string& name) {
 
 absl::Status Engine::CancelJob(Txn& tx, const JobRow& job, const std::string& reason) {
   if (job.current_attempt && (job.state == "leased" || job.state == "running")) {
-    RETURN_IF_ERROR(FinishAttempt(tx, *job.current_attempt, "cancelled", std::nullopt, reason,
+    RETURN_IF_ERROR(FinishAttempt(tx, *job.current_attempt, AttemptOutcome::kCancelled,
+                                  std::nullopt, reason,
                                   nullptr));
     if (std::optional<LeaseInfo> lease = leases_.Drop(tx, job.id)) {
       dispatch_dirty_ = true;

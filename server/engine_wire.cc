@@ -30,27 +30,17 @@ HeartbeatReport FromProto(const v1::HeartbeatRequest& req) {
 }
 
 CompletionReport FromProto(const v1::CompleteRequest& req) {
-  using Outcome = CompletionReport::Outcome;
   CompletionReport r;
   r.job_id = req.job_id();
   r.token = req.token();
-  switch (req.outcome_case()) {
-    case v1::CompleteRequest::kResultJson:
-      r.outcome = Outcome::kSucceeded;
-      r.result_json = req.result_json();
-      break;
-    case v1::CompleteRequest::kFailure:
-      r.outcome = Outcome::kFailed;
-      r.failure_class = req.failure().failure_class();
-      r.reason = req.failure().reason();
-      r.retry_after_ms = req.failure().retry_after_ms();
-      break;
-    case v1::CompleteRequest::kRelease:
-      r.outcome = Outcome::kReleased;
-      r.reason = req.release().reason();
-      break;
-    default: break;
+  r.outcome = OutcomeOfReport(req);
+  if (req.has_result_json()) r.result_json = req.result_json();
+  if (req.has_failure()) {
+    r.failure_class = req.failure().failure_class();
+    r.reason = req.failure().reason();
+    r.retry_after_ms = req.failure().retry_after_ms();
   }
+  if (req.has_release()) r.reason = req.release().reason();
   r.attempt = AttemptReport{req.exit_code(), req.log_tail(), req.netlog_json(),
                             req.details_json(), req.started_at_ms()};
   if (req.has_usage()) r.usage = req.usage();

@@ -40,11 +40,12 @@ void StartComplete(Engine* engine, Queries* queries, const v1::CompleteRequest& 
   engine->Complete(FromProto(req), who.name, std::move(done), std::move(checked), who.id);
 }
 
-// The engine's handle on a session: outlives the reactor, and forgets it
-// once the stream is done, so late pushes are dropped safely.
-class SessionQueue final : public SessionSink {
+// The session's write queue, and the engine's handle on the session:
+// outlives the reactor, and forgets it once the stream is done, so late
+// pushes are dropped safely. (Not the worker's durable outbox.)
+class SessionWriteQueue final : public SessionSink {
  public:
-  explicit SessionQueue(SessionReactor* r) : r_(r) {}
+  explicit SessionWriteQueue(SessionReactor* r) : r_(r) {}
   void Push(const v1::CoordinatorMessage& m) override;
   void Close(const std::string& reason) override;
   void WriteDone(bool ok);
@@ -84,10 +85,10 @@ class SessionReactor final
   SessionReactor(Engine* engine, Queries* queries, Authenticator* auth,
                  grpc::CallbackServerContext* ctx)
       : engine_(engine), queries_(queries), auth_(auth), ctx_(ctx),
-        queue_(std::make_shared<SessionQueue>(this)) {
+        writes_(std::make_shared<SessionWriteQueue>(this)) {
     auto who = auth->Check(ctx, Role::kWorker);
     if (!who.ok()) {
-      queue_->FinishWhenIdle(ToGrpc(who.status()));
+      writes_->FinishWhenIdle(ToGrpc(who.status()));
       return;
     }
     principal_ = who->id;
@@ -97,41 +98,41 @@ class SessionReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the worker closed its side or went away
-      queue_->FinishWhenIdle(grpc::Status::OK);
+      writes_->FinishWhenIdle(grpc::Status::OK);
       return;
     }
     // The token again (cached): a revoked token's session ends at its next
     // message, as its unary calls would fail.
     if (auto who = auth_->Check(ctx_, Role::kWorker); !who.ok() || who->id != principal_) {
-      queue_->FinishWhenIdle(
+      writes_->FinishWhenIdle(
           who.ok() ? grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token changed")
                    : ToGrpc(who.status()));
       return;
     }
     if (in_.has_hello()) {
       if (session_id_ != 0) {
-        queue_->FinishWhenIdle(
+        writes_->FinishWhenIdle(
             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second hello on one session"));
         return;
       }
       const auto& h = in_.hello();
       if (h.worker_name().empty() || h.worker_name().size() > 200 ||
           !IsValidUtf8(h.worker_name()) || h.slots() < 0 || h.slots() > 10000) {
-        queue_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+        writes_->FinishWhenIdle(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                              "hello needs a worker name and 0..10000 slots"));
         return;
       }
       session_id_ = -1;  // hello seen
-      auto queue = queue_;
+      auto writes = writes_;
       Engine* engine = engine_;
-      engine_->OpenSession(h.worker_name(), h.slots(), queue_,
-                           [engine, queue, lease_ms = engine_->lease_period_ms()](
+      engine_->OpenSession(h.worker_name(), h.slots(), writes_,
+                           [engine, writes, lease_ms = engine_->lease_period_ms()](
                                absl::StatusOr<int64_t> id) {
                              if (!id.ok()) {
-                               queue->FinishWhenIdle(ToGrpc(id.status()));
+                               writes->FinishWhenIdle(ToGrpc(id.status()));
                                return;
                              }
-                             if (!queue->SetSession(*id)) {
+                             if (!writes->SetSession(*id)) {
                                engine->CloseSession(*id);  // stream ended meanwhile
                                return;
                              }
@@ -139,18 +140,18 @@ class SessionReactor final
                              w.mutable_welcome()->set_session_id(absl::StrCat(*id));
                              w.mutable_welcome()->set_lease_period_ms(lease_ms);
                              // Welcome goes before any lease the dispatch pushes next.
-                             queue->Push(w);
+                             writes->Push(w);
                            },
                            principal_);
     } else if (in_.has_capacity()) {
-      if (int64_t id = queue_->session(); id > 0)
+      if (int64_t id = writes_->session(); id > 0)
         engine_->SetCapacity(id, in_.capacity().slots());
     } else if (in_.has_heartbeat()) {
       // Fenced exactly as the unary Heartbeat; the session's token passed
       // the worker-role check again above.
       const v1::HeartbeatRequest& hb = in_.heartbeat();
-      auto queue = queue_;
-      engine_->Heartbeat(FromProto(hb), [queue, seq = hb.seq(), job = hb.job_id(),
+      auto writes = writes_;
+      engine_->Heartbeat(FromProto(hb), [writes, seq = hb.seq(), job = hb.job_id(),
                                          token = hb.token()](absl::StatusOr<HeartbeatReply> r) {
         v1::CoordinatorMessage m;
         v1::HeartbeatAck* ack = m.mutable_heartbeat_ack();
@@ -161,12 +162,12 @@ class SessionReactor final
         ack->set_code(static_cast<int32_t>(g.error_code()));
         if (r.ok()) ack->set_lease_expires_at_ms(r->lease_expires_at_ms);
         else ack->set_error(g.error_message());
-        queue->Push(m);
+        writes->Push(m);
       }, principal_);
     } else if (in_.has_complete()) {
-      auto queue = queue_;
+      auto writes = writes_;
       StartComplete(engine_, queries_, in_.complete().request(), who_,
-                    [queue, seq = in_.complete().seq()](absl::StatusOr<CompletionReply> r) {
+                    [writes, seq = in_.complete().seq()](absl::StatusOr<CompletionReply> r) {
                       v1::CoordinatorMessage m;
                       v1::CompleteAck* ack = m.mutable_complete_ack();
                       ack->set_seq(seq);
@@ -174,20 +175,20 @@ class SessionReactor final
                       ack->set_code(static_cast<int32_t>(g.error_code()));
                       if (r.ok()) *ack->mutable_response() = ToProto(*r);
                       else ack->set_error(g.error_message());
-                      queue->Push(m);
+                      writes->Push(m);
                     });
     }
     StartRead(&in_);
   }
 
-  void OnWriteDone(bool ok) override { queue_->WriteDone(ok); }
+  void OnWriteDone(bool ok) override { writes_->WriteDone(ok); }
 
   void OnDone() override {
-    if (int64_t id = queue_->Detach(); id > 0) engine_->CloseSession(id);
+    if (int64_t id = writes_->Detach(); id > 0) engine_->CloseSession(id);
     delete this;
   }
 
-  void OnCancel() override { queue_->FinishWhenIdle(grpc::Status::CANCELLED); }
+  void OnCancel() override { writes_->FinishWhenIdle(grpc::Status::CANCELLED); }
 
  private:
   Engine* engine_;
@@ -195,13 +196,13 @@ class SessionReactor final
   Authenticator* auth_;
   grpc::CallbackServerContext* ctx_;
   Principal who_;  // the session's token
-  std::shared_ptr<SessionQueue> queue_;
+  std::shared_ptr<SessionWriteQueue> writes_;
   v1::WorkerMessage in_;
   int64_t session_id_ = 0;  // reactor-thread only: 0 before hello
   int64_t principal_ = 0;   // the token's id
 };
 
-void SessionQueue::Push(const v1::CoordinatorMessage& m) {
+void SessionWriteQueue::Push(const v1::CoordinatorMessage& m) {
   std::lock_guard<std::mutex> l(mu_);
   if (!r_ || finished_ || finish_) return;
   q_.push_back(m);
@@ -211,7 +212,7 @@ void SessionQueue::Push(const v1::CoordinatorMessage& m) {
   }
 }
 
-void SessionQueue::WriteDone(bool ok) {
+void SessionWriteQueue::WriteDone(bool ok) {
   std::lock_guard<std::mutex> l(mu_);
   if (!q_.empty()) q_.pop_front();
   if (!ok) {
@@ -228,17 +229,17 @@ void SessionQueue::WriteDone(bool ok) {
   if (finish_) FinishLocked(*finish_);
 }
 
-void SessionQueue::Close(const std::string& reason) {
+void SessionWriteQueue::Close(const std::string& reason) {
   FinishWhenIdle(grpc::Status(grpc::StatusCode::ABORTED, reason));
 }
 
-void SessionQueue::FinishWhenIdle(grpc::Status s) {
+void SessionWriteQueue::FinishWhenIdle(grpc::Status s) {
   std::lock_guard<std::mutex> l(mu_);
   if (!finish_) finish_ = s;
   if (!writing_) FinishLocked(*finish_);
 }
 
-void SessionQueue::FinishLocked(grpc::Status s) {
+void SessionWriteQueue::FinishLocked(grpc::Status s) {
   if (finished_ || !r_) return;
   finished_ = true;
   r_->Finish(s);
