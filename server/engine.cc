@@ -569,7 +569,8 @@ absl::Status Engine::LeaseTo(Txn& tx, int64_t job_id, const WorkerTable::Session
                           session.principal});
   v1::CoordinatorMessage m = LeaseMessage(g);
   // The job's cap (profile limits.budget) and the prices in force.
-  RETURN_IF_ERROR(opt_.usage->FillLease(tx.db(), job->batch_id, g.profile_json, m.mutable_lease()));
+  RETURN_IF_ERROR(opt_.usage->FillLease(tx.db(), job->batch_id, job_id, g.profile_json,
+                                          m.mutable_lease()));
   tx.After([sink = session.sink, m = std::move(m)] { sink->Push(m); });
   spdlog::debug("[job={}] leased to {} (token {})", job_id, session.worker, token);
   return absl::OkStatus();

@@ -208,6 +208,18 @@ absl::StatusOr<JobCap> JobCapFromProfile(absl::string_view profile_json) {
   return cap;
 }
 
+JobCap RemainingCap(const JobCap& cap, const v1::Usage& used, const PriceTable& table) {
+  constexpr double kLeastUsd = 1e-8;
+  JobCap left = cap;
+  if (cap.max_tokens > 0) {
+    int64_t tokens = 0;
+    for (const auto& m : used.models()) tokens += TokensOf(m);
+    left.max_tokens = std::max<int64_t>(cap.max_tokens - tokens, 1);
+  }
+  if (cap.max_usd > 0) left.max_usd = std::max(cap.max_usd - CostOf(used, table).usd(), kLeastUsd);
+  return left;
+}
+
 std::optional<v1::JobBudget> LeaseBudget(const JobCap& cap, const PriceTable& table) {
   if (!cap.any()) return std::nullopt;
   v1::JobBudget b;

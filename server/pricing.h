@@ -71,6 +71,15 @@ struct JobCap {
 };
 absl::StatusOr<JobCap> JobCapFromProfile(absl::string_view profile_json);
 
+// What is left of a job's cap after its earlier attempts used `used`: the
+// cap is the job's, not each attempt's, so a retried job (infra, model API)
+// starts with what its earlier attempts left. A kind already spent is left
+// at the smallest amount the gateway can hold (1 token, or a millionth of a
+// cent), never at 0 (0 would mean "no cap"): the next model request is
+// refused as job_budget_exhausted. Unpriced usage counts for tokens only, as
+// at the gateway.
+JobCap RemainingCap(const JobCap& cap, const v1::Usage& used, const PriceTable& table);
+
 // The lease's JobBudget for a cap and the prices in force (unset when no cap).
 std::optional<v1::JobBudget> LeaseBudget(const JobCap& cap, const PriceTable& table);
 

@@ -55,9 +55,10 @@ class UsageStore {
   // writes a budget_hold / budget_resumed event when the batch's state changes.
   absl::Status BeginRound(Db& db, int64_t now_ms);
   absl::StatusOr<bool> MayStart(Db& db, int64_t batch_id, int running, int64_t now_ms);
-  // The lease's job cap (profile limits.budget) with the batch's prices.
-  absl::Status FillLease(Db& db, int64_t batch_id, const std::string& profile_json,
-                         v1::Lease* lease);
+  // The lease's job cap (profile limits.budget) with the batch's prices:
+  // what the job's earlier attempts left of it (RemainingCap).
+  absl::Status FillLease(Db& db, int64_t batch_id, int64_t job_id,
+                         const std::string& profile_json, v1::Lease* lease);
 
   // ---- read side (any connection)
   // Every attempt's usage, cost and agent figure.

@@ -275,6 +275,38 @@ TEST(CostTest, ReportedUsageIsStoredExactlyPricedAndSurvivesSigkill) {
   EXPECT_TRUE(stj["spend"]["budget_usd"].is_null());
 }
 
+// The cap is the job's, not each attempt's: a job retried after an infra
+// failure gets only what its first attempt left.
+TEST(CostTest, ARetriedJobsLeaseCarriesWhatItsEarlierAttemptsLeft) {
+  Env env;
+  v1::SubmitRequest req =
+      Batch("capped", 1, R"({"limits":{"budget":{"max_usd":0.5,"max_tokens":200000}}})");
+  req.mutable_retry_policy()->set_backoff_base_ms(10);
+  req.mutable_retry_policy()->set_backoff_max_ms(10);
+  auto sub = env.Submit(req);
+  const int64_t job = sub.items(0).job_id();
+  Worker w(env, "w1", 1);
+  v1::Lease first = w.NextLease();
+  ASSERT_EQ(first.job_id(), job);
+  EXPECT_EQ(first.budget().max_tokens(), 200000);
+  v1::Usage u;
+  // 100000*3 + 10000*15 = 450000 per million: $0.45 of the $0.50.
+  *u.add_models() = MU("claude-sonnet-4-5-20250929", 3, 100000, 10000, 0, 0);
+  ASSERT_TRUE(Beat(w, first, u).ok());
+  v1::CompleteRequest c;
+  c.set_job_id(first.job_id());
+  c.set_token(first.token());
+  c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_INFRA);
+  c.mutable_failure()->set_reason("docker went away");
+  ASSERT_TRUE(w.api().Complete(c).ok());
+  v1::Lease second = w.NextLease(30000);
+  ASSERT_EQ(second.job_id(), job);
+  ASSERT_NE(second.token(), first.token());
+  ASSERT_TRUE(second.has_budget());
+  EXPECT_EQ(second.budget().max_tokens(), 200000 - 110000);
+  EXPECT_NEAR(second.budget().max_usd(), 0.05, 1e-9);
+}
+
 int64_t Events(const Env& env, const std::string& kind) {
   SqliteReader db(env.coord->db());
   return db.Int("SELECT count(*) FROM events WHERE kind='" + kind + "'");

@@ -3,7 +3,8 @@
 // prefix model matches, what a Usage costs (a model without a price is
 // "price unknown", never zero), the clean-up of reported usage (untrusted
 // names, negative counts, a flood of models), the profile's job cap and the
-// lease budget built from it, the agent's own figure, and the batch budget
+// lease budget built from it (what a retried job's earlier attempts left
+// of it), the agent's own figure, and the batch budget
 // decision, table-driven.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -210,6 +211,47 @@ TEST(JobCapTest, LeaseBudgetCarriesTheCapAndThePrices) {
   EXPECT_EQ(b->max_tokens(), 500);
   EXPECT_DOUBLE_EQ(b->max_usd(), 1.25);
   EXPECT_EQ(b->prices_size(), 4);
+}
+
+TEST(JobCapTest, RetriesGetWhatTheJobsEarlierAttemptsLeft) {
+  auto t = PriceTable::Parse(kTable, "t");
+  ASSERT_TRUE(t.ok());
+  // haiku: 1 USD per million input tokens; "mystery" has no price.
+  auto used = [](std::vector<v1::ModelUsage> ms) {
+    v1::Usage u;
+    for (auto& m : ms) *u.add_models() = m;
+    return u;
+  };
+  struct Case {
+    const char* name;
+    JobCap cap;
+    v1::Usage used;
+    int64_t want_tokens;
+    double want_usd;
+  };
+  const std::vector<Case> cases = {
+      {"nothing used: the whole cap", {1000, 2.0}, used({}), 1000, 2.0},
+      {"no cap stays no cap", {0, 0}, used({MU("anthropic", "claude-haiku-4-5", 10, 0, 0, 0)}), 0,
+       0},
+      {"tokens of every kind and model count", {1000, 0},
+       used({MU("anthropic", "claude-haiku-4-5", 100, 50, 25, 25),
+             MU("standin", "mystery", 300, 0, 0, 0)}),
+       500, 0},
+      {"money: priced models only", {0, 2.0},
+       used({MU("anthropic", "claude-haiku-4-5", 500000, 0, 0, 0),
+             MU("standin", "mystery", 900000, 0, 0, 0)}),
+       0, 1.5},
+      // Spent: the least the gateway can hold, never 0 (which means no cap).
+      {"tokens spent", {100, 0}, used({MU("standin", "mystery", 150, 0, 0, 0)}), 1, 0},
+      {"money spent", {0, 0.1}, used({MU("anthropic", "claude-haiku-4-5", 200000, 0, 0, 0)}), 0,
+       1e-8},
+  };
+  for (const auto& c : cases) {
+    JobCap left = RemainingCap(c.cap, c.used, *t);
+    EXPECT_EQ(left.max_tokens, c.want_tokens) << c.name;
+    EXPECT_NEAR(left.max_usd, c.want_usd, 1e-12) << c.name;
+    EXPECT_EQ(left.any(), c.cap.any()) << c.name;
+  }
 }
 
 TEST(AgentCostTest, FromDetailsElseTheLastResultLineElseNone) {
