@@ -48,6 +48,8 @@ void Targets(absl::string_view t) {
     auto u = ParseAbsoluteUri(t);
     Check(u.ok() && u->first.port == kBridgePort && *self == u->second);
   }
+  // The model route takes origin form and the bridge's own URL, nothing else.
+  if (auto m = ModelRouteTarget(t)) Check(!m->empty() && (*m)[0] == '/' && (*m == t || SelfTarget(t) == *m));
 }
 
 // The upstream head: it parses again (when within the parser's limits),

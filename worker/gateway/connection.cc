@@ -104,14 +104,10 @@ awaitable<void> Connection::Serve() {
     co_await HandleSelfConnect(std::move(rest));
   } else if (head->method == "CONNECT") {
     co_await HandleConnect(*head, std::move(rest));
-  } else if (!head->target.empty() && head->target[0] == '/') {
-    co_await HandleModel(*head, std::move(rest));
-  } else if (auto self = SelfTarget(head->target)) {
-    // A client that honours HTTP_PROXY sends the model base URL (the bridge
-    // itself) to the proxy in absolute form: it is the model route too.
-    RequestHead h = *head;
-    h.target = *self;
-    co_await HandleModel(h, std::move(rest));
+  } else if (auto target = ModelRouteTarget(head->target)) {
+    // Origin form, or the model base URL (the bridge itself) in absolute
+    // form, as a client that honours HTTP_PROXY sends it to the proxy.
+    co_await HandleModel(*head, std::move(*target), std::move(rest));
   } else {
     co_await HandleHttp(*head, std::move(rest));
   }
@@ -127,12 +123,8 @@ awaitable<void> Connection::HandleSelfConnect(std::string rest) {
   if (!inner) co_return;
   e_.j["method"] = inner->method;
   std::string body = buf.substr(inner->head_bytes);
-  if (!inner->target.empty() && inner->target[0] == '/') {
-    co_await HandleModel(*inner, std::move(body));
-  } else if (auto self = SelfTarget(inner->target)) {
-    RequestHead h = *inner;
-    h.target = *self;
-    co_await HandleModel(h, std::move(body));
+  if (auto target = ModelRouteTarget(inner->target)) {
+    co_await HandleModel(*inner, std::move(*target), std::move(body));
   } else {
     e_.j["kind"] = "model";
     e_.j["host"] = "127.0.0.1";
@@ -266,17 +258,17 @@ awaitable<void> Connection::HandleHttp(const RequestHead& h, std::string rest) {
   co_await Forward(*t, std::move(*addrs), std::move(out), left, nullptr);
 }
 
-awaitable<void> Connection::HandleModel(const RequestHead& h, std::string rest) {
+awaitable<void> Connection::HandleModel(const RequestHead& h, std::string target, std::string rest) {
   e_.j["kind"] = "model";
   if (!job_->cfg.model)
     co_return co_await Refuse(403, "Forbidden", "no_model_provider", "no model provider configured for this job");
   const ModelRoute& m = *job_->cfg.model;
   e_.j["host"] = m.host;
   e_.j["port"] = m.port;
-  e_.j["path"] = h.target;  // cut when logged
+  e_.j["path"] = target;  // cut when logged
   // The provider's API only: a TRACE echoed by an intermediary would hand
   // the job its key, file and batch endpoints outlive the job.
-  ModelRequestDecision api = DecideModelRequest(m.api, h.method, h.target);
+  ModelRequestDecision api = DecideModelRequest(m.api, h.method, target);
   if (!api.allowed) {
     const bool method = api.deny_reason == "method_not_allowed";
     co_return co_await Refuse(method ? 405 : 403, method ? "Method Not Allowed" : "Forbidden", api.deny_reason,
@@ -295,7 +287,7 @@ awaitable<void> Connection::HandleModel(const RequestHead& h, std::string rest) 
   std::string key_value = m.header == "authorization" ? absl::StrCat("Bearer ", m.secret) : m.secret;
   std::string host_header = m.port == (m.tls ? 443 : 80) ? m.host : absl::StrCat(m.host, ":", m.port);
   // accept-encoding: identity, so that the answer's usage can be read.
-  std::string out = RewriteRequestHead(h, h.target, host_header,
+  std::string out = RewriteRequestHead(h, target, host_header,
                                        {{m.header, key_value}, {kAcceptIdentityName, kAcceptIdentityValue}}) +
                     rest;
   // A named target: GCC destroys a braced temporary in a co_await

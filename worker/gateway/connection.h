@@ -63,7 +63,8 @@ class Connection {
   asio::awaitable<void> HandleSelfConnect(std::string rest);
   asio::awaitable<void> HandleConnect(const RequestHead& h, std::string rest);
   asio::awaitable<void> HandleHttp(const RequestHead& h, std::string rest);
-  asio::awaitable<void> HandleModel(const RequestHead& h, std::string rest);
+  // `target`: the origin-form path (ModelRouteTarget).
+  asio::awaitable<void> HandleModel(const RequestHead& h, std::string target, std::string rest);
   absl::StatusOr<Target> Decide(const std::string& raw_host, int port);
   asio::awaitable<std::optional<std::vector<IpAddr>>> Resolve(const std::string& host);
   asio::awaitable<std::optional<int64_t>> BodyLength(const RequestHead& h);

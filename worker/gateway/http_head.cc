@@ -236,6 +236,11 @@ std::optional<std::string> SelfTarget(absl::string_view target) {
   return std::nullopt;
 }
 
+std::optional<std::string> ModelRouteTarget(absl::string_view target) {
+  if (!target.empty() && target[0] == '/') return std::string(target);
+  return SelfTarget(target);
+}
+
 int64_t TakeBodyStart(int64_t body_length, std::string& rest) {
   if (static_cast<int64_t>(rest.size()) >= body_length) {
     rest.resize(static_cast<size_t>(body_length));

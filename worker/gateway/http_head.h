@@ -62,6 +62,10 @@ bool IsSelfAuthority(absl::string_view target);
 // "http://127.0.0.1:3128/p" or "http://localhost:3128/p" (the model base URL
 // in absolute form) -> "/p"; nullopt for any other target.
 std::optional<std::string> SelfTarget(absl::string_view target);
+// The model route's origin-form target for a request that goes to the model
+// route: `target` itself in origin form ("/..."), or SelfTarget's path;
+// nullopt for every other request (a proxied one).
+std::optional<std::string> ModelRouteTarget(absl::string_view target);
 
 // The body bytes still to come after `rest` (what arrived with the head) for
 // a body of `body_length` bytes; `rest` is cut to the body, so a request
