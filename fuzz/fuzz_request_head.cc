@@ -54,30 +54,34 @@ void Targets(absl::string_view t) {
 
 // The upstream head: it parses again (when within the parser's limits),
 // with the job's method, version and body length, one host (the one given),
-// the route's key exactly once, `connection: close`, and none of the job's
+// the route's headers exactly once each (the key, accept-encoding: the
+// gateway's replace the job's), `connection: close`, and none of the job's
 // credential or hop-by-hop headers.
 void Rewrite(const RequestHead& h) {
   const std::string kKey = "sk-the-real-key";
-  std::string out = RewriteRequestHead(h, "/p", "up.test", {{"x-api-key", kKey}});
+  std::string out =
+      RewriteRequestHead(h, "/p", "up.test", {{"x-api-key", kKey}, {"accept-encoding", "identity"}});
   Check(absl::EndsWith(out, "connection: close\r\n\r\n"));
   auto again = ParseRequestHead(out);
-  if (out.size() > kMaxHeadBytes || h.headers.size() + 3 > kMaxHeaders) return;
+  if (out.size() > kMaxHeadBytes || h.headers.size() + 4 > kMaxHeaders) return;
   Check(again.ok() && again->has_value() && (*again)->head_bytes == out.size());
   const RequestHead& r = **again;
   Check(r.method == h.method && r.version == h.version && r.target == "/p");
   Check(r.Header("content-length") == h.Header("content-length"));
-  int hosts = 0, keys = 0, connections = 0;
+  int hosts = 0, keys = 0, connections = 0, encodings = 0;
   for (const auto& [k, v] : r.headers) {
     Check(k != "authorization" && k != "proxy-authorization" && k != "te" && k != "upgrade" &&
           k != "keep-alive" && k != "proxy-connection");
     hosts += k == "host";
     keys += k == "x-api-key";
     connections += k == "connection";
+    encodings += k == "accept-encoding";
     if (k == "host") Check(v == "up.test");
     if (k == "x-api-key") Check(v == kKey);
     if (k == "connection") Check(v == "close");
+    if (k == "accept-encoding") Check(v == "identity");
   }
-  Check(hosts == 1 && keys == 1 && connections == 1);
+  Check(hosts == 1 && keys == 1 && connections == 1 && encodings == 1);
 }
 
 }  // namespace

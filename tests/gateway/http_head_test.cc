@@ -487,6 +487,19 @@ TEST(RewriteRequestHead, StripsEveryCredentialAndHopByHopHeader) {
   }
 }
 
+TEST(RewriteRequestHead, TheGatewaysOwnHeadersReplaceTheJobs) {
+  RequestHead h = MustParse(
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, br\r\nX-Custom: 1\r\n"
+      "Content-Length: 0\r\n\r\n");
+  RequestHead back = MustParse(RewriteRequestHead(h, "/v1/messages", "api.test",
+                                                  {{"x-api-key", "k"}, {"accept-encoding", "identity"}}));
+  int encodings = 0;
+  for (const auto& [k, v] : back.headers) encodings += k == "accept-encoding";
+  EXPECT_EQ(encodings, 1);
+  EXPECT_EQ(back.Header("accept-encoding"), "identity");
+  EXPECT_EQ(back.Header("x-custom"), "1");
+}
+
 TEST(RewriteRequestHead, KeepsTheRestAndAddsTheRouteHeaders) {
   RequestHead h = MustParse(
       "POST http://a.test:8080/p?q=1 HTTP/1.0\r\nHost: a.test:8080\r\nAccept: */*\r\n"

@@ -123,10 +123,11 @@ struct GatewayOptions {
   // Exactly one (Create refuses more): a connection's sockets never race.
   int threads = 1;
   // Relays between two plain sockets (CONNECT tunnels, plain HTTP, the
-  // model route without TLS once its response head is read) move bytes
-  // with splice(2), never through the gateway's memory; false: through a
-  // user-space buffer (as the TLS model route always does). Limits and byte
-  // counts are the same either way.
+  // model route without TLS: its requests, and its responses when `meter`
+  // is off) move bytes with splice(2), never through the gateway's memory;
+  // false: through a user-space buffer (as the TLS model route and a
+  // metered response always do). Limits and byte counts are the same
+  // either way.
   bool splice = true;
   // Model responses are read for their usage (usage_meter.h) as they pass.
   // false only for gateway_bench's side-by-side figures: then no usage is

@@ -252,12 +252,13 @@ int64_t TakeBodyStart(int64_t body_length, std::string& rest) {
 std::string RewriteRequestHead(const RequestHead& h, absl::string_view path, absl::string_view host_header,
                                const std::vector<std::pair<std::string, std::string>>& add) {
   std::string out = absl::StrCat(h.method, " ", path, " ", h.version, "\r\n");
-  for (const auto& [k, v] : h.headers) {
+  for (const auto& header : h.headers) {
+    const std::string& k = header.first;
     if (k == "host" || k == "connection" || k == "keep-alive" || k == "proxy-connection" ||
         k == "proxy-authorization" || k == "x-api-key" || k == "authorization" || k == "te" ||
         k == "upgrade" || std::any_of(add.begin(), add.end(), [&](const auto& a) { return a.first == k; }))
       continue;  // the gateway's own headers (`add`) replace the job's
-    absl::StrAppend(&out, k, ": ", v, "\r\n");
+    absl::StrAppend(&out, k, ": ", header.second, "\r\n");
   }
   absl::StrAppend(&out, "host: ", host_header, "\r\n");
   for (const auto& [k, v] : add) absl::StrAppend(&out, k, ": ", v, "\r\n");
