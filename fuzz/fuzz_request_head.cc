@@ -1,10 +1,14 @@
 // libFuzzer target: the gateway's request-head parser and, on what it
-// accepts, the target-form parsers the gateway runs next (CONNECT authority,
-// absolute URI, Host header). Checks the invariants the gateway relies on.
+// accepts, what the gateway runs next: the target-form parsers (CONNECT
+// authority, absolute URI, Host header), the bridge's self-target checks,
+// and the head rewrite sent upstream. Checks the invariants the gateway
+// relies on; above all that no credential the job sent survives the rewrite.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+
+#include "absl/strings/match.h"
 
 #include "worker/gateway/http_head.h"
 
@@ -35,6 +39,49 @@ void Targets(absl::string_view t) {
     Check(u->second.find('#') == std::string::npos);
   }
   if (auto h = ParseHostHeader(t, 80); h.ok()) CheckAuthority(*h);
+  // The bridge's own address: only a target that parses as one.
+  if (IsSelfAuthority(t)) {
+    auto a = ParseConnectTarget(t);
+    Check(a.ok() && a->port == kBridgePort);
+  }
+  if (auto self = SelfTarget(t)) {
+    auto u = ParseAbsoluteUri(t);
+    Check(u.ok() && u->first.port == kBridgePort && *self == u->second);
+  }
+  // The model route takes origin form and the bridge's own URL, nothing else.
+  if (auto m = ModelRouteTarget(t)) Check(!m->empty() && (*m)[0] == '/' && (*m == t || SelfTarget(t) == *m));
+}
+
+// The upstream head: it parses again (when within the parser's limits),
+// with the job's method, version and body length, one host (the one given),
+// the route's headers exactly once each (the key, accept-encoding: the
+// gateway's replace the job's), `connection: close`, and none of the job's
+// credential or hop-by-hop headers.
+void Rewrite(const RequestHead& h) {
+  const std::string kKey = "sk-the-real-key";
+  std::string out =
+      RewriteRequestHead(h, "/p", "up.test", {{"x-api-key", kKey}, {"accept-encoding", "identity"}});
+  Check(absl::EndsWith(out, "connection: close\r\n\r\n"));
+  auto again = ParseRequestHead(out);
+  if (out.size() > kMaxHeadBytes || h.headers.size() + 4 > kMaxHeaders) return;
+  Check(again.ok() && again->has_value() && (*again)->head_bytes == out.size());
+  const RequestHead& r = **again;
+  Check(r.method == h.method && r.version == h.version && r.target == "/p");
+  Check(r.Header("content-length") == h.Header("content-length"));
+  int hosts = 0, keys = 0, connections = 0, encodings = 0;
+  for (const auto& [k, v] : r.headers) {
+    Check(k != "authorization" && k != "proxy-authorization" && k != "te" && k != "upgrade" &&
+          k != "keep-alive" && k != "proxy-connection");
+    hosts += k == "host";
+    keys += k == "x-api-key";
+    connections += k == "connection";
+    encodings += k == "accept-encoding";
+    if (k == "host") Check(v == "up.test");
+    if (k == "x-api-key") Check(v == kKey);
+    if (k == "connection") Check(v == "close");
+    if (k == "accept-encoding") Check(v == "identity");
+  }
+  Check(hosts == 1 && keys == 1 && connections == 1 && encodings == 1);
 }
 
 }  // namespace
@@ -61,6 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(lengths <= 1 && !(lengths && chunked));
     for (char c : h.target) Check(static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
     Targets(h.target);
+    Rewrite(h);
     if (auto host = h.Header("host")) Targets(*host);
   } else if (r.ok()) {
     // "Need more" only while there is no blank line and room is left.

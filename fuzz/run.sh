@@ -4,9 +4,11 @@
 # New corpus units and crash artifacts go to the output dir, never the repo.
 #   fuzz/run.sh [--out DIR] [--seconds N] [--target NAME] [--no-run]
 # Targets: request_head (ParseRequestHead + ParseConnectTarget /
-# ParseAbsoluteUri / ParseHostHeader), client_hello (ParseClientHelloSni),
-# host (NormalizeHost / ParseIpLiteral / ParseRule / DecideHost), usage_meter
-# (UsageMeter, the gateway's reading of a model response's usage).
+# ParseAbsoluteUri / ParseHostHeader / IsSelfAuthority / SelfTarget /
+# RewriteRequestHead), response_head (ParseResponseSignal / CutText /
+# GatewayReply), client_hello (ParseClientHelloSni), host (NormalizeHost /
+# ParseIpLiteral / ParseRule / DecideHost), usage_meter (UsageMeter, the
+# gateway's reading of a model response's usage).
 # Needs: clang, libclang-rt-14-dev (libFuzzer and sanitizer runtimes),
 # pkg-config, libabsl-dev, libidn2-dev. Exit status 0 when no target crashed.
 set -euo pipefail
@@ -34,13 +36,14 @@ read -r -a absl_libs <<<"$(pkg-config --libs absl_strings absl_status absl_statu
 
 declare -A sources=(
   [request_head]=http_head
+  [response_head]=http_head
   [client_hello]=http_head
   [host]=egress_policy
   [usage_meter]=usage_meter
 )
-declare -A extra_libs=([request_head]="" [client_hello]="" [host]="-lidn2" [usage_meter]="")
+declare -A extra_libs=([request_head]="" [response_head]="" [client_hello]="" [host]="-lidn2" [usage_meter]="")
 # A shorter run for the host target: libidn2 dominates its time.
-declare -A share=([request_head]=1 [client_hello]=1 [host]=2 [usage_meter]=1)
+declare -A share=([request_head]=1 [response_head]=2 [client_hello]=1 [host]=2 [usage_meter]=1)
 
 # stale FILE SOURCES...: true when FILE is missing or older than a source.
 stale() {
@@ -59,7 +62,7 @@ for src in http_head egress_policy usage_meter; do
 done
 
 status=0
-for t in request_head client_hello host usage_meter; do
+for t in request_head response_head client_hello host usage_meter; do
   [ -n "$only" ] && [ "$only" != "$t" ] && continue
   bin="$out/fuzz_$t"
   if stale "$bin" "$root/fuzz/fuzz_$t.cc" "$out/${sources[$t]}.o"; then

@@ -1,7 +1,9 @@
-// The gateway's parsers (worker/gateway/http_head.h), with no I/O: request
-// heads (limits, folding, smuggling guards, versions), CONNECT / absolute-URI
-// / Host targets, and the server name of real TLS ClientHellos that OpenSSL
-// builds in memory, plus truncated and garbage inputs.
+// The gateway's pure HTTP text (worker/gateway/http_head.h), with no I/O:
+// request heads (limits, folding, smuggling guards, versions), CONNECT /
+// absolute-URI / Host targets, the server name of real TLS ClientHellos that
+// OpenSSL builds in memory (plus truncated and garbage inputs), the bridge's
+// own address, the head rewrite that strips the job's credentials, the
+// provider's status and retry-after, and the gateway's own replies.
 #include "worker/gateway/http_head.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -393,6 +396,187 @@ TEST(ParseClientHelloSni, HandBuiltCases) {
   split[3] = 0;
   split[4] = 20;
   EXPECT_TRUE(absl::StartsWith(Sni(split + h.substr(25)), "ERROR"));
+}
+
+// ------------------------------------------------------- the bridge itself
+
+TEST(SelfTargets, OnlyTheBridgesOwnAddressIsSelf) {
+  struct Case {
+    std::string target;
+    bool self_authority;               // as a CONNECT target
+    std::optional<std::string> self;   // as an absolute-form target
+  };
+  const std::string port = absl::StrCat(kBridgePort);
+  const std::vector<Case> cases = {
+      {"127.0.0.1:" + port, true, std::nullopt},
+      {"localhost:" + port, true, std::nullopt},
+      {"LocalHost:" + port, true, std::nullopt},
+      {"http://127.0.0.1:" + port + "/v1/messages?x=1", false, "/v1/messages?x=1"},
+      {"http://LOCALHOST:" + port + "/v1/models", false, "/v1/models"},
+      {"HTTP://localhost:" + port, false, "/"},
+      {"http://localhost:" + port + "/a#frag", false, "/a"},
+      // Refused: another port, another host, another spelling of loopback,
+      // another scheme, userinfo, no port.
+      {"127.0.0.1:3129", false, std::nullopt},
+      {"127.0.0.2:" + port, false, std::nullopt},
+      {"0x7f.0.0.1:" + port, false, std::nullopt},
+      {"[::1]:" + port, false, std::nullopt},
+      {"localhost.:" + port, false, std::nullopt},
+      {"localhost", false, std::nullopt},
+      {"http://127.0.0.1/v1/messages", false, std::nullopt},
+      {"http://127.0.0.1:3129/v1/messages", false, std::nullopt},
+      {"http://[::1]:" + port + "/v1/messages", false, std::nullopt},
+      {"https://127.0.0.1:" + port + "/v1/messages", false, std::nullopt},
+      {"http://user@127.0.0.1:" + port + "/v1/messages", false, std::nullopt},
+      {"http://evil.test/http://127.0.0.1:" + port + "/", false, std::nullopt},
+      {"/v1/messages", false, std::nullopt},
+      {"", false, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(IsSelfAuthority(c.target), c.self_authority) << c.target;
+    EXPECT_EQ(SelfTarget(c.target), c.self) << c.target;
+    // The model route: origin form as is, the bridge's own URL as its path.
+    std::optional<std::string> model = absl::StartsWith(c.target, "/") ? c.target : c.self;
+    EXPECT_EQ(ModelRouteTarget(c.target), model) << c.target;
+  }
+}
+
+TEST(TakeBodyStart, CutsWhatArrivedToTheBody) {
+  struct Case {
+    int64_t body;
+    std::string rest, want_rest;
+    int64_t want_left;
+  };
+  const std::vector<Case> cases = {
+      {0, "", "", 0},
+      {0, "GET http://b.test/ HTTP/1.1\r\n\r\n", "", 0},  // a pipelined request goes nowhere
+      {5, "hel", "hel", 2},
+      {5, "hello", "hello", 0},
+      {5, "helloGET / HTTP/1.1\r\n\r\n", "hello", 0},
+      {int64_t{1} << 40, "x", "x", (int64_t{1} << 40) - 1},
+  };
+  for (const Case& c : cases) {
+    std::string rest = c.rest;
+    EXPECT_EQ(TakeBodyStart(c.body, rest), c.want_left) << c.body << " " << c.rest;
+    EXPECT_EQ(rest, c.want_rest);
+  }
+}
+
+// ------------------------------------------------------ the upstream head
+
+TEST(RewriteRequestHead, StripsEveryCredentialAndHopByHopHeader) {
+  // Each header the gateway never passes on, in any case the job sends it;
+  // and one the gateway sets itself (accept-encoding: its own replaces the
+  // job's).
+  const std::vector<std::string> stripped = {
+      "Authorization",    "x-api-key", "X-Api-Key", "Proxy-Authorization", "Host",           "Connection",
+      "Keep-Alive",       "Proxy-Connection", "TE", "Upgrade",             "AUTHORIZATION", "Accept-Encoding"};
+  for (const std::string& name : stripped) {
+    RequestHead h = MustParse(absl::StrCat("POST http://a.test/x HTTP/1.1\r\nHost: a.test\r\n", name,
+                                           ": sk-agents-own\r\nX-Custom: 1\r\nContent-Length: 2\r\n\r\n"));
+    std::string out =
+        RewriteRequestHead(h, "/x", "a.test", {{"x-api-key", "sk-real"}, {"accept-encoding", "identity"}});
+    EXPECT_FALSE(absl::StrContains(out, "sk-agents-own")) << name << ":\n" << out;
+    RequestHead back = MustParse(out);
+    std::map<std::string, int> count;
+    for (const auto& [k, v] : back.headers) ++count[k];
+    for (const char* once : {"host", "x-api-key", "accept-encoding", "connection", "x-custom"})
+      EXPECT_EQ(count[once], 1) << once << " in\n" << out;
+    EXPECT_EQ(back.Header("x-api-key"), "sk-real");
+    EXPECT_EQ(back.Header("accept-encoding"), "identity");
+    EXPECT_EQ(back.Header("connection"), "close");
+    EXPECT_EQ(back.Header("content-length"), "2");
+  }
+}
+
+TEST(RewriteRequestHead, KeepsTheRestAndAddsTheRouteHeaders) {
+  RequestHead h = MustParse(
+      "POST http://a.test:8080/p?q=1 HTTP/1.0\r\nHost: a.test:8080\r\nAccept: */*\r\n"
+      "anthropic-version: 2023-06-01\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(RewriteRequestHead(h, "/p?q=1", "a.test:8080", {}),
+            "POST /p?q=1 HTTP/1.0\r\naccept: */*\r\nanthropic-version: 2023-06-01\r\ncontent-length: 0\r\n"
+            "host: a.test:8080\r\nconnection: close\r\n\r\n");
+  EXPECT_EQ(RewriteRequestHead(h, "/v1/messages", "api.test", {{"authorization", "Bearer k"}}),
+            "POST /v1/messages HTTP/1.0\r\naccept: */*\r\nanthropic-version: 2023-06-01\r\n"
+            "content-length: 0\r\nhost: api.test\r\nauthorization: Bearer k\r\nconnection: close\r\n\r\n");
+}
+
+// ------------------------------------------------- the provider's answers
+
+TEST(ParseResponseSignal, StatusAndRetryAfter) {
+  struct Case {
+    std::string head;
+    int status;
+    bool limited;
+    int64_t retry_after_ms;
+  };
+  const std::vector<Case> cases = {
+      {"HTTP/1.1 200 OK\r\nretry-after: 5\r\n\r\n", 200, false, 0},  // only a limit's retry-after counts
+      {"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n\r\n", 429, true, 7000},
+      {"HTTP/1.1 429 Too Many Requests\r\nretry-after:1.5\r\n\r\nbody", 429, true, 1500},
+      {"HTTP/1.1 529 Overloaded\r\nx: y\r\nRETRY-AFTER:   2  \r\n\r\n", 529, true, 2000},
+      {"HTTP/1.1 503 Unavailable\r\n\r\n", 503, true, 0},
+      {"HTTP/1.1 500 Oops\r\nretry-after: 3", 500, true, 3000},  // no blank line yet (64 KiB cut)
+      {"HTTP/1.1 404 Not Found\r\n\r\n", 404, false, 0},
+      // Bounded: a day at most.
+      {"HTTP/1.1 429 x\r\nretry-after: 1e12\r\n\r\n", 429, true, 86400000},
+      // A retry-after in the body, or a header that only ends in the name.
+      {"HTTP/1.1 429 x\r\n\r\nretry-after: 9\r\n", 429, true, 0},
+      {"HTTP/1.1 429 x\r\nx-retry-after: 9\r\n\r\n", 429, true, 0},
+      // No status: not a response, too short, no number.
+      {"", 0, false, 0},
+      {"HTTP/1.1 429", 0, false, 0},
+      {"SMTP/1.1 429 x\r\n\r\n", 0, false, 0},
+      {"HTTP/1.1 abc x\r\n\r\n", 0, false, 0},
+  };
+  for (const Case& c : cases) {
+    ResponseSignal s = ParseResponseSignal(c.head);
+    EXPECT_EQ(s.status, c.status) << c.head;
+    EXPECT_EQ(s.limited, c.limited) << c.head;
+    EXPECT_EQ(s.retry_after_ms, c.retry_after_ms) << c.head;
+  }
+  // No wait for zero, negative, non-numbers, or a date (which the provider
+  // does not send).
+  for (const char* value : {"0", "-5", "soon", "nan", "inf-", "", "Wed, 21 Oct 2015 07:28:00 GMT"}) {
+    ResponseSignal s = ParseResponseSignal(absl::StrCat("HTTP/1.1 429 x\r\nretry-after: ", value, "\r\n\r\n"));
+    EXPECT_EQ(s.status, 429) << value;
+    EXPECT_EQ(s.retry_after_ms, 0) << value;
+  }
+}
+
+// ------------------------------------------------- the gateway's own text
+
+TEST(GatewayReply, ARefusalNamesItsReasonTwice) {
+  std::string r = GatewayReply(403, "Forbidden", "host_not_allowed", "no rule allows evil.test");
+  EXPECT_TRUE(absl::StartsWith(r, "HTTP/1.1 403 Forbidden\r\n")) << r;
+  EXPECT_TRUE(absl::StrContains(r, "\r\nx-deny-reason: host_not_allowed\r\n")) << r;
+  EXPECT_TRUE(absl::StrContains(r, "\r\nX-Assessq-Gateway: deny\r\n")) << r;
+  EXPECT_TRUE(absl::EndsWith(r, "\r\n\r\nassessq gateway: no rule allows evil.test\n")) << r;
+  const std::string body = "assessq gateway: no rule allows evil.test\n";
+  EXPECT_TRUE(absl::StrContains(r, absl::StrCat("Content-Length: ", body.size(), "\r\n"))) << r;
+  // No token: no x-deny-reason header. A long reason is cut.
+  EXPECT_FALSE(absl::StrContains(GatewayReply(502, "Bad Gateway", "", "x"), "x-deny-reason"));
+  std::string long_reply = GatewayReply(400, "Bad Request", "bad_request", std::string(5000, 'a'));
+  EXPECT_LT(long_reply.size(), 700u);
+  EXPECT_TRUE(absl::StrContains(long_reply, "more bytes cut]"));
+}
+
+TEST(CutText, CutsAtACharacterBoundaryAndSaysSo) {
+  struct Case {
+    std::string in;
+    size_t max;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"short", 10, "short"},
+      {"exactly10!", 10, "exactly10!"},
+      {"abcdefghijk", 10, "abcdefghij...[1 more bytes cut]"},
+      // "é" is two bytes: never cut in half.
+      {"abcdefghi\xc3\xa9xyz", 10, "abcdefghi...[5 more bytes cut]"},
+      {"\xe2\x82\xac\xe2\x82\xac", 4, "\xe2\x82\xac...[3 more bytes cut]"},
+      {"abc", 0, "...[3 more bytes cut]"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(CutText(c.in, c.max), c.want) << c.in;
 }
 
 }  // namespace

@@ -14,13 +14,18 @@
 // refusal carries `x-deny-reason: TOKEN` and a short plain-text body. The
 // network log has a byte budget as well as an entry cap (long fields are
 // cut, what is dropped is counted and said), names under a wildcard rule are
-// bounded per job, and workerd's own lines about a job's requests are
-// rate-limited and cut. Once a
-// connection is a pure byte relay between two plain sockets (a CONNECT
-// tunnel after its ClientHello check, a plain-HTTP exchange after its head),
-// the bytes move with splice(2) through a pipe, never through the gateway's
-// memory, under the same limits (per-job bytes, idle time, the request body's
-// length) and byte counts as the buffered copy the TLS model route keeps.
+// bounded per job, and workerd's own lines about a job's refused requests
+// are rate-limited and cut. Once a connection is a pure byte relay between
+// two plain sockets (a CONNECT tunnel after its ClientHello check, a
+// plain-HTTP exchange after its head), the bytes move with splice(2) through
+// a pipe, never through the gateway's memory, under the same limits (per-job
+// bytes, idle time, the request body's length) and byte counts as the
+// buffered copy the TLS model route keeps.
+//
+// The pieces: gateway.cc (the job's listener), connection.h (one
+// connection's steps), upstream.h (resolve, connect), relay.h, byte_budget.h,
+// netlog.h; the pure decisions and parsers in egress_policy.h and
+// http_head.h.
 #pragma once
 
 #include <atomic>
@@ -50,7 +55,7 @@ struct ModelRoute {
   bool tls = true;
   std::string ca_file;         // empty: the system's trust store
   std::string header = "x-api-key";  // or "authorization" (sent as Bearer)
-  std::string secret;          // the real key; never leaves the gateway
+  std::string secret;          // the real key; never reaches the job
   // The provider API's methods and paths this route forwards; others are
   // refused (method_not_allowed / path_not_allowed).
   std::vector<ModelApiRule> api = DefaultModelApiRules();
@@ -118,9 +123,11 @@ struct GatewayOptions {
   // Exactly one (Create refuses more): a connection's sockets never race.
   int threads = 1;
   // Relays between two plain sockets (CONNECT tunnels, plain HTTP, the
-  // model route without TLS) move bytes with splice(2), never through the
-  // gateway's memory; false: through a user-space buffer (as the TLS model
-  // route always does). Limits and byte counts are the same either way.
+  // model route without TLS: its requests, and its responses when `meter`
+  // is off) move bytes with splice(2), never through the gateway's memory;
+  // false: through a user-space buffer (as the TLS model route and a
+  // metered response always do). Limits and byte counts are the same
+  // either way.
   bool splice = true;
   // Model responses are read for their usage (usage_meter.h) as they pass.
   // false only for gateway_bench's side-by-side figures: then no usage is

@@ -1,9 +1,12 @@
 #include "worker/gateway/http_head.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace assessq::gateway {
 namespace {
@@ -215,6 +218,85 @@ absl::StatusOr<std::optional<std::string>> ParseClientHelloSni(absl::string_view
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
       return Bad("invalid character in server name");
   return sni;
+}
+
+bool IsSelfAuthority(absl::string_view target) {
+  auto a = ParseConnectTarget(target);
+  if (!a.ok()) return false;
+  std::string host = absl::AsciiStrToLower(a->host);
+  return (host == "127.0.0.1" || host == "localhost") && a->port == kBridgePort;
+}
+
+std::optional<std::string> SelfTarget(absl::string_view target) {
+  auto uri = ParseAbsoluteUri(target);
+  if (!uri.ok()) return std::nullopt;
+  const Authority& a = uri->first;
+  std::string host = absl::AsciiStrToLower(a.host);
+  if ((host == "127.0.0.1" || host == "localhost") && a.port == kBridgePort) return uri->second;
+  return std::nullopt;
+}
+
+std::optional<std::string> ModelRouteTarget(absl::string_view target) {
+  if (!target.empty() && target[0] == '/') return std::string(target);
+  return SelfTarget(target);
+}
+
+int64_t TakeBodyStart(int64_t body_length, std::string& rest) {
+  if (static_cast<int64_t>(rest.size()) >= body_length) {
+    rest.resize(static_cast<size_t>(body_length));
+    return 0;
+  }
+  return body_length - static_cast<int64_t>(rest.size());
+}
+
+std::string RewriteRequestHead(const RequestHead& h, absl::string_view path, absl::string_view host_header,
+                               const std::vector<std::pair<std::string, std::string>>& add) {
+  std::string out = absl::StrCat(h.method, " ", path, " ", h.version, "\r\n");
+  for (const auto& header : h.headers) {
+    const std::string& k = header.first;
+    if (k == "host" || k == "connection" || k == "keep-alive" || k == "proxy-connection" ||
+        k == "proxy-authorization" || k == "x-api-key" || k == "authorization" || k == "te" ||
+        k == "upgrade" || std::any_of(add.begin(), add.end(), [&](const auto& a) { return a.first == k; }))
+      continue;  // the gateway's own headers (`add`) replace the job's
+    absl::StrAppend(&out, k, ": ", header.second, "\r\n");
+  }
+  absl::StrAppend(&out, "host: ", host_header, "\r\n");
+  for (const auto& [k, v] : add) absl::StrAppend(&out, k, ": ", v, "\r\n");
+  absl::StrAppend(&out, "connection: close\r\n\r\n");
+  return out;
+}
+
+ResponseSignal ParseResponseSignal(absl::string_view head) {
+  ResponseSignal r;
+  if (head.size() > 12 && absl::StartsWith(head, "HTTP/")) (void)absl::SimpleAtoi(head.substr(9, 3), &r.status);
+  r.limited = r.status == 429 || r.status == 529 || r.status >= 500;
+  if (!r.limited) return r;
+  std::string lower = absl::AsciiStrToLower(head.substr(0, head.find("\r\n\r\n")));
+  if (auto p = lower.find("\r\nretry-after:"); p != std::string::npos) {
+    double secs = 0;
+    auto eol = lower.find("\r\n", p + 2);
+    absl::string_view value = absl::string_view(lower).substr(p + 14, eol == std::string::npos ? eol : eol - p - 14);
+    // The provider's number, bounded before it is converted (a day at most;
+    // the coordinator caps it again).
+    if (absl::SimpleAtod(absl::StripAsciiWhitespace(value), &secs) && secs > 0)
+      r.retry_after_ms = static_cast<int64_t>(std::min(secs, 86400.0) * 1000);
+  }
+  return r;
+}
+
+std::string CutText(absl::string_view s, size_t max) {
+  if (s.size() <= max) return std::string(s);
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return absl::StrCat(s.substr(0, n), "...[", s.size() - n, " more bytes cut]");
+}
+
+std::string GatewayReply(int code, absl::string_view phrase, absl::string_view token, absl::string_view why) {
+  std::string body = absl::StrCat("assessq gateway: ", CutText(why, 400), "\n");
+  return absl::StrCat("HTTP/1.1 ", code, " ", phrase, "\r\nContent-Type: text/plain; charset=utf-8\r\n",
+                      "X-Assessq-Gateway: ", code == 200 ? "allow" : "deny", "\r\n",
+                      token.empty() ? "" : absl::StrCat("x-deny-reason: ", token, "\r\n"),
+                      "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
 }
 
 }  // namespace assessq::gateway
