@@ -256,12 +256,30 @@ absl::StatusOr<bool> UsageStore::MayStart(Db& db, int64_t batch_id, int running,
   return !d.hold;
 }
 
-absl::Status UsageStore::FillLease(Db& db, int64_t batch_id, const std::string& profile_json,
-                                   v1::Lease* lease) {
+absl::Status UsageStore::FillLease(Db& db, int64_t batch_id, int64_t job_id,
+                                   const std::string& profile_json, v1::Lease* lease) {
   ASSIGN_OR_RETURN(cap, JobCapFromProfile(profile_json));
   if (!cap.any()) return absl::OkStatus();
   ASSIGN_OR_RETURN(prices, PricesFor(db, batch_id));
-  if (auto b = LeaseBudget(cap, *prices)) *lease->mutable_budget() = std::move(*b);
+  // Every earlier attempt of the job since an operator last retried it (a
+  // retry or a rerun gives the job its whole cap again), per model.
+  ASSIGN_OR_RETURN(u, db.Prepare(absl::StrCat(
+                          "SELECT u.provider, u.model, ", kUsageCols,
+                          " FROM attempt_usage u JOIN attempts a ON a.id = u.attempt_id"
+                          " JOIN jobs j ON j.id = a.job_id"
+                          " WHERE a.job_id=? AND a.retry_epoch = j.retry_epoch")));
+  u->Bind(1, job_id);
+  v1::Usage used;
+  while (true) {
+    ASSIGN_OR_RETURN(row, u->Step());
+    if (!row) break;
+    v1::ModelUsage* m = used.add_models();
+    m->set_provider(u->Text(0));
+    m->set_model(u->Text(1));
+    ReadCounts(*u, 2, m);
+  }
+  if (auto b = LeaseBudget(RemainingCap(cap, used, *prices), *prices))
+    *lease->mutable_budget() = std::move(*b);
   return absl::OkStatus();
 }
 

@@ -178,7 +178,7 @@ TEST_F(MigrationsTest, V4FillsInputIdsOfOlderJobs) {
   // Any further lease would have been sent before an engine call queued now
   // is answered.
   l.unlock();
-  (void)(*e)->Sync<v1::WorkersResponse>([&](auto done) { (*e)->ListWorkers(done); });
+  (void)(*e)->Sync<std::vector<WorkerView>>([&](auto done) { (*e)->ListWorkers(done); });
   l.lock();
   EXPECT_EQ(sink->leases.size(), 2u) << "the succeeded job is not leased";
   for (const auto& lease : sink->leases)
