@@ -73,7 +73,10 @@ start_dockerd() {
   rm -f "$SOCK"
   # containerd: dockerd starts its own managed containerd when none runs.
   echo "start-dockerd: starting dockerd (log: $LOG)"
-  nohup dockerd --host="unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
+  # In a session of its own: whoever ran this script (a CI step, a shell
+  # job) may end by killing its process group, which must not take the
+  # daemon (and every job container) with it.
+  setsid nohup dockerd --host="unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
   started_pid=$!
   disown || true
 }
