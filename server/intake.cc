@@ -1,8 +1,6 @@
 #include "absl/strings/string_view.h"
 #include "server/intake.h"
 
-#include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
