@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "common/json_depth.h"
 #include "common/text_scan.h"
 
 namespace assessq::offline {
@@ -1105,7 +1106,7 @@ std::optional<ojson> AssessMetadataText(const std::string& text, std::string* er
     *error = "metadata: larger than " + std::to_string(kMaxInputBytes) + " bytes";
     return std::nullopt;
   }
-  if (JsonNestingDepth(text, kMaxInputDepth) > kMaxInputDepth) {
+  if (JsonDepth(text, kMaxInputDepth) > kMaxInputDepth) {
     *error = "metadata: nested deeper than " + std::to_string(kMaxInputDepth) + " levels";
     return std::nullopt;
   }

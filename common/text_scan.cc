@@ -1,7 +1,5 @@
 #include "common/text_scan.h"
 
-#include <algorithm>
-
 namespace assessq {
 
 int DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
@@ -44,28 +42,6 @@ int DecodeValidUtf8(std::string_view s, size_t i, uint32_t* cp) {
   if (v < kMin[n] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
   *cp = v;
   return n;
-}
-
-int JsonNestingDepth(std::string_view text, int limit) {
-  int depth = 0, max = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max = std::max(max, ++depth);
-      if (max > limit) return max;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max;
 }
 
 }  // namespace assessq

@@ -1,8 +1,8 @@
-// Byte-level scans shared by the coordinator (intake, validation, the UTF-8
-// helpers) and the offline assessor: decoding one UTF-8 sequence, ASCII
-// white space, and a JSON document's bracket nesting measured before it is
-// parsed. C++ standard library only: the offline assessor links this into a
-// fully static program without absl. Pure; no I/O.
+// Byte-level scans shared by the coordinator (validation, the UTF-8 helpers,
+// the terminal escaper) and the offline assessor: decoding one UTF-8
+// sequence, leniently or strictly, and ASCII white space. C++ standard
+// library only: the offline assessor links this into a fully static program
+// without absl. Pure; no I/O.
 #pragma once
 
 #include <cstddef>
@@ -28,10 +28,5 @@ int DecodeValidUtf8(std::string_view s, size_t i, uint32_t* cp);
 inline bool IsAsciiSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
-
-// The deepest nesting of { and [ outside JSON strings. The scan stops as soon
-// as the depth passes `limit` (cheap on hostile input), so any result above
-// `limit` means "too deep"; at or below it the result is exact.
-int JsonNestingDepth(std::string_view text, int limit);
 
 }  // namespace assessq

@@ -38,7 +38,8 @@ absl::StatusOr<ParsedMetadata> ParseMetadata(absl::string_view content) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metadata is ", content.size(), " bytes; the limit is ", kMaxMetadataBytes));
   if (!IsValidUtf8(content)) return absl::InvalidArgumentError("metadata is not valid UTF-8");
-  if (JsonDepth(content, kMaxMetadataDepth) > kMaxMetadataDepth)
+  if (JsonDepth(std::string_view(content.data(), content.size()), kMaxMetadataDepth) >
+      kMaxMetadataDepth)
     return absl::InvalidArgumentError(
         absl::StrCat("metadata nests deeper than ", kMaxMetadataDepth, " levels"));
   auto j = nlohmann::json::parse(content.begin(), content.end(), nullptr, false);
