@@ -9,6 +9,9 @@
 #include <set>
 #include <utility>
 
+#include "common/json_depth.h"
+#include "common/text_scan.h"
+
 namespace assessq::offline {
 
 using json = nlohmann::json;
@@ -18,14 +21,10 @@ namespace {
 
 // --------------------------------------------------------------- strings
 
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 std::string Trim(const std::string& s) {
   size_t b = 0, e = s.size();
-  while (b < e && IsSpace(s[b])) ++b;
-  while (e > b && IsSpace(s[e - 1])) --e;
+  while (b < e && IsAsciiSpace(s[b])) ++b;
+  while (e > b && IsAsciiSpace(s[e - 1])) --e;
   return s.substr(b, e - b);
 }
 
@@ -69,7 +68,7 @@ size_t WordCount(const std::string& s) {
   size_t n = 0;
   bool in_word = false;
   for (char c : s) {
-    if (IsSpace(c)) {
+    if (IsAsciiSpace(c)) {
       in_word = false;
     } else if (!in_word) {
       in_word = true;
@@ -431,133 +430,6 @@ void Good(CriterionResult* r, std::string text) { r->notes.push_back({true, std:
 void Bad(CriterionResult* r, std::string text) { r->notes.push_back({false, std::move(text)}); }
 
 }  // namespace
-
-// ----------------------------------------------------------- text helpers
-
-double ArabicShare(std::string_view text) {
-  // Keep in step with assessq::ArabicLetterShare (server/validation.cc).
-  auto in_blocks = [](uint32_t cp) {
-    return (cp >= 0x0600 && cp <= 0x06FF) || (cp >= 0x0750 && cp <= 0x077F) ||
-           (cp >= 0x08A0 && cp <= 0x08FF) || (cp >= 0xFB50 && cp <= 0xFDFF) ||
-           (cp >= 0xFE70 && cp <= 0xFEFF);
-  };
-  auto arabic_letter = [](uint32_t cp) {
-    if (cp >= 0x0600 && cp <= 0x06FF)
-      return (cp >= 0x0620 && cp <= 0x063F) || (cp >= 0x0641 && cp <= 0x064A) ||
-             (cp >= 0x066E && cp <= 0x066F) || (cp >= 0x0671 && cp <= 0x06D3) ||
-             cp == 0x06D5 || (cp >= 0x06E5 && cp <= 0x06E6) ||
-             (cp >= 0x06EE && cp <= 0x06EF) || (cp >= 0x06FA && cp <= 0x06FC) || cp == 0x06FF;
-    if (cp >= 0x0750 && cp <= 0x077F) return true;
-    if (cp >= 0x08A0 && cp <= 0x08FF) return cp <= 0x08C9;
-    if (cp >= 0xFB50 && cp <= 0xFDFF)
-      return !(cp >= 0xFBB2 && cp <= 0xFBC2) && !(cp >= 0xFD3E && cp <= 0xFD4F) &&
-             cp != 0xFDCF && !(cp >= 0xFDD0 && cp <= 0xFDEF) && cp < 0xFDFC;
-    if (cp >= 0xFE70 && cp <= 0xFEFF) return cp <= 0xFEFC && cp != 0xFE75;
-    return false;
-  };
-  auto other_letter = [](uint32_t cp) {
-    if (cp < 0x80) return (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z');
-    if (cp <= 0x00BF || cp == 0x00D7 || cp == 0x00F7) return false;
-    if (cp >= 0x02B0 && cp <= 0x036F) return false;
-    if (cp >= 0x0483 && cp <= 0x0489) return false;
-    if (cp >= 0x1AB0 && cp <= 0x1AFF) return false;
-    if (cp >= 0x1DC0 && cp <= 0x1DFF) return false;
-    if (cp >= 0x2000 && cp <= 0x2BFF) return false;
-    if (cp >= 0x2E00 && cp <= 0x2E7F) return false;
-    if (cp >= 0x3000 && cp <= 0x303F) return false;
-    if (cp >= 0xD800 && cp <= 0xF8FF) return false;
-    if (cp >= 0xFE00 && cp <= 0xFE6F) return false;
-    if ((cp >= 0xFF00 && cp <= 0xFF20) || (cp >= 0xFF3B && cp <= 0xFF40) ||
-        (cp >= 0xFF5B && cp <= 0xFF65))
-      return false;
-    if (cp >= 0xFFF0 && cp <= 0xFFFF) return false;
-    if (cp >= 0x1F000 && cp <= 0x1FAFF) return false;
-    if (cp >= 0xE0000) return false;
-    return true;
-  };
-  size_t arabic = 0, letters = 0;
-  for (size_t i = 0; i < text.size();) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    int extra;
-    uint32_t cp;
-    if (c < 0x80) {
-      extra = 0;
-      cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return 0.0;
-    }
-    if (i + extra >= text.size() && extra > 0) return 0.0;
-    for (int k = 1; k <= extra; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) return 0.0;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    i += extra + 1;
-    if (in_blocks(cp)) {
-      if (arabic_letter(cp)) {
-        ++arabic;
-        ++letters;
-      }
-    } else if (other_letter(cp)) {
-      ++letters;
-    }
-  }
-  return letters == 0 ? 0.0 : static_cast<double>(arabic) / static_cast<double>(letters);
-}
-
-bool IsHttpUrl(std::string_view url) {
-  // Keep in step with assessq::IsHttpUrlWithHost (server/validation.cc).
-  for (char c : url)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) return false;
-  const std::string head = Lower(std::string(url.substr(0, 8)));
-  std::string_view rest;
-  if (head.rfind("https://", 0) == 0) rest = url.substr(8);
-  else if (head.rfind("http://", 0) == 0) rest = url.substr(7);
-  else return false;
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (auto at = authority.rfind('@'); at != std::string_view::npos)
-    authority = authority.substr(at + 1);
-  std::string_view host = authority, port;
-  bool has_port = false;
-  if (!authority.empty() && authority.front() == '[') {  // [IPv6]
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos || close < 2) return false;
-    for (char c : authority.substr(1, close - 1))
-      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) return false;
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return false;
-      has_port = true;
-      port = after.substr(1);
-    }
-  } else {
-    if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
-      host = authority.substr(0, colon);
-      port = authority.substr(colon + 1);
-      has_port = true;
-    }
-    bool has_alnum = false;
-    for (char c : host) {
-      const unsigned char u = static_cast<unsigned char>(c);
-      if (std::isalnum(u) || u >= 0x80) has_alnum = true;
-      else if (c != '-' && c != '.' && c != '_') return false;
-    }
-    if (!has_alnum) return false;
-  }
-  if (has_port && (port.empty() || port.size() > 5)) return false;
-  for (char c : port)
-    if (c < '0' || c > '9') return false;
-  return true;
-}
 
 // --------------------------------------------------------------- criteria
 
@@ -1058,14 +930,6 @@ int WeightedMean(const std::array<int, kCriterionCount>& scores) {
   return (sum + 50) / 100;
 }
 
-std::string GradeFor(int score) {
-  if (score < 0 || score > 100) return "";
-  if (score >= 80) return "ممتاز";
-  if (score >= 60) return "جيد";
-  if (score >= 40) return "مقبول";
-  return "ضعيف";
-}
-
 // ------------------------------------------------------------- the text
 
 namespace {
@@ -1242,22 +1106,7 @@ std::optional<ojson> AssessMetadataText(const std::string& text, std::string* er
     *error = "metadata: larger than " + std::to_string(kMaxInputBytes) + " bytes";
     return std::nullopt;
   }
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  if (max_depth > kMaxInputDepth) {
+  if (JsonDepth(text, kMaxInputDepth) > kMaxInputDepth) {
     *error = "metadata: nested deeper than " + std::to_string(kMaxInputDepth) + " levels";
     return std::nullopt;
   }

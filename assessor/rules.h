@@ -4,9 +4,9 @@
 // overall score is their weighted mean and the grade is the score's band. The
 // prose is Modern Standard Arabic built from templates that cite the facts.
 //
-// Pure and dependency-light on purpose (nlohmann json and the C++ standard
-// library only): the program around it is linked fully static for a FROM
-// scratch image.
+// Pure and dependency-light on purpose (nlohmann json, the C++ standard
+// library and common/'s std-only assessq_text only): the program around it is
+// linked fully static for a FROM scratch image.
 #pragma once
 
 #include <array>
@@ -17,6 +17,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/assessment_rules.h"
 
 namespace assessq::offline {
 
@@ -112,7 +114,7 @@ Scores ScoreAll(const Facts& f);
 // round(sum(weight_i * score_i) / 100), half up.
 int WeightedMean(const std::array<int, kCriterionCount>& scores);
 // 80-100 ممتاز, 60-79 جيد, 40-59 مقبول, 0-39 ضعيف ("" outside 0..100).
-std::string GradeFor(int score);
+inline std::string GradeFor(int score) { return GradeForScore(score); }
 
 // The assessment object (keys in the schema's order).
 nlohmann::ordered_json BuildAssessment(const Facts& f, const Scores& s);
@@ -125,12 +127,9 @@ std::optional<nlohmann::ordered_json> AssessMetadata(const nlohmann::json& metad
 std::optional<nlohmann::ordered_json> AssessMetadataText(const std::string& text,
                                                          std::string* error);
 
-// Share (0..1) of letters that are Arabic script; the same classification as
-// assessq::ArabicLetterShare in server/validation.h (kept separate so this
-// code needs no absl), which the tests cross-check.
-double ArabicShare(std::string_view text);
-
-// http:// or https:// with a non-empty host and no whitespace.
-bool IsHttpUrl(std::string_view url);
+// The coordinator's own checks of these (common/assessment_rules.h, no absl
+// either), so that what the assessor writes passes them.
+inline double ArabicShare(std::string_view text) { return ArabicLetterShare(text); }
+inline bool IsHttpUrl(std::string_view url) { return IsHttpUrlWithHost(url); }
 
 }  // namespace assessq::offline

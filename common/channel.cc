@@ -27,16 +27,20 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max
   return out;
 }
 
+std::vector<std::pair<std::string, int>> SharedKeepaliveArgs() {
+  return {{GRPC_ARG_KEEPALIVE_TIME_MS, 10000},
+          {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000},
+          {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1}};
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
                                                            const ClientTls& tls) {
   auto addr = ParseAddress(address);
   if (!addr.ok()) return addr.status();
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  for (const auto& [name, value] : SharedKeepaliveArgs()) args.SetInt(name, value);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);

@@ -7,6 +7,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -18,6 +20,13 @@ struct ClientTls {
   std::string key_file;
   std::string server_name_override;
 };
+
+// What both ends of the wire set alike (MakeChannel here, the coordinator's
+// server in server/server.cc): the largest message either side sends or
+// accepts, and the keepalive arguments (ping an idle connection every 10 s,
+// even without calls, and drop it when a ping goes 5 s unanswered).
+inline constexpr int kMaxMessageBytes = 64 << 20;
+std::vector<std::pair<std::string, int>> SharedKeepaliveArgs();
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const std::string& address, const ClientTls& tls = {});

@@ -1,16 +1,18 @@
 // How deep a JSON text nests, counted on the raw bytes before any parser
 // sees it, so hostile input is refused cheaply: the deepest nesting of
-// brackets ({ and [) outside strings, stopping early once past `limit`.
-// Pure; used by the metadata intake and the assessment validation.
+// brackets ({ and [) outside strings, stopping early once past `limit` (so a
+// result above `limit` means "too deep"; at or below it, it is exact).
+// Pure; C++ standard library only, header-only: used by the metadata intake,
+// the assessment validation and the fully static offline assessor.
 #pragma once
 
 #include <algorithm>
 #include <limits>
-#include "absl/strings/string_view.h"
+#include <string_view>
 
 namespace assessq {
 
-inline int JsonDepth(absl::string_view text, int limit = std::numeric_limits<int>::max()) {
+inline int JsonDepth(std::string_view text, int limit = std::numeric_limits<int>::max()) {
   int depth = 0, max = 0;
   bool in_string = false, escaped = false;
   for (char c : text) {

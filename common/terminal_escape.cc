@@ -1,7 +1,10 @@
 // Escaping untrusted text for terminals and log lines (see terminal_escape.h).
 #include "common/terminal_escape.h"
 
+#include <string_view>
+
 #include "absl/strings/str_format.h"
+#include "common/text_scan.h"
 
 namespace assessq {
 namespace {
@@ -10,35 +13,7 @@ namespace {
 // i does not start a valid sequence, or -1 if it could still start one but
 // `s` ends first.
 int Decode(absl::string_view s, size_t i, uint32_t* cp) {
-  const unsigned char c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  int extra;
-  uint32_t v;
-  if (c >= 0xc2 && c <= 0xdf) {
-    extra = 1;
-    v = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    extra = 2;
-    v = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    extra = 3;
-    v = c & 0x07;
-  } else {
-    return 0;
-  }
-  for (int k = 1; k <= extra; ++k) {
-    if (i + k >= s.size()) return -1;
-    const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xc0) != 0x80) return 0;
-    v = (v << 6) | (cc & 0x3f);
-  }
-  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-  if (v < kMin[extra] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
-  *cp = v;
-  return extra + 1;
+  return DecodeValidUtf8(std::string_view(s.data(), s.size()), i, cp);
 }
 
 bool IsBidiControl(uint32_t cp) {

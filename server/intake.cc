@@ -1,8 +1,6 @@
 #include "absl/strings/string_view.h"
 #include "server/intake.h"
 
-#include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -40,7 +38,8 @@ absl::StatusOr<ParsedMetadata> ParseMetadata(absl::string_view content) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metadata is ", content.size(), " bytes; the limit is ", kMaxMetadataBytes));
   if (!IsValidUtf8(content)) return absl::InvalidArgumentError("metadata is not valid UTF-8");
-  if (JsonDepth(content, kMaxMetadataDepth) > kMaxMetadataDepth)
+  if (JsonDepth(std::string_view(content.data(), content.size()), kMaxMetadataDepth) >
+      kMaxMetadataDepth)
     return absl::InvalidArgumentError(
         absl::StrCat("metadata nests deeper than ", kMaxMetadataDepth, " levels"));
   auto j = nlohmann::json::parse(content.begin(), content.end(), nullptr, false);

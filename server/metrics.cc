@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "common/metric_families.h"
 #include "server/model.h"
 
 namespace assessq {
@@ -42,16 +43,14 @@ class CoordinatorMetrics::FleetCollector final : public prometheus::Collectable 
       : queries_(queries), clock_(std::move(clock)),
         registry_(std::make_shared<prometheus::Registry>()),
         error_registry_(std::make_shared<prometheus::Registry>()) {
-    auto& jobs = prometheus::BuildGauge()
-                     .Name("assessq_jobs")
-                     .Help("Jobs by state (queue depth), superseded jobs left out")
-                     .Register(*registry_);
+    auto& jobs = GaugeFamily(*registry_, "assessq_jobs",
+                             "Jobs by state (queue depth), superseded jobs left out");
     for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) {
       std::string name(StateName(static_cast<v1::JobState>(s)));
       jobs_by_state_.push_back({name, &jobs.Add({{"state", name}})});
     }
     auto gauge = [&](const char* name, const char* help) {
-      return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
+      return &SingleGauge(*registry_, name, help);
     };
     queued_ready_ = gauge("assessq_jobs_ready",
                           "Queued jobs available now (not waiting for a retry backoff)");
@@ -64,11 +63,8 @@ class CoordinatorMetrics::FleetCollector final : public prometheus::Collectable 
     draining_ = gauge("assessq_workers_draining", "Connected workers drained by an operator");
     slots_ = gauge("assessq_workers_slots", "Slots the connected workers declare");
     ok_ = gauge("assessq_fleet_query_ok", "1 if the scrape-time database query answered");
-    error_ok_ = &prometheus::BuildGauge()
-                     .Name("assessq_fleet_query_ok")
-                     .Help("1 if the scrape-time database query answered")
-                     .Register(*error_registry_)
-                     .Add({});
+    error_ok_ = &SingleGauge(*error_registry_, "assessq_fleet_query_ok",
+                             "1 if the scrape-time database query answered");
     ok_->Set(1);
     error_ok_->Set(0);
   }
@@ -114,50 +110,33 @@ CoordinatorMetrics::CoordinatorMetrics(Queries* queries, Clock clock)
            .Help("From when a job became available (queued and ready) to when it was leased")
            .Register(*registry_)
            .Add({}, ScheduleToStartBuckets());
-  attempts_started_ = &prometheus::BuildCounter()
-                           .Name("assessq_attempts_started_total")
-                           .Help("Attempts started (leases granted)")
-                           .Register(*registry_)
-                           .Add({});
-  attempts_finished_ = &prometheus::BuildCounter()
-                            .Name("assessq_attempts_finished_total")
-                            .Help("Attempts ended, by outcome")
-                            .Register(*registry_);
+  attempts_started_ = &SingleCounter(*registry_, "assessq_attempts_started_total",
+                                     "Attempts started (leases granted)");
+  attempts_finished_ =
+      &CounterFamily(*registry_, "assessq_attempts_finished_total", "Attempts ended, by outcome");
   for (const auto& o : AttemptOutcomes()) attempts_finished_->Add({{"outcome", o}});
-  failures_ = &prometheus::BuildCounter()
-                   .Name("assessq_attempt_failures_total")
-                   .Help("Failed (and expired) attempts, by failure class")
-                   .Register(*registry_);
+  failures_ = &CounterFamily(*registry_, "assessq_attempt_failures_total",
+                             "Failed (and expired) attempts, by failure class");
   for (int c = v1::FailureClass_MIN; c <= v1::FailureClass_MAX; ++c) {
     if (!v1::FailureClass_IsValid(c) || c == v1::FAILURE_CLASS_UNSPECIFIED) continue;
     failures_->Add({{"class", std::string(ClassName(static_cast<v1::FailureClass>(c)))}});
   }
-  model_api_limit_ = &prometheus::BuildGauge()
-                          .Name("assessq_model_api_limit")
-                          .Help("Fleet-wide concurrency limit applied to a model provider's jobs "
-                                "(0: none)")
-                          .Register(*registry_);
-  database_up_ = &prometheus::BuildGauge()
-                      .Name("assessq_database_up")
-                      .Help("1 while the health probe finds the database (fresh connection, "
-                            "same file)")
-                      .Register(*registry_)
-                      .Add({});
+  model_api_limit_ = &GaugeFamily(
+      *registry_, "assessq_model_api_limit",
+      "Fleet-wide concurrency limit applied to a model provider's jobs (0: none)");
+  database_up_ = &SingleGauge(
+      *registry_, "assessq_database_up",
+      "1 while the health probe finds the database (fresh connection, same file)");
   database_up_->Set(1);
-  model_tokens_ = &prometheus::BuildCounter()
-                       .Name("assessq_model_tokens_total")
-                       .Help("Model tokens the egress gateways counted, by provider, model and "
-                             "kind (input, output, cache_write, cache_read)")
-                       .Register(*registry_);
-  model_requests_ = &prometheus::BuildCounter()
-                         .Name("assessq_model_requests_total")
-                         .Help("Model requests the egress gateways counted, by provider and model")
-                         .Register(*registry_);
-  model_cost_ = &prometheus::BuildCounter()
-                     .Name("assessq_model_cost_usd_total")
-                     .Help("USD the counted tokens cost by the batches' prices, by provider and "
-                           "model (models without a price are not counted here)")
-                     .Register(*registry_);
+  model_tokens_ = &CounterFamily(*registry_, "assessq_model_tokens_total",
+                                 "Model tokens the egress gateways counted, by provider, model "
+                                 "and kind (input, output, cache_write, cache_read)");
+  model_requests_ =
+      &CounterFamily(*registry_, "assessq_model_requests_total",
+                     "Model requests the egress gateways counted, by provider and model");
+  model_cost_ = &CounterFamily(*registry_, "assessq_model_cost_usd_total",
+                               "USD the counted tokens cost by the batches' prices, by provider "
+                               "and model (models without a price are not counted here)");
 }
 
 CoordinatorMetrics::~CoordinatorMetrics() = default;

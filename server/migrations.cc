@@ -1,6 +1,7 @@
 #include "server/migrations.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -12,15 +13,31 @@ namespace {
 // runs with foreign keys off (SQLite's documented procedure) and must leave
 // no violation behind (checked before its commit).
 struct Step {
-  const char* sql;
+  std::string sql;
   bool rebuild = false;
 };
+
+// The jobs columns from `state` to `updated_at` as v1 created them; v4's
+// rebuild keeps them as they are around the columns it adds. Part of shipped
+// migrations: never edit.
+constexpr char kJobsV1StateColumns[] = R"sql(  state TEXT NOT NULL CHECK(state IN
+    ('queued','leased','running','succeeded','needs_attention','cancelled')),
+  ready_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  retry_epoch INTEGER NOT NULL DEFAULT 0,
+  current_attempt INTEGER,
+  worker TEXT,
+  last_failure_class TEXT,
+  last_error TEXT,
+  superseded_by INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL)sql";
 
 // Append only: never edit a migration that has shipped.
 const std::vector<Step>& Steps() {
   static const std::vector<Step> steps = {
       // v1: the queue, attempts, results, workers, tokens, event log.
-      {R"sql(
+      {absl::StrCat(R"sql(
 CREATE TABLE batches(
   id INTEGER PRIMARY KEY,
   name TEXT NOT NULL UNIQUE,
@@ -39,18 +56,7 @@ CREATE TABLE jobs(
   source_name TEXT NOT NULL,
   dataset_name TEXT NOT NULL,
   input_sha256 TEXT NOT NULL REFERENCES inputs(sha256),
-  state TEXT NOT NULL CHECK(state IN
-    ('queued','leased','running','succeeded','needs_attention','cancelled')),
-  ready_at INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  retry_epoch INTEGER NOT NULL DEFAULT 0,
-  current_attempt INTEGER,
-  worker TEXT,
-  last_failure_class TEXT,
-  last_error TEXT,
-  superseded_by INTEGER,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL);
+)sql", kJobsV1StateColumns, R"sql();
 CREATE INDEX jobs_ready ON jobs(ready_at, id) WHERE state = 'queued';
 CREATE INDEX jobs_batch_state ON jobs(batch_id, state);
 CREATE UNIQUE INDEX jobs_current_key ON jobs(batch_id, dataset_key)
@@ -99,7 +105,7 @@ CREATE TABLE events(
   detail TEXT NOT NULL);
 CREATE INDEX events_job ON events(job_id);
 CREATE INDEX events_batch_kind_ts ON events(batch_id, kind, ts);
-)sql"},
+)sql")},
       // v2: trust flags stored with each result.
       {R"sql(
 ALTER TABLE results ADD COLUMN flags_json TEXT NOT NULL DEFAULT '[]';
@@ -125,7 +131,7 @@ CREATE TABLE provider_limits(
       // - each lease's expiry is stored, and when the coordinator was last
       //   alive: a restart resumes each lease's clock where it stopped
       //   instead of granting a fresh period.
-      {R"sql(
+      {absl::StrCat(R"sql(
 CREATE TABLE inputs_v4(
   id INTEGER PRIMARY KEY,
   sha256 TEXT NOT NULL,
@@ -140,18 +146,7 @@ CREATE TABLE jobs_v4(
   dataset_name TEXT NOT NULL,
   input_sha256 TEXT NOT NULL,
   input_id INTEGER NOT NULL REFERENCES inputs(id),
-  state TEXT NOT NULL CHECK(state IN
-    ('queued','leased','running','succeeded','needs_attention','cancelled')),
-  ready_at INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  retry_epoch INTEGER NOT NULL DEFAULT 0,
-  current_attempt INTEGER,
-  worker TEXT,
-  last_failure_class TEXT,
-  last_error TEXT,
-  superseded_by INTEGER,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
+)sql", kJobsV1StateColumns, R"sql(,
   lease_expires_at INTEGER);
 INSERT INTO jobs_v4(id, batch_id, dataset_key, source_name, dataset_name, input_sha256, input_id,
                     state, ready_at, attempts, retry_epoch, current_attempt, worker,
@@ -170,7 +165,8 @@ CREATE UNIQUE INDEX jobs_current_key ON jobs(batch_id, dataset_key)
   WHERE superseded_by IS NULL;
 ALTER TABLE attempts ADD COLUMN token_id INTEGER;
 CREATE TABLE engine_clock(id INTEGER PRIMARY KEY CHECK(id = 1), alive_at INTEGER NOT NULL);
-)sql", /*rebuild=*/true},
+)sql"),
+       /*rebuild=*/true},
       // v5: cost. Each attempt's model usage (cumulative per provider and
       // model, as the egress gateway counted it), whether the gateway refused
       // a request at the job's cap, the agent's own cost figure; each batch's

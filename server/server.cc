@@ -113,12 +113,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(Serv
   b.AddListeningPort(addr->grpc_target(), creds, &s->port_);
   b.RegisterService(s->operator_service_.get());
   b.RegisterService(s->worker_service_.get());
-  b.SetMaxReceiveMessageSize(64 << 20);
-  b.SetMaxSendMessageSize(64 << 20);
-  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  b.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  b.SetMaxSendMessageSize(kMaxMessageBytes);
+  for (const auto& [name, value] : SharedKeepaliveArgs()) b.AddChannelArgument(name, value);
   b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
-  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   s->server_ = b.BuildAndStart();
   if (!s->server_)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", opt.listen));

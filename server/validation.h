@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/assessment_rules.h"
 #include "server/net_evidence.h"
 
 namespace assessq {
@@ -81,20 +82,7 @@ struct AssessmentValidator {
 std::vector<std::string> TrustFlags(const std::string& result_json,
                                     const std::string& metadata_json);
 
-// The grade of a score's band ("" outside 0..100).
-std::string GradeForScore(int score);
-
-// Share (0..1) of the letters of UTF-8 `text` that are Arabic script letters
-// (U+0600-06FF, U+0750-077F, U+08A0-08FF, U+FB50-FDFF, U+FE70-FEFF, without the
-// digits, punctuation, marks and symbols inside those blocks). Letters are
-// ASCII letters and every other code point that is not a digit, space,
-// punctuation, symbol, combining mark or format character (a conservative
-// classification: unknown scripts count as non-Arabic letters). Returns 0 when
-// there are no letters (or the text is not valid UTF-8).
-double ArabicLetterShare(std::string_view text);
-
-// http:// or https:// (any case), a non-empty host, an optional numeric port,
-// no whitespace or control characters.
-bool IsHttpUrlWithHost(std::string_view url);
+// GradeForScore, ArabicLetterShare and IsHttpUrlWithHost, which these checks
+// use, are in common/assessment_rules.h (shared with the offline assessor).
 
 }  // namespace assessq

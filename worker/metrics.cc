@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "common/metric_families.h"
 #include "common/vocabulary.h"
 
 namespace assessq {
@@ -36,24 +37,23 @@ GatewayCounts CountGatewayDecisions(absl::string_view netlog_json) {
 // Gauges read at scrape time from the Sources, in their own registry.
 class WorkerMetrics::StateCollector final : public prometheus::Collectable {
  public:
-  StateCollector() : registry_(std::make_shared<prometheus::Registry>()),
-                     docker_registry_(std::make_shared<prometheus::Registry>()) {
-    auto gauge = [](prometheus::Registry& r, const char* name, const char* help) {
-      return &prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
-    };
-    slots_ = gauge(*registry_, "assessq_worker_slots", "Jobs this worker runs at once (--slots)");
-    in_use_ = gauge(*registry_, "assessq_worker_slots_in_use", "Jobs running now");
-    capacity_ = gauge(*registry_, "assessq_worker_capacity",
-                      "Slots offered to the coordinator now (0 while draining or short of "
-                      "disk or memory)");
-    draining_ = gauge(*registry_, "assessq_worker_draining",
-                      "1 while draining (SIGTERM or drained by the coordinator)");
-    healthy_ = gauge(*registry_, "assessq_worker_host_healthy",
-                     "1 while the host has the free disk and memory the policy asks for");
-    containers_ = gauge(*docker_registry_, "assessq_worker_containers_running",
-                        "Containers of this worker that Docker reports running");
-    docker_up_ = gauge(*docker_registry_, "assessq_worker_docker_up",
-                       "1 if Docker answered the container count at this scrape");
+  StateCollector()
+      : registry_(std::make_shared<prometheus::Registry>()),
+        docker_registry_(std::make_shared<prometheus::Registry>()) {
+    slots_ =
+        &SingleGauge(*registry_, "assessq_worker_slots", "Jobs this worker runs at once (--slots)");
+    in_use_ = &SingleGauge(*registry_, "assessq_worker_slots_in_use", "Jobs running now");
+    capacity_ = &SingleGauge(*registry_, "assessq_worker_capacity",
+                             "Slots offered to the coordinator now (0 while draining or short of "
+                             "disk or memory)");
+    draining_ = &SingleGauge(*registry_, "assessq_worker_draining",
+                             "1 while draining (SIGTERM or drained by the coordinator)");
+    healthy_ = &SingleGauge(*registry_, "assessq_worker_host_healthy",
+                            "1 while the host has the free disk and memory the policy asks for");
+    containers_ = &SingleGauge(*docker_registry_, "assessq_worker_containers_running",
+                               "Containers of this worker that Docker reports running");
+    docker_up_ = &SingleGauge(*docker_registry_, "assessq_worker_docker_up",
+                              "1 if Docker answered the container count at this scrape");
   }
   void SetSources(Sources s) {
     std::lock_guard<std::mutex> l(mu_);
@@ -94,27 +94,18 @@ class WorkerMetrics::StateCollector final : public prometheus::Collectable {
 WorkerMetrics::WorkerMetrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       state_(std::make_shared<StateCollector>()) {
-  started_ = &prometheus::BuildCounter()
-                  .Name("assessq_worker_jobs_started_total")
-                  .Help("Leased jobs whose run began")
-                  .Register(*registry_)
-                  .Add({});
-  finished_ = &prometheus::BuildCounter()
-                   .Name("assessq_worker_jobs_finished_total")
-                   .Help("Job runs ended, by outcome (succeeded, failed, released, stopped)")
-                   .Register(*registry_);
+  started_ = &SingleCounter(*registry_, "assessq_worker_jobs_started_total",
+                            "Leased jobs whose run began");
+  finished_ = &CounterFamily(*registry_, "assessq_worker_jobs_finished_total",
+                             "Job runs ended, by outcome (succeeded, failed, released, stopped)");
   for (const char* o : {"succeeded", "failed", "released", "stopped"})
     finished_->Add({{"outcome", o}});
-  failures_ = &prometheus::BuildCounter()
-                   .Name("assessq_worker_job_failures_total")
-                   .Help("Failed job runs, by failure class")
-                   .Register(*registry_);
+  failures_ = &CounterFamily(*registry_, "assessq_worker_job_failures_total",
+                             "Failed job runs, by failure class");
   for (v1::FailureClass c : FailureClasses()) failures_->Add({{"class", std::string(ClassName(c))}});
-  auto& gw = prometheus::BuildCounter()
-                 .Name("assessq_worker_gateway_requests_total")
-                 .Help("Requests through the jobs' egress gateways, by decision (counted from "
-                       "each attempt's network log when it ends)")
-                 .Register(*registry_);
+  auto& gw = CounterFamily(*registry_, "assessq_worker_gateway_requests_total",
+                           "Requests through the jobs' egress gateways, by decision (counted "
+                           "from each attempt's network log when it ends)");
   gw_allowed_ = &gw.Add({{"decision", "allow"}});
   gw_denied_ = &gw.Add({{"decision", "deny"}});
 }
