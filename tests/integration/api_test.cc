@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "itest/reflection.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/operator_rpc.h"
 #include "worker/api_client.h"
