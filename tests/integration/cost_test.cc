@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/lease_taker.h"
 #include "tests/integration/operator_rpc.h"
 #include "tests/integration/scrape.h"
 #include "tests/support/sqlite_reader.h"
@@ -82,38 +83,10 @@ v1::SubmitRequest Batch(const std::string& name, int n, const std::string& profi
 }
 
 // The real API client, collecting the leases it is sent.
-class Worker {
+class Worker : public LeaseTaker {
  public:
-  Worker(const Env& env, const std::string& name, int slots) {
-    auto c = assessq::ApiClient::Create({env.coord->address(), env.wk, {}, name, slots});
-    if (!c.ok()) throw std::runtime_error(c.status().ToString());
-    client_ = std::move(*c);
-    client_->Start([this](const v1::CoordinatorMessage& m) {
-      std::lock_guard<std::mutex> l(mu_);
-      if (m.has_lease()) leases_.push_back(m.lease());
-      cv_.notify_all();
-    });
-  }
-  ~Worker() { client_->Stop(); }
-  v1::Lease NextLease(int timeout_ms = 30000) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !leases_.empty(); }))
-      throw std::runtime_error("no lease arrived");
-    v1::Lease x = leases_.front();
-    leases_.pop_front();
-    return x;
-  }
-  size_t pending() {
-    std::lock_guard<std::mutex> l(mu_);
-    return leases_.size();
-  }
-  assessq::ApiClient& api() { return *client_; }
-
- private:
-  std::unique_ptr<assessq::ApiClient> client_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::Lease> leases_;
+  Worker(const Env& env, const std::string& name, int slots)
+      : LeaseTaker(env.coord->address(), env.wk, name, slots) {}
 };
 
 v1::ModelUsage MU(const std::string& model, int64_t req, int64_t in, int64_t out, int64_t cw,
