@@ -23,22 +23,28 @@ LeaseTaker::LeaseTaker(const std::string& address, const std::string& bearer_tok
 
 LeaseTaker::~LeaseTaker() { client_->Stop(); }
 
-v1::Lease LeaseTaker::NextLease(int timeout_ms) {
-  std::unique_lock<std::mutex> l(mu_);
-  if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !leases_.empty(); }))
-    throw std::runtime_error("no lease arrived");
-  v1::Lease x = leases_.front();
-  leases_.pop_front();
+namespace {
+
+// The front of `q` once there is one (throws "no WHAT arrived" after timeout_ms).
+template <typename T>
+T PopWithin(std::deque<T>& q, std::mutex& mu, std::condition_variable& cv, int timeout_ms,
+            const char* what) {
+  std::unique_lock<std::mutex> l(mu);
+  if (!cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !q.empty(); }))
+    throw std::runtime_error(std::string("no ") + what + " arrived");
+  T x = q.front();
+  q.pop_front();
   return x;
 }
 
+}  // namespace
+
+v1::Lease LeaseTaker::NextLease(int timeout_ms) {
+  return PopWithin(leases_, mu_, cv_, timeout_ms, "lease");
+}
+
 v1::CoordinatorMessage LeaseTaker::NextNotice(int timeout_ms) {
-  std::unique_lock<std::mutex> l(mu_);
-  if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !notices_.empty(); }))
-    throw std::runtime_error("no cancel or drain notice arrived");
-  v1::CoordinatorMessage x = notices_.front();
-  notices_.pop_front();
-  return x;
+  return PopWithin(notices_, mu_, cv_, timeout_ms, "cancel or drain notice");
 }
 
 size_t LeaseTaker::pending() {
