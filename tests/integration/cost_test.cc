@@ -89,6 +89,18 @@ class Worker : public LeaseTaker {
       : LeaseTaker(env.coord->address(), env.wk, name, slots) {}
 };
 
+// `assessctl submit m.json --batch BATCH FLAG FILE`, FILE (in env.dir)
+// holding `content`, is refused with an error that contains `want`.
+void ExpectSubmitRefused(Env& env, const std::string& batch, const std::string& flag,
+                         const std::string& file, const std::string& content,
+                         const std::string& want) {
+  WriteFile(env.dir.Join(file), content);
+  RunResult r = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", batch, flag,
+                         env.dir.Join(file)});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr(want));
+}
+
 v1::ModelUsage MU(const std::string& model, int64_t req, int64_t in, int64_t out, int64_t cw,
                   int64_t cr) {
   v1::ModelUsage m;
@@ -337,12 +349,10 @@ TEST(CostTest, BatchBudgetHoldsNewStartsAndARaisedBudgetResumesThem) {
   // A bad budget and a bad price table are refused, naming what is wrong.
   RunResult bad = env.Ctl({"budget", "budgeted", "-3"});
   EXPECT_NE(bad.exit_code, 0);
-  WriteFile(env.dir.Join("bad-prices.json"), R"({"providers":{"anthropic":{"m":{"input":1}}}})");
   WriteFile(env.dir.Join("m.json"), R"({"Name":"m"})");
-  RunResult badp = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", "budgeted", "--prices",
-                            env.dir.Join("bad-prices.json")});
-  EXPECT_NE(badp.exit_code, 0);
-  EXPECT_THAT(badp.err, HasSubstr("bad-prices.json: providers.anthropic.m.output: is missing"));
+  ExpectSubmitRefused(env, "budgeted", "--prices", "bad-prices.json",
+                      R"({"providers":{"anthropic":{"m":{"input":1}}}})",
+                      "bad-prices.json: providers.anthropic.m.output: is missing");
 }
 
 // `assessctl submit --budget --prices`: the batch's own prices replace the
@@ -372,11 +382,9 @@ TEST(CostTest, SubmitSetsTheBatchsBudgetAndOwnPrices) {
   EXPECT_NEAR(b.spend().spent().usd(), 1.8, 1e-9);  // 60,000 x $30/M, not the default $15/M
   EXPECT_FALSE(b.spend().spent().price_unknown());
   // A profile with a bad cap is refused before anything is sent, naming the field.
-  WriteFile(env.dir.Join("bad-profile.json"), R"({"limits":{"budget":{"max_usd":-1}}})");
-  RunResult bad = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", "own2", "--profile",
-                           env.dir.Join("bad-profile.json")});
-  EXPECT_NE(bad.exit_code, 0);
-  EXPECT_THAT(bad.err, HasSubstr("bad-profile.json: profile.limits.budget.max_usd"));
+  ExpectSubmitRefused(env, "own2", "--profile", "bad-profile.json",
+                      R"({"limits":{"budget":{"max_usd":-1}}})",
+                      "bad-profile.json: profile.limits.budget.max_usd");
 }
 
 TEST(CostTest, CoordinatordRefusesABadPriceFileNamingIt) {
