@@ -123,6 +123,17 @@ class CliTest : public ::testing::Test {
   std::vector<std::unique_ptr<Child>> workers_;
 };
 
+// Whether one line of `err` names `path` ("assessctl: PATH: reason") and
+// contains `why`.
+bool HasLineNaming(const std::string& err, const std::string& path, const std::string& why) {
+  std::string line;
+  std::istringstream in(err);
+  while (std::getline(in, line))
+    if (line.find(path + ":") != std::string::npos && line.find(why) != std::string::npos)
+      return true;
+  return false;
+}
+
 std::map<std::string, json> ItemsByKey(const json& submit) {
   std::map<std::string, json> m;
   for (const auto& it : submit["items"])
@@ -256,16 +267,9 @@ TEST_F(CliTest, BadInputsAreNamedAndGoodOnesStillSubmittedWithExitCode3) {
                                 {b + "/dup.json", "dataset key 'dup' is also given by"},
                                 {a + "/..json", "empty dataset key"},
                                 {missing, "no such file"}};
-  for (const auto& x : bad) {
-    // "assessctl: PATH: reason" on one line of stderr.
-    std::string line;
-    std::istringstream in(r.err);
-    bool found = false;
-    while (std::getline(in, line))
-      if (line.find(x.path + ":") != std::string::npos && line.find(x.why) != std::string::npos)
-        found = true;
-    EXPECT_TRUE(found) << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
-  }
+  for (const auto& x : bad)
+    EXPECT_TRUE(HasLineNaming(r.err, x.path, x.why))
+        << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
   EXPECT_NE(r.out.find("4 queued"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("7 rejected"), std::string::npos) << r.out;
 
@@ -333,15 +337,9 @@ TEST_F(CliTest, SubmitNeverReadsOutsideTheFolderItWasGiven) {
       {in + "/passwd.json", "symbolic link to /etc/passwd, outside the submitted folder"},
       {in + "/pipe.json", "not a regular file (fifo)"},
       {lone_pipe, "not a regular file (fifo)"}};
-  for (const auto& x : bad) {
-    std::string line;
-    std::istringstream err(r.err);
-    bool found = false;
-    while (std::getline(err, line))
-      if (line.find(x.path + ":") != std::string::npos && line.find(x.why) != std::string::npos)
-        found = true;
-    EXPECT_TRUE(found) << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
-  }
+  for (const auto& x : bad)
+    EXPECT_TRUE(HasLineNaming(r.err, x.path, x.why))
+        << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
   EXPECT_NE(r.err.find("--follow-links"), std::string::npos) << r.err;
   std::set<std::string> keys;
   for (const auto& j : CtlJson({"list", "--batch", "handed"}))
