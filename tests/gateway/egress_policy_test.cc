@@ -51,6 +51,13 @@ HostDecision Decide(const EgressPolicy& p, const std::string& host, int port) {
   return DecideHost(p, *n, port);
 }
 
+// Expects Decide(p, host, port).allowed to be `allowed` for every host.
+void ExpectDecided(const EgressPolicy& p, int port, bool allowed,
+                   std::initializer_list<const char*> hosts) {
+  for (const char* host : hosts)
+    EXPECT_EQ(Decide(p, host, port).allowed, allowed) << host << " port " << port;
+}
+
 IpAddr Ip(const std::string& text) {
   auto a = ParseIpLiteral(text);
   EXPECT_TRUE(a.has_value()) << text;
@@ -158,31 +165,22 @@ TEST(ParseRule, RejectsBadRules) {
 
 TEST(DecideHost, ExactNameMatchesOnlyItself) {
   EgressPolicy p = Policy({"example.com"});
-  EXPECT_TRUE(Decide(p, "example.com", 443).allowed);
-  EXPECT_TRUE(Decide(p, "EXAMPLE.com.", 443).allowed);
-  EXPECT_FALSE(Decide(p, "sub.example.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "a.b.example.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "badexample.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.com.evil.test", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.co", 443).allowed);
+  ExpectDecided(p, 443, true, {"example.com", "EXAMPLE.com."});
+  ExpectDecided(p, 443, false, {
+      "sub.example.com", "a.b.example.com", "badexample.com", "example.com.evil.test",
+      "example.co"});
 }
 
 TEST(DecideHost, WildcardMatchesSubdomainsOnly) {
   EgressPolicy p = Policy({"*.example.com"});
-  EXPECT_TRUE(Decide(p, "a.example.com", 443).allowed);
-  EXPECT_TRUE(Decide(p, "a.b.example.com", 443).allowed);
-  EXPECT_TRUE(Decide(p, "A.B.Example.COM.", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "badexample.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "a.badexample.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.com.evil.test", 443).allowed);
-  EXPECT_FALSE(Decide(p, ".example.com", 443).allowed);
+  ExpectDecided(p, 443, true, {"a.example.com", "a.b.example.com", "A.B.Example.COM."});
+  ExpectDecided(p, 443, false, {
+      "example.com", "badexample.com", "a.badexample.com", "example.com.evil.test", ".example.com"});
 }
 
 TEST(DecideHost, IdnaNamesMatchTheirALabelRules) {
   EgressPolicy p = Policy({"bücher.example"});
-  EXPECT_TRUE(Decide(p, "BÜCHER.example", 443).allowed);
-  EXPECT_TRUE(Decide(p, "xn--bcher-kva.example", 443).allowed);
+  ExpectDecided(p, 443, true, {"BÜCHER.example", "xn--bcher-kva.example"});
   EXPECT_FALSE(Decide(p, "bucher.example", 443).allowed);
 }
 
@@ -304,12 +302,9 @@ TEST(DecideHost, IpLiteralsAreDeniedUnlessARuleNamesThatAddress) {
   EXPECT_FALSE(Decide(q, "127.0.0.2", 80).allowed);
   // IPv4 and its IPv4-mapped IPv6 form are different literals: the mapped
   // form is never allowed by an IPv4 rule (and is a blocked range anyway).
-  EXPECT_FALSE(Decide(q, "[::ffff:127.0.0.1]", 80).allowed);
-  EXPECT_FALSE(Decide(q, "::ffff:7f00:1", 80).allowed);
-  EXPECT_FALSE(Decide(q, "[::1]", 80).allowed);
+  ExpectDecided(q, 80, false, {"[::ffff:127.0.0.1]", "::ffff:7f00:1", "[::1]"});
   EgressPolicy r = Policy({"[::1]:8080"});
-  EXPECT_TRUE(Decide(r, "[::1]", 8080).allowed);
-  EXPECT_TRUE(Decide(r, "0:0::1", 8080).allowed);
+  ExpectDecided(r, 8080, true, {"[::1]", "0:0::1"});
   EXPECT_FALSE(Decide(r, "[::1]", 80).allowed);
   EXPECT_FALSE(Decide(r, "127.0.0.1", 8080).allowed);
 }
