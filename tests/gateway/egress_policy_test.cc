@@ -18,24 +18,21 @@ EgressPolicy Policy(const std::vector<std::string>& allow, const std::vector<std
                     const std::vector<std::string>& forbidden = {},
                     const std::vector<std::string>& open = {}) {
   EgressPolicy p;
-  for (const auto& a : allow) {
-    auto r = ParseRule(a);
-    EXPECT_TRUE(r.ok()) << a << ": " << r.status();
-    if (r.ok()) p.rules.push_back(*r);
-  }
-  for (const auto& d : deny) {
-    auto r = ParseRule(d);
-    EXPECT_TRUE(r.ok()) << d << ": " << r.status();
-    if (r.ok()) {
-      r->deny = true;
-      p.rules.push_back(*r);
+  // Parses each text as a rule (a test failure names one that does not
+  // parse) and hands it to `add`.
+  auto each_rule = [](const std::vector<std::string>& texts, auto&& add) {
+    for (const auto& t : texts) {
+      auto r = ParseRule(t);
+      EXPECT_TRUE(r.ok()) << t << ": " << r.status();
+      if (r.ok()) add(*r);
     }
-  }
-  for (const auto& f : forbidden) {
-    auto r = ParseRule(f);
-    EXPECT_TRUE(r.ok()) << f << ": " << r.status();
-    if (r.ok()) p.forbidden.push_back(*r);
-  }
+  };
+  each_rule(allow, [&](auto r) { p.rules.push_back(r); });
+  each_rule(deny, [&](auto r) {
+    r.deny = true;
+    p.rules.push_back(r);
+  });
+  each_rule(forbidden, [&](auto r) { p.forbidden.push_back(r); });
   for (const auto& o : open) {
     auto c = ParseCidr(o);
     EXPECT_TRUE(c.ok()) << o << ": " << c.status();
