@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -63,17 +66,30 @@ IpAddr Ip(const std::string& text) {
 
 // ------------------------------------------------------------ normalisation
 
+// Expects NormalizeHost(host) to succeed with `normal` for every pair.
+void ExpectNormalized(std::initializer_list<std::pair<const char*, const char*>> cases) {
+  for (const auto& [host, normal] : cases) {
+    auto n = NormalizeHost(host);
+    ASSERT_TRUE(n.ok()) << host << ": " << n.status();
+    EXPECT_EQ(*n, normal) << host;
+  }
+}
+
 TEST(NormalizeHost, LowerCasesAndDropsOneTrailingDot) {
-  EXPECT_EQ(*NormalizeHost("Example.COM"), "example.com");
-  EXPECT_EQ(*NormalizeHost("example.com."), "example.com");
-  EXPECT_EQ(*NormalizeHost("EXAMPLE.com."), "example.com");
-  EXPECT_EQ(*NormalizeHost("a-b_c.example"), "a-b_c.example");
+  ExpectNormalized({
+      {"Example.COM", "example.com"},
+      {"example.com.", "example.com"},
+      {"EXAMPLE.com.", "example.com"},
+      {"a-b_c.example", "a-b_c.example"},
+  });
 }
 
 TEST(NormalizeHost, IdnaToALabels) {
-  EXPECT_EQ(*NormalizeHost("BÜCHER.example"), "xn--bcher-kva.example");
-  EXPECT_EQ(*NormalizeHost("bücher.example"), "xn--bcher-kva.example");
-  EXPECT_EQ(*NormalizeHost("xn--bcher-kva.example"), "xn--bcher-kva.example");
+  ExpectNormalized({
+      {"BÜCHER.example", "xn--bcher-kva.example"},
+      {"bücher.example", "xn--bcher-kva.example"},
+      {"xn--bcher-kva.example", "xn--bcher-kva.example"},
+  });
   // NFC input: "u" + combining diaeresis is the same name.
   EXPECT_EQ(*NormalizeHost("bu\xcc\x88" "cher.example"), "xn--bcher-kva.example");
   // UTS#46 maps the ideographic full stop to a dot: one name, one rule.
@@ -92,10 +108,12 @@ TEST(NormalizeHost, RejectsWhatIsNotAHostName) {
 }
 
 TEST(NormalizeHost, IpLiteralsBecomeCanonical) {
-  EXPECT_EQ(*NormalizeHost("0x7f.1"), "127.0.0.1");
-  EXPECT_EQ(*NormalizeHost("2130706433"), "127.0.0.1");
-  EXPECT_EQ(*NormalizeHost("[::1]"), "::1");
-  EXPECT_EQ(*NormalizeHost("::FFFF:7F00:1"), "::ffff:127.0.0.1");
+  ExpectNormalized({
+      {"0x7f.1", "127.0.0.1"},
+      {"2130706433", "127.0.0.1"},
+      {"[::1]", "::1"},
+      {"::FFFF:7F00:1", "::ffff:127.0.0.1"},
+  });
 }
 
 // A literal spelled with a trailing dot (the DNS root) is the same literal:
@@ -116,40 +134,30 @@ TEST(NormalizeHost, TrailingDotLiteralsAreNeverAllowedByNameRules) {
 // ------------------------------------------------------------------ rules
 
 TEST(ParseRule, Forms) {
-  auto r = ParseRule("Example.COM");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "example.com");
-  EXPECT_FALSE(r->port.has_value());
-  EXPECT_FALSE(r->deny);
-
-  r = ParseRule("*.Example.com:8443");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "*.example.com");
-  EXPECT_EQ(r->port, 8443);
-
-  r = ParseRule("!bad.example.com");
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->deny);
-  EXPECT_EQ(r->pattern, "bad.example.com");
-
-  r = ParseRule("[::1]:8080");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "::1");
-  EXPECT_EQ(r->port, 8080);
-
-  r = ParseRule("::1");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "::1");
-  EXPECT_FALSE(r->port.has_value());
-
-  r = ParseRule("0x7f.1:80");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "127.0.0.1");
-  EXPECT_EQ(r->port, 80);
-
-  r = ParseRule("BÜCHER.example");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "xn--bcher-kva.example");
+  constexpr int kNoPort = 0;  // the rule has no port (0 is never a valid one)
+  struct Case {
+    const char* text;
+    const char* pattern;
+    std::optional<int> port;   // checked when set
+    std::optional<bool> deny;  // checked when set
+  };
+  const Case cases[] = {
+      {"Example.COM", "example.com", kNoPort, false},
+      {"*.Example.com:8443", "*.example.com", 8443, std::nullopt},
+      {"!bad.example.com", "bad.example.com", std::nullopt, true},
+      {"[::1]:8080", "::1", 8080, std::nullopt},
+      {"::1", "::1", kNoPort, std::nullopt},
+      {"0x7f.1:80", "127.0.0.1", 80, std::nullopt},
+      {"BÜCHER.example", "xn--bcher-kva.example", std::nullopt, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseRule(c.text);
+    ASSERT_TRUE(r.ok()) << c.text;
+    EXPECT_EQ(r->pattern, c.pattern) << c.text;
+    if (c.port == kNoPort) EXPECT_FALSE(r->port.has_value()) << c.text;
+    else if (c.port) EXPECT_EQ(r->port, *c.port) << c.text;
+    if (c.deny) EXPECT_EQ(r->deny, *c.deny) << c.text;
+  }
 }
 
 TEST(ParseRule, RejectsBadRules) {
