@@ -20,6 +20,8 @@ TEST_PKGS=(
   # the tests: the test image's static busybox, the benchmark's baseline
   # queue, the certificate tool
   busybox-static beanstalkd openssl sqlite3 iproute2 curl python3 bc
+  # the gRPC reflection protocol the API test calls
+  grpc-proto
   # the real-agent test's image: a minimal Debian root filesystem
   debootstrap
   # the report test opens `assessctl report`'s page in headless Chromium;

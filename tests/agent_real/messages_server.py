@@ -36,13 +36,12 @@ import argparse
 import json
 import os
 import re
-import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from stand_in import Handler as StandInHandler, log, open_log, serve
 
 lock = threading.Lock()
-LOG = None
 GATE = None
 REPLAY = None
 counter = [0]
@@ -70,12 +69,6 @@ print("AQ-ANALYSIS rows=%d mean_chars=%.1f labels=%s" % (
     len(rows), sum(len(r["text"]) for r in rows) / len(rows), json.dumps(c, sort_keys=True)))
 """
 MARKER_RE = re.compile(r"AQ-[A-Z]+(?:-[A-Z]+)*-[0-9a-f]{6}")
-
-
-def log(**kv):
-    with lock:
-        LOG.write(json.dumps(kv, ensure_ascii=False) + "\n")
-        LOG.flush()
 
 
 def next_id(prefix):
@@ -270,23 +263,8 @@ def sse(event, data):
     return ("event: %s\ndata: %s\n\n" % (event, json.dumps(data, ensure_ascii=False))).encode()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(StandInHandler):
     server_version = "aq-messages-stand-in"
-
-    def log_message(self, *a):  # the JSON log is enough
-        pass
-
-    def setup(self):
-        # The TLS handshake happens here, in the connection's own thread.
-        self.request.settimeout(30)
-        if isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.do_handshake()
-            except (OSError, ssl.SSLError) as e:
-                log(event="error", error="TLS handshake: %r" % e)
-                raise
-        super().setup()
 
     def _body(self):
         n = int(self.headers.get("content-length") or 0)
@@ -395,7 +373,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global LOG, GATE, REPLAY
+    global GATE, REPLAY
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=443)
@@ -409,15 +387,8 @@ def main():
     if a.replay:
         with open(a.replay, encoding="utf-8") as f:
             REPLAY = json.load(f)
-    LOG = open(a.log, "a", encoding="utf-8")
-    srv = ThreadingHTTPServer((a.bind, a.port), Handler)
-    srv.daemon_threads = True
-    if a.cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(a.cert, a.key)
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
-    log(event="ready", port=srv.server_address[1], tls=bool(a.cert))
-    srv.serve_forever()
+    open_log(a.log)
+    serve(Handler, a.bind, a.port, a.cert, a.key, tls=bool(a.cert))
 
 
 if __name__ == "__main__":

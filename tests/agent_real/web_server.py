@@ -16,12 +16,8 @@ Anything else is 404 (and logged).
 """
 import argparse
 import json
-import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-lock = threading.Lock()
-LOG = None
+from stand_in import Handler as StandInHandler, log, open_log, serve
 
 MARKERS = {
     "hf": "AQ-HF-SAMPLES-5e21c7",
@@ -43,34 +39,14 @@ SAMPLES = [
 PUBLISHER_PATH = "/article/10.1007/s10579-023-09999-x"
 
 
-def log(**kv):
-    with lock:
-        LOG.write(json.dumps(kv, ensure_ascii=False) + "\n")
-        LOG.flush()
-
-
 def page(title, marker, body):
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>%s</title></head>"
             "<body><h1>%s</h1><p>%s</p><p>Reference: %s</p></body></html>"
             % (title, title, body, marker)).encode()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(StandInHandler):
     server_version = "aq-web-stand-in"
-
-    def log_message(self, *a):
-        pass
-
-    def setup(self):
-        self.request.settimeout(30)
-        if isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.do_handshake()
-            except (OSError, ssl.SSLError) as e:
-                log(event="error", error="TLS handshake: %r" % e)
-                raise
-        super().setup()
 
     def _send(self, code, ctype, data, extra=None):
         self.send_response(code)
@@ -117,7 +93,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global LOG
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
     ap.add_argument("--bind", default="0.0.0.0")
@@ -125,14 +100,8 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     a = ap.parse_args()
-    LOG = open(a.log, "a", encoding="utf-8")
-    srv = ThreadingHTTPServer((a.bind, a.port), Handler)
-    srv.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(a.cert, a.key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
-    log(event="ready", port=srv.server_address[1], markers=MARKERS)
-    srv.serve_forever()
+    open_log(a.log)
+    serve(Handler, a.bind, a.port, a.cert, a.key, markers=MARKERS)
 
 
 if __name__ == "__main__":

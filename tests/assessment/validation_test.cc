@@ -219,31 +219,37 @@ TEST(AssessmentValidatorTest, GradeMustMatchTheScoreBand) {
   EXPECT_THAT(Check(j), ElementsAre("/درجة_الجودة: must be ≤ 100"));
 }
 
-TEST(AssessmentValidatorTest, LoadedNeedsSamplesAndARealMethod) {
-  json j = Loaded();
-  j["فحص_البيانات"]["عدد_العينات_المفحوصة"] = 0;
-  EXPECT_THAT(Check(j), ElementsAre("/فحص_البيانات/عدد_العينات_المفحوصة: must be > 0 when "
-                                    "تم_تحميل_البيانات is true"));
-  j = Loaded();
-  j["فحص_البيانات"]["الطريقة_المستخدمة"] = "metadata_only";
-  EXPECT_THAT(Check(j), ElementsAre("/فحص_البيانات/الطريقة_المستخدمة: must not be "
-                                    "metadata_only when تم_تحميل_البيانات is true"));
+// تم_تحميل_البيانات binds the samples count and the method: loaded needs
+// samples and a real method; not loaded, none and metadata_only.
+TEST(AssessmentValidatorTest, LoadedFlagBindsSamplesAndMethod) {
+  struct Case {
+    json (*record)();
+    const char* field;
+    json value;
+    const char* error;
+  };
+  const Case cases[] = {
+      {Loaded, "عدد_العينات_المفحوصة", 0,
+       "/فحص_البيانات/عدد_العينات_المفحوصة: must be > 0 when تم_تحميل_البيانات is true"},
+      {Loaded, "الطريقة_المستخدمة", "metadata_only",
+       "/فحص_البيانات/الطريقة_المستخدمة: must not be metadata_only when تم_تحميل_البيانات "
+       "is true"},
+      {MetadataOnly, "عدد_العينات_المفحوصة", 3,
+       "/فحص_البيانات/عدد_العينات_المفحوصة: must be 0 when تم_تحميل_البيانات is false"},
+      {MetadataOnly, "الطريقة_المستخدمة", "hf_viewer",
+       "/فحص_البيانات/الطريقة_المستخدمة: must be metadata_only when تم_تحميل_البيانات is "
+       "false"},
+  };
+  for (const Case& c : cases) {
+    json j = c.record();
+    j["فحص_البيانات"][c.field] = c.value;
+    EXPECT_THAT(Check(j), ElementsAre(c.error)) << c.field << " = " << c.value.dump();
+  }
   for (const char* method : {"datasets_lib", "hf_viewer", "github_raw"}) {
-    j = Loaded();
+    json j = Loaded();
     j["فحص_البيانات"]["الطريقة_المستخدمة"] = method;
     EXPECT_THAT(Check(j), IsEmpty()) << method;
   }
-}
-
-TEST(AssessmentValidatorTest, NotLoadedNeedsNoSamplesAndMetadataOnly) {
-  json j = MetadataOnly();
-  j["فحص_البيانات"]["عدد_العينات_المفحوصة"] = 3;
-  EXPECT_THAT(Check(j), ElementsAre("/فحص_البيانات/عدد_العينات_المفحوصة: must be 0 when "
-                                    "تم_تحميل_البيانات is false"));
-  j = MetadataOnly();
-  j["فحص_البيانات"]["الطريقة_المستخدمة"] = "hf_viewer";
-  EXPECT_THAT(Check(j), ElementsAre("/فحص_البيانات/الطريقة_المستخدمة: must be metadata_only "
-                                    "when تم_تحميل_البيانات is false"));
 }
 
 TEST(AssessmentValidatorTest, OriginalNameMustMatchTheMetadata) {

@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -18,24 +21,21 @@ EgressPolicy Policy(const std::vector<std::string>& allow, const std::vector<std
                     const std::vector<std::string>& forbidden = {},
                     const std::vector<std::string>& open = {}) {
   EgressPolicy p;
-  for (const auto& a : allow) {
-    auto r = ParseRule(a);
-    EXPECT_TRUE(r.ok()) << a << ": " << r.status();
-    if (r.ok()) p.rules.push_back(*r);
-  }
-  for (const auto& d : deny) {
-    auto r = ParseRule(d);
-    EXPECT_TRUE(r.ok()) << d << ": " << r.status();
-    if (r.ok()) {
-      r->deny = true;
-      p.rules.push_back(*r);
+  // Parses each text as a rule (a test failure names one that does not
+  // parse) and hands it to `add`.
+  auto each_rule = [](const std::vector<std::string>& texts, auto&& add) {
+    for (const auto& t : texts) {
+      auto r = ParseRule(t);
+      EXPECT_TRUE(r.ok()) << t << ": " << r.status();
+      if (r.ok()) add(*r);
     }
-  }
-  for (const auto& f : forbidden) {
-    auto r = ParseRule(f);
-    EXPECT_TRUE(r.ok()) << f << ": " << r.status();
-    if (r.ok()) p.forbidden.push_back(*r);
-  }
+  };
+  each_rule(allow, [&](auto r) { p.rules.push_back(r); });
+  each_rule(deny, [&](auto r) {
+    r.deny = true;
+    p.rules.push_back(r);
+  });
+  each_rule(forbidden, [&](auto r) { p.forbidden.push_back(r); });
   for (const auto& o : open) {
     auto c = ParseCidr(o);
     EXPECT_TRUE(c.ok()) << o << ": " << c.status();
@@ -51,6 +51,13 @@ HostDecision Decide(const EgressPolicy& p, const std::string& host, int port) {
   return DecideHost(p, *n, port);
 }
 
+// Expects Decide(p, host, port).allowed to be `allowed` for every host.
+void ExpectDecided(const EgressPolicy& p, int port, bool allowed,
+                   std::initializer_list<const char*> hosts) {
+  for (const char* host : hosts)
+    EXPECT_EQ(Decide(p, host, port).allowed, allowed) << host << " port " << port;
+}
+
 IpAddr Ip(const std::string& text) {
   auto a = ParseIpLiteral(text);
   EXPECT_TRUE(a.has_value()) << text;
@@ -59,17 +66,30 @@ IpAddr Ip(const std::string& text) {
 
 // ------------------------------------------------------------ normalisation
 
+// Expects NormalizeHost(host) to succeed with `normal` for every pair.
+void ExpectNormalized(std::initializer_list<std::pair<const char*, const char*>> cases) {
+  for (const auto& [host, normal] : cases) {
+    auto n = NormalizeHost(host);
+    ASSERT_TRUE(n.ok()) << host << ": " << n.status();
+    EXPECT_EQ(*n, normal) << host;
+  }
+}
+
 TEST(NormalizeHost, LowerCasesAndDropsOneTrailingDot) {
-  EXPECT_EQ(*NormalizeHost("Example.COM"), "example.com");
-  EXPECT_EQ(*NormalizeHost("example.com."), "example.com");
-  EXPECT_EQ(*NormalizeHost("EXAMPLE.com."), "example.com");
-  EXPECT_EQ(*NormalizeHost("a-b_c.example"), "a-b_c.example");
+  ExpectNormalized({
+      {"Example.COM", "example.com"},
+      {"example.com.", "example.com"},
+      {"EXAMPLE.com.", "example.com"},
+      {"a-b_c.example", "a-b_c.example"},
+  });
 }
 
 TEST(NormalizeHost, IdnaToALabels) {
-  EXPECT_EQ(*NormalizeHost("BÜCHER.example"), "xn--bcher-kva.example");
-  EXPECT_EQ(*NormalizeHost("bücher.example"), "xn--bcher-kva.example");
-  EXPECT_EQ(*NormalizeHost("xn--bcher-kva.example"), "xn--bcher-kva.example");
+  ExpectNormalized({
+      {"BÜCHER.example", "xn--bcher-kva.example"},
+      {"bücher.example", "xn--bcher-kva.example"},
+      {"xn--bcher-kva.example", "xn--bcher-kva.example"},
+  });
   // NFC input: "u" + combining diaeresis is the same name.
   EXPECT_EQ(*NormalizeHost("bu\xcc\x88" "cher.example"), "xn--bcher-kva.example");
   // UTS#46 maps the ideographic full stop to a dot: one name, one rule.
@@ -88,10 +108,12 @@ TEST(NormalizeHost, RejectsWhatIsNotAHostName) {
 }
 
 TEST(NormalizeHost, IpLiteralsBecomeCanonical) {
-  EXPECT_EQ(*NormalizeHost("0x7f.1"), "127.0.0.1");
-  EXPECT_EQ(*NormalizeHost("2130706433"), "127.0.0.1");
-  EXPECT_EQ(*NormalizeHost("[::1]"), "::1");
-  EXPECT_EQ(*NormalizeHost("::FFFF:7F00:1"), "::ffff:127.0.0.1");
+  ExpectNormalized({
+      {"0x7f.1", "127.0.0.1"},
+      {"2130706433", "127.0.0.1"},
+      {"[::1]", "::1"},
+      {"::FFFF:7F00:1", "::ffff:127.0.0.1"},
+  });
 }
 
 // A literal spelled with a trailing dot (the DNS root) is the same literal:
@@ -112,40 +134,30 @@ TEST(NormalizeHost, TrailingDotLiteralsAreNeverAllowedByNameRules) {
 // ------------------------------------------------------------------ rules
 
 TEST(ParseRule, Forms) {
-  auto r = ParseRule("Example.COM");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "example.com");
-  EXPECT_FALSE(r->port.has_value());
-  EXPECT_FALSE(r->deny);
-
-  r = ParseRule("*.Example.com:8443");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "*.example.com");
-  EXPECT_EQ(r->port, 8443);
-
-  r = ParseRule("!bad.example.com");
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->deny);
-  EXPECT_EQ(r->pattern, "bad.example.com");
-
-  r = ParseRule("[::1]:8080");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "::1");
-  EXPECT_EQ(r->port, 8080);
-
-  r = ParseRule("::1");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "::1");
-  EXPECT_FALSE(r->port.has_value());
-
-  r = ParseRule("0x7f.1:80");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "127.0.0.1");
-  EXPECT_EQ(r->port, 80);
-
-  r = ParseRule("BÜCHER.example");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->pattern, "xn--bcher-kva.example");
+  constexpr int kNoPort = 0;  // the rule has no port (0 is never a valid one)
+  struct Case {
+    const char* text;
+    const char* pattern;
+    std::optional<int> port;   // checked when set
+    std::optional<bool> deny;  // checked when set
+  };
+  const Case cases[] = {
+      {"Example.COM", "example.com", kNoPort, false},
+      {"*.Example.com:8443", "*.example.com", 8443, std::nullopt},
+      {"!bad.example.com", "bad.example.com", std::nullopt, true},
+      {"[::1]:8080", "::1", 8080, std::nullopt},
+      {"::1", "::1", kNoPort, std::nullopt},
+      {"0x7f.1:80", "127.0.0.1", 80, std::nullopt},
+      {"BÜCHER.example", "xn--bcher-kva.example", std::nullopt, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseRule(c.text);
+    ASSERT_TRUE(r.ok()) << c.text;
+    EXPECT_EQ(r->pattern, c.pattern) << c.text;
+    if (c.port == kNoPort) EXPECT_FALSE(r->port.has_value()) << c.text;
+    else if (c.port) EXPECT_EQ(r->port, *c.port) << c.text;
+    if (c.deny) EXPECT_EQ(r->deny, *c.deny) << c.text;
+  }
 }
 
 TEST(ParseRule, RejectsBadRules) {
@@ -158,31 +170,22 @@ TEST(ParseRule, RejectsBadRules) {
 
 TEST(DecideHost, ExactNameMatchesOnlyItself) {
   EgressPolicy p = Policy({"example.com"});
-  EXPECT_TRUE(Decide(p, "example.com", 443).allowed);
-  EXPECT_TRUE(Decide(p, "EXAMPLE.com.", 443).allowed);
-  EXPECT_FALSE(Decide(p, "sub.example.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "a.b.example.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "badexample.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.com.evil.test", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.co", 443).allowed);
+  ExpectDecided(p, 443, true, {"example.com", "EXAMPLE.com."});
+  ExpectDecided(p, 443, false, {
+      "sub.example.com", "a.b.example.com", "badexample.com", "example.com.evil.test",
+      "example.co"});
 }
 
 TEST(DecideHost, WildcardMatchesSubdomainsOnly) {
   EgressPolicy p = Policy({"*.example.com"});
-  EXPECT_TRUE(Decide(p, "a.example.com", 443).allowed);
-  EXPECT_TRUE(Decide(p, "a.b.example.com", 443).allowed);
-  EXPECT_TRUE(Decide(p, "A.B.Example.COM.", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "badexample.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "a.badexample.com", 443).allowed);
-  EXPECT_FALSE(Decide(p, "example.com.evil.test", 443).allowed);
-  EXPECT_FALSE(Decide(p, ".example.com", 443).allowed);
+  ExpectDecided(p, 443, true, {"a.example.com", "a.b.example.com", "A.B.Example.COM."});
+  ExpectDecided(p, 443, false, {
+      "example.com", "badexample.com", "a.badexample.com", "example.com.evil.test", ".example.com"});
 }
 
 TEST(DecideHost, IdnaNamesMatchTheirALabelRules) {
   EgressPolicy p = Policy({"bücher.example"});
-  EXPECT_TRUE(Decide(p, "BÜCHER.example", 443).allowed);
-  EXPECT_TRUE(Decide(p, "xn--bcher-kva.example", 443).allowed);
+  ExpectDecided(p, 443, true, {"BÜCHER.example", "xn--bcher-kva.example"});
   EXPECT_FALSE(Decide(p, "bucher.example", 443).allowed);
 }
 
@@ -304,12 +307,9 @@ TEST(DecideHost, IpLiteralsAreDeniedUnlessARuleNamesThatAddress) {
   EXPECT_FALSE(Decide(q, "127.0.0.2", 80).allowed);
   // IPv4 and its IPv4-mapped IPv6 form are different literals: the mapped
   // form is never allowed by an IPv4 rule (and is a blocked range anyway).
-  EXPECT_FALSE(Decide(q, "[::ffff:127.0.0.1]", 80).allowed);
-  EXPECT_FALSE(Decide(q, "::ffff:7f00:1", 80).allowed);
-  EXPECT_FALSE(Decide(q, "[::1]", 80).allowed);
+  ExpectDecided(q, 80, false, {"[::ffff:127.0.0.1]", "::ffff:7f00:1", "[::1]"});
   EgressPolicy r = Policy({"[::1]:8080"});
-  EXPECT_TRUE(Decide(r, "[::1]", 8080).allowed);
-  EXPECT_TRUE(Decide(r, "0:0::1", 8080).allowed);
+  ExpectDecided(r, 8080, true, {"[::1]", "0:0::1"});
   EXPECT_FALSE(Decide(r, "[::1]", 80).allowed);
   EXPECT_FALSE(Decide(r, "127.0.0.1", 8080).allowed);
 }

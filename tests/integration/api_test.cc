@@ -14,8 +14,9 @@
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "itest/reflection.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/lease_taker.h"
 #include "tests/integration/operator_rpc.h"
 #include "worker/api_client.h"
 
@@ -92,52 +93,12 @@ struct Env {
 
 std::string Meta(const std::string& name) { return nlohmann::json{{"Name", name}}.dump(); }
 
-// An in-process worker: the real API client, collecting the leases it is sent.
-class TestWorker {
+// An in-process worker on the test's coordinator (the worker token unless
+// another is given).
+class TestWorker : public LeaseTaker {
  public:
-  TestWorker(const Env& env, const std::string& name, int slots, const std::string& token = "") {
-    auto c = assessq::ApiClient::Create(
-        {env.coord->address(), token.empty() ? env.wk : token, {}, name, slots});
-    if (!c.ok()) throw std::runtime_error(c.status().ToString());
-    client_ = std::move(*c);
-    client_->Start([this](const v1::CoordinatorMessage& m) {
-      std::lock_guard<std::mutex> l(mu_);
-      if (m.has_lease()) leases_.push_back(m.lease());
-      if (m.has_cancel() || m.has_drain()) notices_.push_back(m);
-      cv_.notify_all();
-    });
-  }
-  ~TestWorker() { client_->Stop(); }
-
-  // The next lease (throws after timeout_ms).
-  v1::Lease NextLease(int timeout_ms = 30000) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !leases_.empty(); }))
-      throw std::runtime_error("no lease arrived");
-    v1::Lease x = leases_.front();
-    leases_.pop_front();
-    return x;
-  }
-
-  // The next cancel or drain notice (throws after timeout_ms).
-  v1::CoordinatorMessage NextNotice(int timeout_ms = 30000) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms),
-                      [&] { return !notices_.empty(); }))
-      throw std::runtime_error("no cancel or drain notice arrived");
-    v1::CoordinatorMessage x = notices_.front();
-    notices_.pop_front();
-    return x;
-  }
-
-  assessq::ApiClient& api() { return *client_; }
-
- private:
-  std::deque<v1::CoordinatorMessage> notices_;
-  std::unique_ptr<assessq::ApiClient> client_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::Lease> leases_;
+  TestWorker(const Env& env, const std::string& name, int slots, const std::string& token = "")
+      : LeaseTaker(env.coord->address(), token.empty() ? env.wk : token, name, slots) {}
 };
 
 // Heartbeats one lease every 100 ms until destroyed, so it stays held.

@@ -123,6 +123,24 @@ class CliTest : public ::testing::Test {
   std::vector<std::unique_ptr<Child>> workers_;
 };
 
+// A rejected input: its path and the reason its error line gives.
+struct Bad {
+  std::string path, why;
+};
+
+// Every `bad` input is named on one line of `err` ("assessctl: PATH: reason").
+void ExpectEachNamed(const std::string& err, const std::vector<Bad>& bad) {
+  for (const auto& x : bad) {
+    std::string line;
+    std::istringstream in(err);
+    bool found = false;
+    while (std::getline(in, line))
+      if (line.find(x.path + ":") != std::string::npos && line.find(x.why) != std::string::npos)
+        found = true;
+    EXPECT_TRUE(found) << "no error naming " << x.path << " (" << x.why << ") in:\n" << err;
+  }
+}
+
 std::map<std::string, json> ItemsByKey(const json& submit) {
   std::map<std::string, json> m;
   for (const auto& it : submit["items"])
@@ -246,9 +264,6 @@ TEST_F(CliTest, BadInputsAreNamedAndGoodOnesStillSubmittedWithExitCode3) {
 
   auto r = Ctl({"submit", a, b, via_dotdot, missing, "--batch", "bad"});
   EXPECT_EQ(r.exit_code, 3) << r.Describe();
-  struct Bad {
-    std::string path, why;
-  };
   const std::vector<Bad> bad = {{a + "/malformed.json", "invalid JSON"},
                                 {a + "/noname.json", "\"Name\" is missing"},
                                 {a + "/array.json", "not a JSON object"},
@@ -256,16 +271,7 @@ TEST_F(CliTest, BadInputsAreNamedAndGoodOnesStillSubmittedWithExitCode3) {
                                 {b + "/dup.json", "dataset key 'dup' is also given by"},
                                 {a + "/..json", "empty dataset key"},
                                 {missing, "no such file"}};
-  for (const auto& x : bad) {
-    // "assessctl: PATH: reason" on one line of stderr.
-    std::string line;
-    std::istringstream in(r.err);
-    bool found = false;
-    while (std::getline(in, line))
-      if (line.find(x.path + ":") != std::string::npos && line.find(x.why) != std::string::npos)
-        found = true;
-    EXPECT_TRUE(found) << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
-  }
+  ExpectEachNamed(r.err, bad);
   EXPECT_NE(r.out.find("4 queued"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("7 rejected"), std::string::npos) << r.out;
 
@@ -323,9 +329,6 @@ TEST_F(CliTest, SubmitNeverReadsOutsideTheFolderItWasGiven) {
   auto r = Ctl({"submit", in, lone_pipe, "--batch", "handed"}, 20000);
   ASSERT_FALSE(r.timed_out) << "submit blocked (on a fifo?): " << r.Describe();
   EXPECT_EQ(r.exit_code, 3) << r.Describe();
-  struct Bad {
-    std::string path, why;
-  };
   const std::vector<Bad> bad = {
       {in + "/x.json", "symbolic link to " + fs::canonical(dir_.Join("handed/credentials.json")).string() +
                            ", outside the submitted folder"},
@@ -333,15 +336,7 @@ TEST_F(CliTest, SubmitNeverReadsOutsideTheFolderItWasGiven) {
       {in + "/passwd.json", "symbolic link to /etc/passwd, outside the submitted folder"},
       {in + "/pipe.json", "not a regular file (fifo)"},
       {lone_pipe, "not a regular file (fifo)"}};
-  for (const auto& x : bad) {
-    std::string line;
-    std::istringstream err(r.err);
-    bool found = false;
-    while (std::getline(err, line))
-      if (line.find(x.path + ":") != std::string::npos && line.find(x.why) != std::string::npos)
-        found = true;
-    EXPECT_TRUE(found) << "no error naming " << x.path << " (" << x.why << ") in:\n" << r.err;
-  }
+  ExpectEachNamed(r.err, bad);
   EXPECT_NE(r.err.find("--follow-links"), std::string::npos) << r.err;
   std::set<std::string> keys;
   for (const auto& j : CtlJson({"list", "--batch", "handed"}))

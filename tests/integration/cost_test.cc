@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/lease_taker.h"
 #include "tests/integration/operator_rpc.h"
 #include "tests/integration/scrape.h"
 #include "tests/support/sqlite_reader.h"
@@ -82,39 +83,23 @@ v1::SubmitRequest Batch(const std::string& name, int n, const std::string& profi
 }
 
 // The real API client, collecting the leases it is sent.
-class Worker {
+class Worker : public LeaseTaker {
  public:
-  Worker(const Env& env, const std::string& name, int slots) {
-    auto c = assessq::ApiClient::Create({env.coord->address(), env.wk, {}, name, slots});
-    if (!c.ok()) throw std::runtime_error(c.status().ToString());
-    client_ = std::move(*c);
-    client_->Start([this](const v1::CoordinatorMessage& m) {
-      std::lock_guard<std::mutex> l(mu_);
-      if (m.has_lease()) leases_.push_back(m.lease());
-      cv_.notify_all();
-    });
-  }
-  ~Worker() { client_->Stop(); }
-  v1::Lease NextLease(int timeout_ms = 30000) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !leases_.empty(); }))
-      throw std::runtime_error("no lease arrived");
-    v1::Lease x = leases_.front();
-    leases_.pop_front();
-    return x;
-  }
-  size_t pending() {
-    std::lock_guard<std::mutex> l(mu_);
-    return leases_.size();
-  }
-  assessq::ApiClient& api() { return *client_; }
-
- private:
-  std::unique_ptr<assessq::ApiClient> client_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::Lease> leases_;
+  Worker(const Env& env, const std::string& name, int slots)
+      : LeaseTaker(env.coord->address(), env.wk, name, slots) {}
 };
+
+// `assessctl submit m.json --batch BATCH FLAG FILE`, FILE (in env.dir)
+// holding `content`, is refused with an error that contains `want`.
+void ExpectSubmitRefused(Env& env, const std::string& batch, const std::string& flag,
+                         const std::string& file, const std::string& content,
+                         const std::string& want) {
+  WriteFile(env.dir.Join(file), content);
+  RunResult r = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", batch, flag,
+                         env.dir.Join(file)});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr(want));
+}
 
 v1::ModelUsage MU(const std::string& model, int64_t req, int64_t in, int64_t out, int64_t cw,
                   int64_t cr) {
@@ -364,12 +349,10 @@ TEST(CostTest, BatchBudgetHoldsNewStartsAndARaisedBudgetResumesThem) {
   // A bad budget and a bad price table are refused, naming what is wrong.
   RunResult bad = env.Ctl({"budget", "budgeted", "-3"});
   EXPECT_NE(bad.exit_code, 0);
-  WriteFile(env.dir.Join("bad-prices.json"), R"({"providers":{"anthropic":{"m":{"input":1}}}})");
   WriteFile(env.dir.Join("m.json"), R"({"Name":"m"})");
-  RunResult badp = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", "budgeted", "--prices",
-                            env.dir.Join("bad-prices.json")});
-  EXPECT_NE(badp.exit_code, 0);
-  EXPECT_THAT(badp.err, HasSubstr("bad-prices.json: providers.anthropic.m.output: is missing"));
+  ExpectSubmitRefused(env, "budgeted", "--prices", "bad-prices.json",
+                      R"({"providers":{"anthropic":{"m":{"input":1}}}})",
+                      "bad-prices.json: providers.anthropic.m.output: is missing");
 }
 
 // `assessctl submit --budget --prices`: the batch's own prices replace the
@@ -399,11 +382,9 @@ TEST(CostTest, SubmitSetsTheBatchsBudgetAndOwnPrices) {
   EXPECT_NEAR(b.spend().spent().usd(), 1.8, 1e-9);  // 60,000 x $30/M, not the default $15/M
   EXPECT_FALSE(b.spend().spent().price_unknown());
   // A profile with a bad cap is refused before anything is sent, naming the field.
-  WriteFile(env.dir.Join("bad-profile.json"), R"({"limits":{"budget":{"max_usd":-1}}})");
-  RunResult bad = env.Ctl({"submit", env.dir.Join("m.json"), "--batch", "own2", "--profile",
-                           env.dir.Join("bad-profile.json")});
-  EXPECT_NE(bad.exit_code, 0);
-  EXPECT_THAT(bad.err, HasSubstr("bad-profile.json: profile.limits.budget.max_usd"));
+  ExpectSubmitRefused(env, "own2", "--profile", "bad-profile.json",
+                      R"({"limits":{"budget":{"max_usd":-1}}})",
+                      "bad-profile.json: profile.limits.budget.max_usd");
 }
 
 TEST(CostTest, CoordinatordRefusesABadPriceFileNamingIt) {

@@ -14,6 +14,7 @@
 
 #include "common/call_failure.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/lease_taker.h"
 #include "worker/api_client.h"
 #include "worker/outbox.h"
 
@@ -22,35 +23,11 @@ namespace {
 namespace v1 = assessq::v1;
 
 // The real API client, collecting the leases it is sent.
-class Leaser {
+class Leaser : public LeaseTaker {
  public:
   Leaser(const Coordinator& c, const std::string& bearer_token, const std::string& name,
-         int slots) {
-    auto api = assessq::ApiClient::Create({c.address(), bearer_token, {}, name, slots});
-    if (!api.ok()) throw std::runtime_error(api.status().ToString());
-    api_ = std::move(*api);
-    api_->Start([this](const v1::CoordinatorMessage& m) {
-      std::lock_guard<std::mutex> l(mu_);
-      if (m.has_lease()) leases_.push_back(m.lease());
-      cv_.notify_all();
-    });
-  }
-  ~Leaser() { api_->Stop(); }
-  v1::Lease NextLease(int timeout_ms = 30000) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return !leases_.empty(); }))
-      throw std::runtime_error("no lease arrived");
-    v1::Lease x = leases_.front();
-    leases_.pop_front();
-    return x;
-  }
-  assessq::ApiClient& api() { return *api_; }
-
- private:
-  std::unique_ptr<assessq::ApiClient> api_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::Lease> leases_;
+         int slots)
+      : LeaseTaker(c.address(), bearer_token, name, slots) {}
 };
 
 v1::CompleteRequest Success(const v1::Lease& l) {

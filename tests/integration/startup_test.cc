@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "tests/integration/harness.h"
@@ -13,32 +14,32 @@
 namespace aqtest {
 namespace {
 
+// Runs `assessctl --coordinator ADDRESS args...` (output to `out`) before `c`
+// starts, then starts it: the run must wait for it, exit 0 and print `want`.
+void RunThenStart(Coordinator& c, std::vector<std::string> args, const std::string& out,
+                  const std::string& want) {
+  args.insert(args.begin(), {BinPath("assessctl"), "--coordinator", c.address()});
+  auto ctl = Child::Spawn(args, out);
+  c.Start();
+  ASSERT_TRUE(ctl->WaitExit(30000));
+  EXPECT_EQ(ctl->exit_status(), 0) << ReadFile(out);
+  EXPECT_TRUE(absl::StrContains(ReadFile(out), want)) << ReadFile(out);
+}
+
 TEST(StartupTest, AssessctlWaitsForACoordinatorThatIsStarting) {
   TempDir dir;
   Coordinator c(dir.path());
   const std::string token = c.CreateToken("operator", "op");
   const std::string sock = c.address().substr(5);  // unix:PATH
   ASSERT_FALSE(std::filesystem::exists(sock));
-  const std::string out = dir.path() + "/status.out";
-  auto ctl = Child::Spawn({BinPath("assessctl"), "--coordinator", c.address(), "--token-file",
-                           token, "--connect-timeout", "30", "-o", "json", "status"},
-                          out);
-  c.Start();
-  ASSERT_TRUE(ctl->WaitExit(30000));
-  EXPECT_EQ(ctl->exit_status(), 0) << ReadFile(out);
-  EXPECT_TRUE(absl::StrContains(ReadFile(out), "\"batches\"")) << ReadFile(out);
+  RunThenStart(c, {"--token-file", token, "--connect-timeout", "30", "-o", "json", "status"},
+               dir.path() + "/status.out", "\"batches\"");
 }
 
 TEST(StartupTest, HealthWaitWaitsUntilServing) {
   TempDir dir;
   Coordinator c(dir.path());
-  const std::string out = dir.path() + "/health.out";
-  auto ctl = Child::Spawn(
-      {BinPath("assessctl"), "--coordinator", c.address(), "health", "--wait", "30"}, out);
-  c.Start();
-  ASSERT_TRUE(ctl->WaitExit(30000));
-  EXPECT_EQ(ctl->exit_status(), 0) << ReadFile(out);
-  EXPECT_TRUE(absl::StrContains(ReadFile(out), "SERVING")) << ReadFile(out);
+  RunThenStart(c, {"health", "--wait", "30"}, dir.path() + "/health.out", "SERVING");
 }
 
 TEST(StartupTest, NothingAnsweringIsSaidClearly) {

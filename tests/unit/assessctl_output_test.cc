@@ -83,14 +83,19 @@ TEST(TableTest, EveryCellIsEscapedAndEachRowIsOneLine) {
 // ------------------------------------------------------------------ submit
 
 TEST(InputFilesTest, IsWithinComparesWholeComponents) {
-  EXPECT_TRUE(IsWithin("/a/b", "/a/b/c.json"));
-  EXPECT_TRUE(IsWithin("/a/b", "/a/b/d/c.json"));
-  EXPECT_TRUE(IsWithin("/a/b/", "/a/b/c.json"));
-  EXPECT_TRUE(IsWithin("/", "/etc/passwd"));
-  EXPECT_FALSE(IsWithin("/a/b", "/a/bc/c.json"));
-  EXPECT_FALSE(IsWithin("/a/b", "/a/c.json"));
-  EXPECT_FALSE(IsWithin("/a/b", "/etc/passwd"));
-  EXPECT_FALSE(IsWithin("/a/b/c", "/a/b"));
+  struct Case {
+    const char* folder;
+    const char* path;
+    bool within;
+  };
+  const Case cases[] = {
+      {"/a/b", "/a/b/c.json", true},     {"/a/b", "/a/b/d/c.json", true},
+      {"/a/b/", "/a/b/c.json", true},    {"/", "/etc/passwd", true},
+      {"/a/b", "/a/bc/c.json", false},   {"/a/b", "/a/c.json", false},
+      {"/a/b", "/etc/passwd", false},    {"/a/b/c", "/a/b", false},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(IsWithin(c.folder, c.path), c.within) << c.folder << " / " << c.path;
 }
 
 TEST(InputFilesTest, DecideInputForEveryKindOfEntry) {

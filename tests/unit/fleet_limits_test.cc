@@ -27,6 +27,14 @@ const LimitView* Find(const std::vector<LimitView>& v, const std::string& scope,
   return nullptr;
 }
 
+// Batch 1 on provider "anthropic" (limit `provider_limit`) with `running`
+// jobs started at `t`.
+void StartFleet(FleetLimits& f, int provider_limit, int64_t t, int running) {
+  f.ConfigureBatch(1, "b", "anthropic", {});
+  f.ConfigureProvider("anthropic", {provider_limit, 0});
+  for (int i = 0; i < running; ++i) f.OnStart(1, t);
+}
+
 TEST(FleetLimitsTest, ProviderComesFromTheProfile) {
   EXPECT_EQ(FleetLimits::ProviderOf(R"({"network":{"mode":"gateway","model":"anthropic"}})"),
             "anthropic");
@@ -110,10 +118,8 @@ TEST(FleetLimitsTest, RecoveredLeasesCountButTakeNoToken) {
 
 TEST(FleetLimitsTest, ModelApiFailureHalvesHoldsAndRecoversAdditively) {
   FleetLimits f;
-  f.ConfigureBatch(1, "b", "anthropic", {});
-  f.ConfigureProvider("anthropic", {16, 0});
-  int64_t t = 100'000;
-  for (int i = 0; i < 8; ++i) f.OnStart(1, t);
+  const int64_t t = 100'000;
+  StartFleet(f, 16, t, 8);
   // A job leased at t fails with 429, retry-after 30 s, at t + 1000.
   f.OnModelApiFailure(1, t, 30'000, t + 1000, "job 7: 429");
   EXPECT_EQ(f.ProviderLimit("anthropic"), 4) << "half of the 8 that were running";
@@ -176,10 +182,8 @@ TEST(FleetLimitsTest, AWorkersRetryAfterIsCapped) {
 
 TEST(FleetLimitsTest, OneJobCutsTheFleetAtMostOncePerWindow) {
   FleetLimits f;
-  f.ConfigureBatch(1, "b", "anthropic", {});
-  f.ConfigureProvider("anthropic", {64, 0});
-  int64_t t = 1'000'000;
-  for (int i = 0; i < 32; ++i) f.OnStart(1, t);
+  const int64_t t = 1'000'000;
+  StartFleet(f, 64, t, 32);
   // Job 7 fails; it retries (a new lease after the cut) and fails again and
   // again inside the window: only the first failure cuts the fleet's limit,
   // and a repeat holds new starts for at most kRepeatHoldMs.

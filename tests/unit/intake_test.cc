@@ -39,35 +39,36 @@ void ExpectKeyRejected(const std::string& name) {
 
 // ------------------------------------------------------------ dataset keys
 
-TEST(DatasetKeyTest, PlainNameLosesJsonSuffix) {
-  EXPECT_EQ(KeyOf("foo.json"), "foo");
-  EXPECT_EQ(KeyOf("arabic_news_2020.json"), "arabic_news_2020");
-}
-
-TEST(DatasetKeyTest, NameWithoutJsonSuffixIsKeptWhole) {
-  EXPECT_EQ(KeyOf("foo"), "foo");
-  EXPECT_EQ(KeyOf("foo.txt"), "foo.txt");
-  // Only one ".json" comes off.
-  EXPECT_EQ(KeyOf("foo.json.json"), "foo.json");
-}
-
-TEST(DatasetKeyTest, DirectoryIsDropped) {
-  EXPECT_EQ(KeyOf("dir/x.json"), "x");
-  EXPECT_EQ(KeyOf("a/b/c/x.json"), "x");
-  EXPECT_EQ(KeyOf("/abs/path/x.json"), "x");
-}
-
-TEST(DatasetKeyTest, NonAsciiNamesAreKept) {
-  EXPECT_EQ(KeyOf("ma’aks.json"), "ma’aks");
-  EXPECT_EQ(KeyOf("dir/ma’aks.json"), "ma’aks");
-  EXPECT_EQ(KeyOf("أخبار_عربية.json"), "أخبار_عربية");
-  EXPECT_EQ(KeyOf("مجموعة/بيانات.json"), "بيانات");
-  EXPECT_EQ(KeyOf("emoji_😀.json"), "emoji_😀");
-}
-
-TEST(DatasetKeyTest, SpacesAreKept) {
-  EXPECT_EQ(KeyOf("my data set.json"), "my data set");
-  EXPECT_EQ(KeyOf(" leading.json"), " leading");
+// A file name's key: its basename with one ".json" taken off, every other
+// character kept.
+TEST(DatasetKeyTest, KeyIsTheBasenameLessOneJsonSuffix) {
+  struct Case {
+    const char* name;
+    const char* key;
+  };
+  const Case cases[] = {
+      // The suffix comes off.
+      {"foo.json", "foo"},
+      {"arabic_news_2020.json", "arabic_news_2020"},
+      // A name without it is kept whole; only one ".json" comes off.
+      {"foo", "foo"},
+      {"foo.txt", "foo.txt"},
+      {"foo.json.json", "foo.json"},
+      // The directory is dropped.
+      {"dir/x.json", "x"},
+      {"a/b/c/x.json", "x"},
+      {"/abs/path/x.json", "x"},
+      // Non-ASCII names are kept.
+      {"ma’aks.json", "ma’aks"},
+      {"dir/ma’aks.json", "ma’aks"},
+      {"أخبار_عربية.json", "أخبار_عربية"},
+      {"مجموعة/بيانات.json", "بيانات"},
+      {"emoji_😀.json", "emoji_😀"},
+      // Spaces are kept.
+      {"my data set.json", "my data set"},
+      {" leading.json", " leading"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(KeyOf(c.name), c.key) << c.name;
 }
 
 TEST(DatasetKeyTest, TraversalGivesBasenameNeverAPath) {
