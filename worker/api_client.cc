@@ -286,30 +286,44 @@ int LeftMs(std::chrono::steady_clock::time_point deadline) {
 }
 }  // namespace
 
-absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRequest& req,
-                                                           int timeout_ms) {
+template <auto kSent, auto kAck, typename Req, typename Resp, typename Take>
+absl::StatusOr<Resp> ApiClient::CallOnSessionOrRpc(
+    const char* what, v1::WorkerMessage m, Take take,
+    grpc::Status (v1::WorkerService::Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+    const Req& req, int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  v1::WorkerMessage m;
-  *m.mutable_heartbeat() = req;
   v1::CoordinatorMessage answer;
-  switch (CallOnSession(std::move(m),
-                        [](v1::WorkerMessage& w, uint64_t seq) { w.mutable_heartbeat()->set_seq(seq); },
-                        deadline, &answer)) {
+  switch (CallOnSession(
+      std::move(m), [](v1::WorkerMessage& w, uint64_t seq) { (w.*kSent)()->set_seq(seq); },
+      deadline, &answer)) {
     case SessionCall::kAnswered: {
-      const v1::HeartbeatAck& ack = answer.heartbeat_ack();
+      auto& ack = *(answer.*kAck)();
       if (ack.code() != 0)
         return Refused(grpc::Status(static_cast<grpc::StatusCode>(ack.code()), ack.error()));
-      v1::HeartbeatResponse resp;
-      resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
-      return resp;
+      return take(ack);
     }
     case SessionCall::kTimedOut:
-      return absl::DeadlineExceededError("heartbeat: no answer on the session in time");
+      return absl::DeadlineExceededError(absl::StrCat(what, ": no answer on the session in time"));
     case SessionCall::kNotSent:
     case SessionCall::kLost:
       break;  // the RPC, with what time is left
   }
-  return Unary(&v1::WorkerService::Stub::Heartbeat, req, LeftMs(deadline));
+  return Unary(rpc, req, LeftMs(deadline));
+}
+
+absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRequest& req,
+                                                           int timeout_ms) {
+  v1::WorkerMessage m;
+  *m.mutable_heartbeat() = req;
+  return CallOnSessionOrRpc<&v1::WorkerMessage::mutable_heartbeat,
+                            &v1::CoordinatorMessage::mutable_heartbeat_ack>(
+      "heartbeat", std::move(m),
+      [](v1::HeartbeatAck& ack) {
+        v1::HeartbeatResponse resp;
+        resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
+        return resp;
+      },
+      &v1::WorkerService::Stub::Heartbeat, req, timeout_ms);
 }
 
 absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_ms) {
@@ -331,28 +345,18 @@ absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteReque
     p = &fitted;
   }
   const v1::CompleteRequest& req = *p;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   v1::WorkerMessage m;
   *m.mutable_complete()->mutable_request() = req;
-  v1::CoordinatorMessage answer;
-  switch (CallOnSession(std::move(m),
-                        [](v1::WorkerMessage& w, uint64_t seq) { w.mutable_complete()->set_seq(seq); },
-                        deadline, &answer)) {
-    case SessionCall::kAnswered: {
-      v1::CompleteAck* ack = answer.mutable_complete_ack();
-      if (ack->code() != 0)
-        return Refused(grpc::Status(static_cast<grpc::StatusCode>(ack->code()), ack->error()));
-      v1::CompleteResponse resp;
-      resp.Swap(ack->mutable_response());
-      return resp;
-    }
-    case SessionCall::kTimedOut:
-      return absl::DeadlineExceededError("complete: no answer on the session in time");
-    case SessionCall::kNotSent:
-    case SessionCall::kLost:
-      break;  // the RPC (a completion already recorded is answered as a duplicate)
-  }
-  return Unary(&v1::WorkerService::Stub::Complete, req, LeftMs(deadline));
+  // A completion the session lost and the RPC repeats is answered as a duplicate.
+  return CallOnSessionOrRpc<&v1::WorkerMessage::mutable_complete,
+                            &v1::CoordinatorMessage::mutable_complete_ack>(
+      "complete", std::move(m),
+      [](v1::CompleteAck& ack) {
+        v1::CompleteResponse resp;
+        resp.Swap(ack.mutable_response());
+        return resp;
+      },
+      &v1::WorkerService::Stub::Complete, req, timeout_ms);
 }
 
 }  // namespace assessq

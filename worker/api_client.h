@@ -97,6 +97,17 @@ class ApiClient {
   SessionCall CallOnSession(v1::WorkerMessage m, void (*set_seq)(v1::WorkerMessage&, uint64_t),
                             std::chrono::steady_clock::time_point deadline,
                             v1::CoordinatorMessage* answer);
+  // One call on the session with the unary RPC as its fallback. `m` carries
+  // the call in its part `kSent` (e.g. &v1::WorkerMessage::mutable_heartbeat,
+  // which gets the seq); the answer's part `kAck` is a refusal when its code
+  // is not zero, else `take` makes the response of it; no answer by the
+  // deadline is DeadlineExceeded naming `what`; a call the session never
+  // took, or lost, goes by `rpc` with the time left.
+  template <auto kSent, auto kAck, typename Req, typename Resp, typename Take>
+  absl::StatusOr<Resp> CallOnSessionOrRpc(
+      const char* what, v1::WorkerMessage m, Take take,
+      grpc::Status (v1::WorkerService::Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+      const Req& req, int timeout_ms);
   void Answer(uint64_t seq, const v1::CoordinatorMessage& m);
   void FailPending();  // the session ended: every waiting call uses the RPC
 
