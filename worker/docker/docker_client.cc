@@ -422,10 +422,36 @@ absl::StatusOr<nlohmann::json> DockerClient::Version() {
     Call call;
     call.path = "/version";
     call.timeout = absl::Seconds(10);
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    return ParseJson(r->body, call.Describe());
+    return DoJson(call);
   });
+}
+
+absl::StatusOr<json> DockerClient::DoJson(Call& call) {
+  auto r = Do(call);
+  if (!r.ok()) return r.status();
+  return ParseJson(r->body, call.Describe());
+}
+
+absl::StatusOr<std::string> DockerClient::Create(const char* path, std::string query,
+                                                 const json& body, const std::string& log_as) {
+  Call call;
+  call.method = "POST";
+  call.path = path;
+  call.query = std::move(query);
+  call.body = Dump(body);
+  call.conflict = absl::StatusCode::kAlreadyExists;
+  auto r = Do(call);
+  if (!r.ok()) return r.status();
+  auto j = CreatedObject(r->body, call.Describe());
+  if (!j.ok()) return j.status();
+  // A container's create answers "Warnings": [...], a network's "Warning": "...".
+  if (auto w = j->find("Warnings"); w != j->end() && w->is_array()) {
+    for (const auto& warning : *w) {
+      if (warning.is_string()) spdlog::warn("docker {}: {}", log_as, warning.get<std::string>());
+    }
+  }
+  if (auto w = GetString(*j, "Warning"); w && !w->empty()) spdlog::warn("docker {}: {}", log_as, *w);
+  return *GetString(*j, "Id");
 }
 
 absl::StatusOr<std::string> DockerClient::CreateContainer(const std::string& name,
@@ -434,24 +460,8 @@ absl::StatusOr<std::string> DockerClient::CreateContainer(const std::string& nam
     if (!config.is_object()) {
       return absl::InvalidArgumentError("docker CreateContainer: config must be a JSON object");
     }
-    Call call;
-    call.method = "POST";
-    call.path = "/containers/create";
-    if (!name.empty()) call.query = absl::StrCat("name=", QueryEscape(name));
-    call.body = Dump(config);
-    call.conflict = absl::StatusCode::kAlreadyExists;
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    auto j = CreatedObject(r->body, call.Describe());
-    if (!j.ok()) return j.status();
-    if (auto w = j->find("Warnings"); w != j->end() && w->is_array()) {
-      for (const auto& warning : *w) {
-        if (warning.is_string()) {
-          spdlog::warn("docker create {}: {}", name, warning.get<std::string>());
-        }
-      }
-    }
-    return *GetString(*j, "Id");
+    return Create("/containers/create", name.empty() ? "" : absl::StrCat("name=", QueryEscape(name)),
+                  config, absl::StrCat("create ", name));
   });
 }
 
@@ -471,9 +481,7 @@ absl::StatusOr<nlohmann::json> DockerClient::InspectContainer(const std::string&
     if (auto s = CheckId(id, "container id"); !s.ok()) return s;
     Call call;
     call.path = absl::StrCat("/containers/", Escape(id, false), "/json");
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    return ParseJson(r->body, call.Describe());
+    return DoJson(call);
   });
 }
 
@@ -577,9 +585,7 @@ absl::StatusOr<nlohmann::json> DockerClient::ListContainers(
     if (std::string f = LabelFilterQuery(label_filters); !f.empty()) {
       absl::StrAppend(&call.query, "&", f);
     }
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    auto j = ParseJson(r->body, call.Describe());
+    auto j = DoJson(call);
     if (j.ok() && !j->is_array()) {
       return absl::InternalError(absl::StrCat(call.Describe(), ": answer is not an array"));
     }
@@ -597,19 +603,7 @@ absl::StatusOr<std::string> DockerClient::CreateNetwork(const std::string& name,
     json body = config.is_null() ? json::object() : config;
     body["Name"] = name;
     if (!body.contains("CheckDuplicate")) body["CheckDuplicate"] = true;
-    Call call;
-    call.method = "POST";
-    call.path = "/networks/create";
-    call.body = Dump(body);
-    call.conflict = absl::StatusCode::kAlreadyExists;
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    auto j = CreatedObject(r->body, call.Describe());
-    if (!j.ok()) return j.status();
-    if (auto w = GetString(*j, "Warning"); w && !w->empty()) {
-      spdlog::warn("docker network create {}: {}", name, *w);
-    }
-    return *GetString(*j, "Id");
+    return Create("/networks/create", "", body, absl::StrCat("network create ", name));
   });
 }
 
@@ -629,9 +623,7 @@ absl::StatusOr<nlohmann::json> DockerClient::ListNetworks(
     Call call;
     call.path = "/networks";
     call.query = LabelFilterQuery(label_filters);
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    auto j = ParseJson(r->body, call.Describe());
+    auto j = DoJson(call);
     if (j.ok() && j->is_null()) return json::array();  // some daemons send null for none
     if (j.ok() && !j->is_array()) {
       return absl::InternalError(absl::StrCat(call.Describe(), ": answer is not an array"));
@@ -645,9 +637,7 @@ absl::StatusOr<nlohmann::json> DockerClient::InspectImage(const std::string& nam
     if (auto s = CheckId(name, "image name"); !s.ok()) return s;
     Call call;
     call.path = absl::StrCat("/images/", Escape(name, true), "/json");
-    auto r = Do(call);
-    if (!r.ok()) return r.status();
-    return ParseJson(r->body, call.Describe());
+    return DoJson(call);
   });
 }
 

@@ -157,6 +157,13 @@ class DockerClient {
   struct Call;
 
   absl::StatusOr<Response> Do(Call& call);
+  // Do, and the answer's body parsed as JSON.
+  absl::StatusOr<nlohmann::json> DoJson(Call& call);
+  // POSTs `body` to a create endpoint (an existing name is kAlreadyExists) and
+  // returns the new object's Id, logging the warnings Docker answered with as
+  // "docker <log_as>: <warning>".
+  absl::StatusOr<std::string> Create(const char* path, std::string query,
+                                     const nlohmann::json& body, const std::string& log_as);
 
   std::string socket_path_;
 };
