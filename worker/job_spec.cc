@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -29,6 +30,13 @@ class Reader {
     if (!j_.contains(k)) return absl::OkStatus();
     if (!j_[k].is_string()) return Bad(absl::StrCat(where_, ".", k, " must be a string"));
     out = j_[k].get<std::string>();
+    return absl::OkStatus();
+  }
+  // Str for each {key, member} pair in turn; the first bad field is the error.
+  absl::Status Strs(std::initializer_list<std::pair<const char*, std::string*>> fields) {
+    for (const auto& [k, out] : fields) {
+      if (auto s = Str(k, *out); !s.ok()) return s;
+    }
     return absl::OkStatus();
   }
   absl::Status Bool(const char* k, bool& out) {
@@ -153,15 +161,15 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
   TRY(r.Only({"image", "command", "env", "prompt_template", "output_file", "user",
               "read_only_rootfs", "runtime", "credential", "limits", "network", "name",
               "description", "schema", "done_when"}));
-  TRY(r.Str("image", p.image));
+  TRY(r.Strs({{"image", &p.image},
+               {"prompt_template", &p.prompt_template},
+               {"output_file", &p.output_file},
+               {"user", &p.user},
+               {"runtime", &p.runtime},
+               {"credential", &p.credential}}));
   TRY(r.StrList("command", p.command));
   TRY(r.StrMap("env", p.env));
-  TRY(r.Str("prompt_template", p.prompt_template));
-  TRY(r.Str("output_file", p.output_file));
-  TRY(r.Str("user", p.user));
   TRY(r.Bool("read_only_rootfs", p.read_only_rootfs));
-  TRY(r.Str("runtime", p.runtime));
-  TRY(r.Str("credential", p.credential));
   if (j.contains("done_when")) {
     std::string when;
     TRY(r.Str("done_when", when));
@@ -219,8 +227,7 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
   TRY(r.Only({"allowed_images", "max", "allow_root", "allow_writable_rootfs", "runtime",
               "credentials", "file_credentials", "min_free_disk_mb", "min_free_mem_mb",
               "model_providers", "egress", "netbridge_path", "apparmor_profile"}));
-  TRY(r.Str("netbridge_path", p.netbridge_path));
-  TRY(r.Str("apparmor_profile", p.apparmor_profile));
+  TRY(r.Strs({{"netbridge_path", &p.netbridge_path}, {"apparmor_profile", &p.apparmor_profile}}));
   if (!p.apparmor_profile.empty() &&
       (p.apparmor_profile == "unconfined" ||
        p.apparmor_profile.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -240,16 +247,16 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
       for (const auto& a : m.allow)
         if (auto r = gateway::ParseModelApiRule(a); !r.ok())
           return Bad(absl::StrCat(where, ".allow: ", r.status().message()));
-      TRY(mr.Str("host", m.host));
+      TRY(mr.Strs({{"host", &m.host},
+                   {"ca_file", &m.ca_file},
+                   {"header", &m.header},
+                   {"credential", &m.credential},
+                   {"base_url_env", &m.base_url_env},
+                   {"key_env", &m.key_env}}));
       int64_t port = m.port;
       TRY(mr.Int("port", port, 1, 65535));
       m.port = static_cast<int>(port);
       TRY(mr.Bool("tls", m.tls));
-      TRY(mr.Str("ca_file", m.ca_file));
-      TRY(mr.Str("header", m.header));
-      TRY(mr.Str("credential", m.credential));
-      TRY(mr.Str("base_url_env", m.base_url_env));
-      TRY(mr.Str("key_env", m.key_env));
       if (m.host.empty()) return Bad(absl::StrCat(where, ".host is required"));
       if (m.header != "x-api-key" && m.header != "authorization")
         return Bad(absl::StrCat(where, ".header must be x-api-key or authorization"));

@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
+
 namespace assessq {
 namespace {
 
@@ -329,6 +331,63 @@ TEST(ParseProfileTest, NetworkAndCredentialFields) {
     auto p = ParseProfile(c.profile.dump(), Profile{});
     ASSERT_FALSE(p.ok()) << c.profile.dump();
     EXPECT_THAT(p.status().message(), HasSubstr(c.message)) << c.profile.dump();
+  }
+}
+
+// Every plain string setting of a profile, a policy and a policy's model
+// provider lands in its own field, and a non-string is refused by its name.
+TEST(ParseProfileTest, EveryStringSettingIsReadIntoItsFieldOrRefusedByName) {
+  const json profile = {{"image", "img:1"},          {"command", {"/agent"}},
+                        {"prompt_template", "tmpl"}, {"output_file", "out.json"},
+                        {"user", "1000:1000"},       {"runtime", "runsc"},
+                        {"credential", "cred"}};
+  auto p = ParseProfile(profile.dump(), Profile{});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->image, "img:1");
+  EXPECT_EQ(p->prompt_template, "tmpl");
+  EXPECT_EQ(p->output_file, "out.json");
+  EXPECT_EQ(p->user, "1000:1000");
+  EXPECT_EQ(p->runtime, "runsc");
+  EXPECT_EQ(p->credential, "cred");
+  for (const char* k :
+       {"image", "prompt_template", "output_file", "user", "runtime", "credential"}) {
+    json bad = profile;
+    bad[k] = 7;
+    auto r = ParseProfile(bad.dump(), Profile{});
+    ASSERT_FALSE(r.ok()) << k;
+    EXPECT_EQ(r.status().message(), absl::StrCat("profile.", k, " must be a string"));
+  }
+
+  const json policy = {
+      {"netbridge_path", "/bridge"},
+      {"apparmor_profile", "assessq"},
+      {"model_providers",
+       {{"m", {{"host", "h.example"}, {"ca_file", "/ca"}, {"header", "authorization"},
+               {"credential", "c"}, {"base_url_env", "B"}, {"key_env", "K"}}}}}};
+  auto pol = ParseLocalPolicy(policy.dump());
+  ASSERT_TRUE(pol.ok()) << pol.status();
+  EXPECT_EQ(pol->netbridge_path, "/bridge");
+  EXPECT_EQ(pol->apparmor_profile, "assessq");
+  const ModelProvider& m = pol->model_providers.at("m");
+  EXPECT_EQ(m.host, "h.example");
+  EXPECT_EQ(m.ca_file, "/ca");
+  EXPECT_EQ(m.header, "authorization");
+  EXPECT_EQ(m.credential, "c");
+  EXPECT_EQ(m.base_url_env, "B");
+  EXPECT_EQ(m.key_env, "K");
+  for (const char* k : {"netbridge_path", "apparmor_profile"}) {
+    json bad = policy;
+    bad[k] = 7;
+    auto r = ParseLocalPolicy(bad.dump());
+    ASSERT_FALSE(r.ok()) << k;
+    EXPECT_EQ(r.status().message(), absl::StrCat("policy.", k, " must be a string"));
+  }
+  for (const char* k : {"host", "ca_file", "header", "credential", "base_url_env", "key_env"}) {
+    json bad = policy;
+    bad["model_providers"]["m"][k] = 7;
+    auto r = ParseLocalPolicy(bad.dump());
+    ASSERT_FALSE(r.ok()) << k;
+    EXPECT_EQ(r.status().message(), absl::StrCat("policy.model_providers.m.", k, " must be a string"));
   }
 }
 
