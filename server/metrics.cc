@@ -102,39 +102,38 @@ class CoordinatorMetrics::FleetCollector final : public prometheus::Collectable 
 };
 
 CoordinatorMetrics::CoordinatorMetrics(Queries* queries, Clock clock)
-    : registry_(std::make_shared<prometheus::Registry>()),
-      fleet_(std::make_shared<FleetCollector>(queries, clock ? std::move(clock) : SystemNowMs)) {
+    : endpoint_(std::make_shared<FleetCollector>(queries, clock ? std::move(clock) : SystemNowMs)) {
   schedule_to_start_ =
       &prometheus::BuildHistogram()
            .Name("assessq_schedule_to_start_seconds")
            .Help("From when a job became available (queued and ready) to when it was leased")
-           .Register(*registry_)
+           .Register(endpoint_.registry())
            .Add({}, ScheduleToStartBuckets());
-  attempts_started_ = &SingleCounter(*registry_, "assessq_attempts_started_total",
+  attempts_started_ = &SingleCounter(endpoint_.registry(), "assessq_attempts_started_total",
                                      "Attempts started (leases granted)");
   attempts_finished_ =
-      &CounterFamily(*registry_, "assessq_attempts_finished_total", "Attempts ended, by outcome");
+      &CounterFamily(endpoint_.registry(), "assessq_attempts_finished_total", "Attempts ended, by outcome");
   for (const auto& o : AttemptOutcomes()) attempts_finished_->Add({{"outcome", o}});
-  failures_ = &CounterFamily(*registry_, "assessq_attempt_failures_total",
+  failures_ = &CounterFamily(endpoint_.registry(), "assessq_attempt_failures_total",
                              "Failed (and expired) attempts, by failure class");
   for (int c = v1::FailureClass_MIN; c <= v1::FailureClass_MAX; ++c) {
     if (!v1::FailureClass_IsValid(c) || c == v1::FAILURE_CLASS_UNSPECIFIED) continue;
     failures_->Add({{"class", std::string(ClassName(static_cast<v1::FailureClass>(c)))}});
   }
   model_api_limit_ = &GaugeFamily(
-      *registry_, "assessq_model_api_limit",
+      endpoint_.registry(), "assessq_model_api_limit",
       "Fleet-wide concurrency limit applied to a model provider's jobs (0: none)");
   database_up_ = &SingleGauge(
-      *registry_, "assessq_database_up",
+      endpoint_.registry(), "assessq_database_up",
       "1 while the health probe finds the database (fresh connection, same file)");
   database_up_->Set(1);
-  model_tokens_ = &CounterFamily(*registry_, "assessq_model_tokens_total",
+  model_tokens_ = &CounterFamily(endpoint_.registry(), "assessq_model_tokens_total",
                                  "Model tokens the egress gateways counted, by provider, model "
                                  "and kind (input, output, cache_write, cache_read)");
   model_requests_ =
-      &CounterFamily(*registry_, "assessq_model_requests_total",
+      &CounterFamily(endpoint_.registry(), "assessq_model_requests_total",
                      "Model requests the egress gateways counted, by provider and model");
-  model_cost_ = &CounterFamily(*registry_, "assessq_model_cost_usd_total",
+  model_cost_ = &CounterFamily(endpoint_.registry(), "assessq_model_cost_usd_total",
                                "USD the counted tokens cost by the batches' prices, by provider "
                                "and model (models without a price are not counted here)");
 }
@@ -192,7 +191,7 @@ void CoordinatorMetrics::OnModelUsage(const v1::ModelUsage& added, std::optional
 void CoordinatorMetrics::SetDatabaseUp(bool up) { database_up_->Set(up ? 1 : 0); }
 
 std::vector<std::weak_ptr<prometheus::Collectable>> CoordinatorMetrics::collectables() const {
-  return {registry_, fleet_};
+  return endpoint_.collectables();
 }
 
 }  // namespace assessq

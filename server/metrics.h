@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/metric_families.h"
 #include "server/engine.h"
 #include "server/engine_observer.h"
 #include "server/queries.h"
@@ -76,8 +77,7 @@ class CoordinatorMetrics final : public EngineObserver {
 
  private:
   class FleetCollector;
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<FleetCollector> fleet_;
+  MetricsSources<FleetCollector> endpoint_;
   prometheus::Histogram* schedule_to_start_ = nullptr;
   prometheus::Counter* attempts_started_ = nullptr;
   prometheus::Family<prometheus::Counter>* attempts_finished_ = nullptr;

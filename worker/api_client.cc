@@ -311,19 +311,28 @@ absl::StatusOr<Resp> ApiClient::CallOnSessionOrRpc(
   return Unary(rpc, req, LeftMs(deadline));
 }
 
+namespace {
+// What the unary RPC would have answered, from the session's ack.
+v1::HeartbeatResponse HeartbeatAnswer(v1::HeartbeatAck& ack) {
+  v1::HeartbeatResponse resp;
+  resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
+  return resp;
+}
+v1::CompleteResponse CompleteAnswer(v1::CompleteAck& ack) {
+  v1::CompleteResponse resp;
+  resp.Swap(ack.mutable_response());
+  return resp;
+}
+}  // namespace
+
 absl::StatusOr<v1::HeartbeatResponse> ApiClient::Heartbeat(const v1::HeartbeatRequest& req,
                                                            int timeout_ms) {
   v1::WorkerMessage m;
   *m.mutable_heartbeat() = req;
   return CallOnSessionOrRpc<&v1::WorkerMessage::mutable_heartbeat,
                             &v1::CoordinatorMessage::mutable_heartbeat_ack>(
-      "heartbeat", std::move(m),
-      [](v1::HeartbeatAck& ack) {
-        v1::HeartbeatResponse resp;
-        resp.set_lease_expires_at_ms(ack.lease_expires_at_ms());
-        return resp;
-      },
-      &v1::WorkerService::Stub::Heartbeat, req, timeout_ms);
+      "heartbeat", std::move(m), HeartbeatAnswer, &v1::WorkerService::Stub::Heartbeat, req,
+      timeout_ms);
 }
 
 absl::Status ApiClient::AppendLog(const v1::LogAppendRequest& req, int timeout_ms) {
@@ -350,13 +359,8 @@ absl::StatusOr<v1::CompleteResponse> ApiClient::Complete(const v1::CompleteReque
   // A completion the session lost and the RPC repeats is answered as a duplicate.
   return CallOnSessionOrRpc<&v1::WorkerMessage::mutable_complete,
                             &v1::CoordinatorMessage::mutable_complete_ack>(
-      "complete", std::move(m),
-      [](v1::CompleteAck& ack) {
-        v1::CompleteResponse resp;
-        resp.Swap(ack.mutable_response());
-        return resp;
-      },
-      &v1::WorkerService::Stub::Complete, req, timeout_ms);
+      "complete", std::move(m), CompleteAnswer, &v1::WorkerService::Stub::Complete, req,
+      timeout_ms);
 }
 
 }  // namespace assessq

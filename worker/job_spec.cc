@@ -161,11 +161,8 @@ absl::StatusOr<Profile> ParseProfile(const std::string& text, const Profile& def
   TRY(r.Only({"image", "command", "env", "prompt_template", "output_file", "user",
               "read_only_rootfs", "runtime", "credential", "limits", "network", "name",
               "description", "schema", "done_when"}));
-  TRY(r.Strs({{"image", &p.image},
-               {"prompt_template", &p.prompt_template},
-               {"output_file", &p.output_file},
-               {"user", &p.user},
-               {"runtime", &p.runtime},
+  TRY(r.Strs({{"image", &p.image}, {"prompt_template", &p.prompt_template},
+               {"output_file", &p.output_file}, {"user", &p.user}, {"runtime", &p.runtime},
                {"credential", &p.credential}}));
   TRY(r.StrList("command", p.command));
   TRY(r.StrMap("env", p.env));
@@ -247,11 +244,8 @@ absl::StatusOr<LocalPolicy> ParseLocalPolicy(const std::string& text) {
       for (const auto& a : m.allow)
         if (auto r = gateway::ParseModelApiRule(a); !r.ok())
           return Bad(absl::StrCat(where, ".allow: ", r.status().message()));
-      TRY(mr.Strs({{"host", &m.host},
-                   {"ca_file", &m.ca_file},
-                   {"header", &m.header},
-                   {"credential", &m.credential},
-                   {"base_url_env", &m.base_url_env},
+      TRY(mr.Strs({{"host", &m.host}, {"ca_file", &m.ca_file}, {"header", &m.header},
+                   {"credential", &m.credential}, {"base_url_env", &m.base_url_env},
                    {"key_env", &m.key_env}}));
       int64_t port = m.port;
       TRY(mr.Int("port", port, 1, 65535));

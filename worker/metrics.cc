@@ -92,18 +92,17 @@ class WorkerMetrics::StateCollector final : public prometheus::Collectable {
 };
 
 WorkerMetrics::WorkerMetrics()
-    : registry_(std::make_shared<prometheus::Registry>()),
-      state_(std::make_shared<StateCollector>()) {
-  started_ = &SingleCounter(*registry_, "assessq_worker_jobs_started_total",
+    : endpoint_(std::make_shared<StateCollector>()) {
+  started_ = &SingleCounter(endpoint_.registry(), "assessq_worker_jobs_started_total",
                             "Leased jobs whose run began");
-  finished_ = &CounterFamily(*registry_, "assessq_worker_jobs_finished_total",
+  finished_ = &CounterFamily(endpoint_.registry(), "assessq_worker_jobs_finished_total",
                              "Job runs ended, by outcome (succeeded, failed, released, stopped)");
   for (const char* o : {"succeeded", "failed", "released", "stopped"})
     finished_->Add({{"outcome", o}});
-  failures_ = &CounterFamily(*registry_, "assessq_worker_job_failures_total",
+  failures_ = &CounterFamily(endpoint_.registry(), "assessq_worker_job_failures_total",
                              "Failed job runs, by failure class");
   for (v1::FailureClass c : FailureClasses()) failures_->Add({{"class", std::string(ClassName(c))}});
-  auto& gw = CounterFamily(*registry_, "assessq_worker_gateway_requests_total",
+  auto& gw = CounterFamily(endpoint_.registry(), "assessq_worker_gateway_requests_total",
                            "Requests through the jobs' egress gateways, by decision (counted "
                            "from each attempt's network log when it ends)");
   gw_allowed_ = &gw.Add({{"decision", "allow"}});
@@ -112,7 +111,7 @@ WorkerMetrics::WorkerMetrics()
 
 WorkerMetrics::~WorkerMetrics() = default;
 
-void WorkerMetrics::SetSources(Sources s) { state_->SetSources(std::move(s)); }
+void WorkerMetrics::SetSources(Sources s) { endpoint_.scraped().SetSources(std::move(s)); }
 
 void WorkerMetrics::OnJobStarted(int64_t) { started_->Increment(); }
 
@@ -126,7 +125,7 @@ void WorkerMetrics::OnJobFinished(const v1::CompleteRequest& r, bool reported) {
 }
 
 std::vector<std::weak_ptr<prometheus::Collectable>> WorkerMetrics::collectables() const {
-  return {registry_, state_};
+  return endpoint_.collectables();
 }
 
 }  // namespace assessq

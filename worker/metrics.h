@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/metric_families.h"
 #include "worker/worker_loop.h"
 #include "worker/worker_observer.h"
 
@@ -62,8 +63,7 @@ class WorkerMetrics final : public WorkerObserver {
 
  private:
   class StateCollector;
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<StateCollector> state_;
+  MetricsSources<StateCollector> endpoint_;
   prometheus::Counter* started_ = nullptr;
   prometheus::Family<prometheus::Counter>* finished_ = nullptr;
   prometheus::Family<prometheus::Counter>* failures_ = nullptr;

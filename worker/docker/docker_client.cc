@@ -476,13 +476,19 @@ absl::Status DockerClient::StartContainer(const std::string& id) {
   });
 }
 
-absl::StatusOr<nlohmann::json> DockerClient::InspectContainer(const std::string& id) {
-  return Guarded("InspectContainer", [&]() -> absl::StatusOr<json> {
-    if (auto s = CheckId(id, "container id"); !s.ok()) return s;
+absl::StatusOr<nlohmann::json> DockerClient::Inspect(const char* op, const char* collection,
+                                                     const std::string& name, const char* what,
+                                                     bool keep_slashes) {
+  return Guarded(op, [&]() -> absl::StatusOr<json> {
+    if (auto s = CheckId(name, what); !s.ok()) return s;
     Call call;
-    call.path = absl::StrCat("/containers/", Escape(id, false), "/json");
+    call.path = absl::StrCat("/", collection, "/", Escape(name, keep_slashes), "/json");
     return DoJson(call);
   });
+}
+
+absl::StatusOr<nlohmann::json> DockerClient::InspectContainer(const std::string& id) {
+  return Inspect("InspectContainer", "containers", id, "container id", false);
 }
 
 absl::StatusOr<std::int64_t> DockerClient::WaitContainer(const std::string& id,
@@ -633,12 +639,7 @@ absl::StatusOr<nlohmann::json> DockerClient::ListNetworks(
 }
 
 absl::StatusOr<nlohmann::json> DockerClient::InspectImage(const std::string& name) {
-  return Guarded("InspectImage", [&]() -> absl::StatusOr<json> {
-    if (auto s = CheckId(name, "image name"); !s.ok()) return s;
-    Call call;
-    call.path = absl::StrCat("/images/", Escape(name, true), "/json");
-    return DoJson(call);
-  });
+  return Inspect("InspectImage", "images", name, "image name", true);
 }
 
 absl::StatusOr<bool> DockerClient::ImageExists(const std::string& name) {

@@ -159,6 +159,11 @@ class DockerClient {
   absl::StatusOr<Response> Do(Call& call);
   // Do, and the answer's body parsed as JSON.
   absl::StatusOr<nlohmann::json> DoJson(Call& call);
+  // GET /COLLECTION/NAME/json (NAME checked as `what`, escaped keeping its
+  // slashes when `keep_slashes`), parsed; `op` names the call in errors.
+  absl::StatusOr<nlohmann::json> Inspect(const char* op, const char* collection,
+                                         const std::string& name, const char* what,
+                                         bool keep_slashes);
   // POSTs `body` to a create endpoint (an existing name is kAlreadyExists) and
   // returns the new object's Id, logging the warnings Docker answered with as
   // "docker <log_as>: <warning>".
