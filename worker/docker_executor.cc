@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -361,9 +362,18 @@ JobOutcome DockerExecutor::Run(const JobRequest& req, StopSignal& stop) {
   out.exit_code = static_cast<int>(exit_code);
   details["duration_ms"] = out.ended_at_ms - out.started_at_ms;
   bool oom = false;
-  if (auto after = docker_->InspectContainer(*id); after.ok()) {
-    const json& st = (*after)["State"];
-    oom = st.is_object() && st.value("OOMKilled", false);
+  // dockerd records the kernel's OOM kill from an event that can arrive after
+  // the exit: a SIGKILL nobody here sent (137) is looked at again for up to
+  // 2 s before it is taken for the agent's own.
+  const bool killed_by_us = timed_out || cancelled || budget_stopped || done_stopped;
+  const int64_t oom_deadline = NowMs() + 2000;
+  while (true) {
+    if (auto after = docker_->InspectContainer(*id); after.ok()) {
+      const json& st = (*after)["State"];
+      oom = st.is_object() && st.value("OOMKilled", false);
+    }
+    if (oom || killed_by_us || out.exit_code != 137 || NowMs() >= oom_deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   details["oom_killed"] = oom;
   auto logs = docker_->Logs(*id, static_cast<size_t>(spec.limits.log_kb) * 1024);

@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "tests/support/process.h"
 
 #ifndef ASSESSQ_BUILD_TEST_IMAGE
 #error "ASSESSQ_BUILD_TEST_IMAGE (path of build_test_image.sh) must be defined"
@@ -322,7 +323,14 @@ TEST_F(DockerClientTest, MemoryLimitOomKills) {
   auto code = client_->WaitContainer(*id, absl::Seconds(60));
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 137);
-  auto info = client_->InspectContainer(*id);
+  // dockerd sets OOMKilled from an event that may come after the exit.
+  absl::StatusOr<json> info;
+  aqtest::PollUntil(
+      [&] {
+        info = client_->InspectContainer(*id);
+        return info.ok() && (*info)["State"].value("OOMKilled", false);
+      },
+      10000, 50);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ((*info)["State"]["OOMKilled"], true) << (*info)["State"].dump();
 }
