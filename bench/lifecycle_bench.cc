@@ -58,6 +58,7 @@
 #include "common/logging.h"
 #include "tests/support/drivers.h"
 #include "tests/support/process.h"
+#include "tests/support/sim_worker_core.h"
 #include "worker/api_client.h"
 
 #ifndef ASSESSQ_BIN_DIR
@@ -376,103 +377,65 @@ struct RunStats {
   }
 };
 
+// A simulated worker (tests/support/sim_worker_core.h) whose hooks measure
+// lease latency: each lease is matched to the oldest freed slot (FIFO).
 class SimWorker {
  public:
   SimWorker(const Coordinator& c, std::string name, int slots, RunStats* stats,
             const ResultMaker* results)
-      : name_(std::move(name)), slots_(slots), stats_(stats), results_(results),
-        initial_(slots) {
-    auto cl = ApiClient::Create({c.address, c.worker_token, {}, name_, slots});
+      : stats_(stats), initial_(slots) {
+    auto cl = ApiClient::Create({c.address, c.worker_token, {}, name, slots});
     if (!cl.ok()) Die(std::string(cl.status().message()));
-    client_ = std::move(*cl);
-  }
-
-  void Start() {
-    client_->Start([this](const v1::CoordinatorMessage& m) {
-      if (m.has_welcome()) {
-        welcomed_ = true;
-        return;
-      }
-      if (!m.has_lease()) return;
-      TimePoint now = SteadyClock::now();
-      {
-        std::lock_guard<std::mutex> l(stats_->on_lease_mu);
-        if (stats_->on_lease) stats_->on_lease(m.lease(), now);
-      }
-      std::lock_guard<std::mutex> l(mu_);
-      // Match the lease to the oldest freed slot (FIFO); the first `slots`
-      // leases fill empty slots and are not latency samples.
-      if (initial_ > 0) {
-        --initial_;
-      } else if (!freed_.empty()) {
-        double ms = Millis(freed_.front(), now);
-        freed_.pop_front();
-        std::lock_guard<std::mutex> sl(stats_->mu);
-        stats_->lease_latency_ms.push_back(ms);
-      } else {
-        early_leases_.push_back(now);  // the lease beat the Complete reply
-      }
-      todo_.push_back(m.lease());
-      cv_.notify_one();
-    });
-    for (int t = 0; t < slots_; ++t) threads_.emplace_back([this] { SlotLoop(); });
-  }
-
-  bool welcomed() const { return welcomed_; }
-
-  void Stop() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-    client_->Stop();
-  }
-
- private:
-  void SlotLoop() {
-    while (true) {
-      v1::Lease lease;
-      {
-        std::unique_lock<std::mutex> l(mu_);
-        cv_.wait_for(l, std::chrono::milliseconds(200), [&] { return stop_ || !todo_.empty(); });
-        if (stop_) return;
-        if (todo_.empty()) continue;
-        lease = std::move(todo_.front());
-        todo_.pop_front();
-      }
-      v1::HeartbeatRequest hb;
-      hb.set_job_id(lease.job_id());
-      hb.set_token(lease.token());
-      hb.set_running(true);
-      auto h = client_->Heartbeat(hb);
-      if (!h.ok()) {
-        stats_->NoteError("Heartbeat: " + std::string(h.status().message()));
-        TimePoint t = SteadyClock::now();
-        FreeSlot(t);
-        stats_->NoteCompletion(t);  // counted, so the run still ends (and fails)
-        continue;
-      }
-      v1::CompleteRequest c;
-      c.set_job_id(lease.job_id());
-      c.set_token(lease.token());
-      c.set_result_json(results_->Make(lease.dataset_name()));
+    aqtest::SimWorkerHooks hooks;
+    hooks.make_result = [results](int, const v1::Lease& lease, v1::CompleteRequest& c) {
+      c.set_result_json(results->Make(lease.dataset_name()));
       c.set_exit_code(0);
-      auto r = client_->Complete(c);
-      TimePoint done = SteadyClock::now();
+    };
+    hooks.on_lease = [this](const v1::Lease& lease, TimePoint now) { OnLease(lease, now); };
+    hooks.on_heartbeat_error = [this](const absl::Status& s) {
+      stats_->NoteError("Heartbeat: " + std::string(s.message()));
+      return false;  // the slot frees and the lease counts, so the run still ends (and fails)
+    };
+    hooks.on_complete = [this](const v1::CompleteRequest&,
+                               const absl::StatusOr<v1::CompleteResponse>& r) {
       if (!r.ok()) {
         stats_->NoteError("Complete: " + std::string(r.status().message()));
-      } else {
-        if (r->job_state() != v1::JOB_STATE_SUCCEEDED) {
-          stats_->not_succeeded.fetch_add(1);
-          if (r->validation_errors_size() > 0)
-            stats_->NoteError("result refused: " + r->validation_errors(0));
-        }
+      } else if (r->job_state() != v1::JOB_STATE_SUCCEEDED) {
+        stats_->not_succeeded.fetch_add(1);
+        if (r->validation_errors_size() > 0)
+          stats_->NoteError("result refused: " + r->validation_errors(0));
       }
-      FreeSlot(done);
-      stats_->NoteCompletion(done);
+    };
+    hooks.on_slot_free = [this](TimePoint t) {
+      FreeSlot(t);
+      stats_->NoteCompletion(t);
+    };
+    core_ = std::make_unique<aqtest::SimWorkerCore>(std::move(*cl),
+                                                    aqtest::SimWorkerOptions{.slots = slots},
+                                                    std::move(hooks));
+  }
+
+  void Start() { core_->Start(); }
+  bool welcomed() const { return core_->welcomed(); }
+  void Stop() { core_->Stop(); }
+
+ private:
+  void OnLease(const v1::Lease& lease, TimePoint now) {
+    {
+      std::lock_guard<std::mutex> l(stats_->on_lease_mu);
+      if (stats_->on_lease) stats_->on_lease(lease, now);
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    // The first `slots` leases fill empty slots and are not latency samples.
+    if (initial_ > 0) {
+      --initial_;
+    } else if (!freed_.empty()) {
+      double ms = Millis(freed_.front(), now);
+      freed_.pop_front();
+      std::lock_guard<std::mutex> sl(stats_->mu);
+      stats_->lease_latency_ms.push_back(ms);
+    } else {
+      early_leases_.push_back(now);  // the lease beat the Complete reply
     }
   }
 
@@ -487,20 +450,12 @@ class SimWorker {
     }
   }
 
-  std::string name_;
-  int slots_;
   RunStats* stats_;
-  const ResultMaker* results_;
-  std::unique_ptr<ApiClient> client_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> welcomed_{false};
+  std::unique_ptr<aqtest::SimWorkerCore> core_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::Lease> todo_;        // guarded by mu_
-  std::deque<TimePoint> freed_;       // guarded by mu_
+  std::deque<TimePoint> freed_;         // guarded by mu_
   std::deque<TimePoint> early_leases_;  // guarded by mu_
-  int initial_;                       // guarded by mu_
-  bool stop_ = false;                 // guarded by mu_
+  int initial_;                         // guarded by mu_
 };
 
 struct WorkerPool {

@@ -20,10 +20,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
-#include <deque>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -33,8 +31,9 @@
 #include "assessor/rules.h"
 #include "common/channel.h"
 #include "common/logging.h"
-#include "worker/api_client.h"
+#include "tests/support/sim_worker_core.h"
 #include "tests/support/valid_assessment.h"
+#include "worker/api_client.h"
 
 using namespace assessq;
 
@@ -226,92 +225,55 @@ int main(int argc, char** argv) {
   if (!client.ok()) return 2;
   std::FILE* ack = ack_log.empty() ? nullptr : std::fopen(ack_log.c_str(), "a");
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<v1::Lease> todo;
-  (*client)->Start([&](const v1::CoordinatorMessage& m) {
-    if (m.has_lease()) {
-      std::lock_guard<std::mutex> l(mu);
-      todo.push_back(m.lease());
-      cv.notify_one();
+  std::mutex ack_mu;
+  std::vector<std::mt19937> rngs;
+  for (int t = 0; t < slots; ++t) rngs.emplace_back(static_cast<unsigned>(getpid() * 31 + t));
+  aqtest::SimWorkerHooks hooks;
+  hooks.make_result = [&](int slot, const v1::Lease& lease, v1::CompleteRequest& c) {
+    const int64_t started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+    if (work_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(work_ms));
+    std::uniform_real_distribution<double> coin(0, 1);
+    ModelReply model;
+    if (!model_url.empty()) model = CallModel(model_url, lease);
+    if (!model_url.empty() && (model.status == 429 || model.status == 529)) {
+      c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_MODEL_API);
+      c.mutable_failure()->set_reason("model API answered HTTP " + std::to_string(model.status));
+      c.mutable_failure()->set_retry_after_ms(model.retry_after_ms);
+      c.set_exit_code(1);
+    } else if (!model_url.empty() && (model.status < 200 || model.status > 299)) {
+      c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_AGENT);
+      c.mutable_failure()->set_reason("model call failed: " +
+                                      (model.error.empty() ? "HTTP " + std::to_string(model.status)
+                                                           : model.error));
+      c.set_exit_code(1);
+    } else if (assess.on) {
+      Assess(lease, assess, started_ms, c);
+    } else if (coin(rngs[slot]) < fail_rate) {
+      c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_AGENT);
+      c.mutable_failure()->set_reason("simulated agent failure");
+      c.set_exit_code(1);
+    } else {
+      c.set_result_json(ValidAssessment(lease.dataset_name(), result_bytes));
     }
-  });
-
-  std::vector<std::thread> threads;
-  for (int t = 0; t < slots; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(static_cast<unsigned>(getpid() * 31 + t));
-      std::uniform_real_distribution<double> coin(0, 1);
-      while (!g_stop) {
-        v1::Lease lease;
-        {
-          std::unique_lock<std::mutex> l(mu);
-          cv.wait_for(l, std::chrono::milliseconds(200), [&] { return !todo.empty(); });
-          if (todo.empty()) continue;
-          lease = todo.front();
-          todo.pop_front();
-        }
-        v1::HeartbeatRequest hb;
-        hb.set_job_id(lease.job_id());
-        hb.set_token(lease.token());
-        hb.set_running(true);
-        auto h = (*client)->Heartbeat(hb);
-        if (!h.ok() && h.status().code() == absl::StatusCode::kFailedPrecondition) continue;
-        const int64_t started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count();
-        if (work_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(work_ms));
-        v1::CompleteRequest c;
-        c.set_job_id(lease.job_id());
-        c.set_token(lease.token());
-        ModelReply model;
-        if (!model_url.empty()) model = CallModel(model_url, lease);
-        if (!model_url.empty() && (model.status == 429 || model.status == 529)) {
-          c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_MODEL_API);
-          c.mutable_failure()->set_reason("model API answered HTTP " +
-                                          std::to_string(model.status));
-          c.mutable_failure()->set_retry_after_ms(model.retry_after_ms);
-          c.set_exit_code(1);
-        } else if (!model_url.empty() && (model.status < 200 || model.status > 299)) {
-          c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_AGENT);
-          c.mutable_failure()->set_reason("model call failed: " +
-                                          (model.error.empty() ? "HTTP " + std::to_string(model.status)
-                                                               : model.error));
-          c.set_exit_code(1);
-        } else if (assess.on) {
-          Assess(lease, assess, started_ms, c);
-        } else if (coin(rng) < fail_rate) {
-          c.mutable_failure()->set_failure_class(v1::FAILURE_CLASS_AGENT);
-          c.mutable_failure()->set_reason("simulated agent failure");
-          c.set_exit_code(1);
-        } else {
-          c.set_result_json(ValidAssessment(lease.dataset_name(), result_bytes));
-        }
-        // Outbox: retry until acknowledged or refused as stale.
-        int backoff = 20;
-        while (!g_stop) {
-          auto r = (*client)->Complete(c, 5000);
-          if (r.ok()) {
-            if (ack && c.has_result_json() && !r->duplicate()) {
-              std::lock_guard<std::mutex> l(mu);
-              std::fprintf(ack, "%lld %lld %s\n", static_cast<long long>(c.job_id()),
-                           static_cast<long long>(c.token()),
-                           r->job_state() == v1::JOB_STATE_SUCCEEDED ? "stored" : "other");
-              std::fflush(ack);
-            }
-            break;
-          }
-          if (r.status().code() == absl::StatusCode::kFailedPrecondition ||
-              r.status().code() == absl::StatusCode::kInvalidArgument)
-            break;
-          std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-          backoff = std::min(backoff * 2, 1000);
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  (*client)->Stop();
+  };
+  hooks.on_complete = [&](const v1::CompleteRequest& c,
+                          const absl::StatusOr<v1::CompleteResponse>& r) {
+    if (r.ok() && ack && c.has_result_json() && !r->duplicate()) {
+      std::lock_guard<std::mutex> l(ack_mu);
+      std::fprintf(ack, "%lld %lld %s\n", static_cast<long long>(c.job_id()),
+                   static_cast<long long>(c.token()),
+                   r->job_state() == v1::JOB_STATE_SUCCEEDED ? "stored" : "other");
+      std::fflush(ack);
+    }
+  };
+  aqtest::SimWorkerCore worker(std::move(*client),
+                               {.slots = slots, .retry_complete = true, .complete_timeout_ms = 5000},
+                               std::move(hooks));
+  worker.Start();
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // until a signal
+  worker.Stop();
   if (ack) std::fclose(ack);
   return 0;
 }
