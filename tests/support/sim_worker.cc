@@ -20,7 +20,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
+#include <pthread.h>
+#include <signal.h>
 #include <cstdio>
 #include <mutex>
 #include <random>
@@ -38,7 +39,6 @@
 using namespace assessq;
 
 namespace {
-std::atomic<bool> g_stop{false};
 
 // A result that passes the built-in assessment contract, its summary padded
 // with Arabic text to about `bytes` bytes.
@@ -55,7 +55,6 @@ std::string ValidAssessment(const std::string& name, int bytes) {
   a["الملخص"] = summary;
   return a.dump();
 }
-void OnSignal(int) { g_stop = true; }
 
 // --model-url: each attempt "calls the model" with one POST to a stand-in
 // provider, the way an agent's request leaves through the gateway: 2xx is a
@@ -213,8 +212,13 @@ int main(int argc, char** argv) {
                  "with --netlog: one denied request on every Nth job");
   CLI11_PARSE(app, argc, argv);
   (void)SetupLogging("text", "warn");
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
+  // SIGTERM/SIGINT are blocked here, before any thread starts (threads
+  // inherit the mask), and taken with sigwait below: the stop is the signal.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto token = LoadToken(token_file);
   if (!token.ok()) {
@@ -272,7 +276,8 @@ int main(int argc, char** argv) {
                                {.slots = slots, .retry_complete = true, .complete_timeout_ms = 5000},
                                std::move(hooks));
   worker.Start();
-  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // until a signal
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
   worker.Stop();
   if (ack) std::fclose(ack);
   return 0;
