@@ -28,6 +28,19 @@ void ReadCounts(const Stmt& st, int from, v1::ModelUsage* m) {
 
 int64_t Grow(int64_t old_v, int64_t new_v) { return new_v > old_v ? new_v - old_v : 0; }
 
+// Steps `st` (columns: provider, model, then kUsageCols) to its end, one
+// model per row into `out`.
+absl::Status ReadModels(Stmt& st, v1::Usage* out) {
+  while (true) {
+    ASSIGN_OR_RETURN(row, st.Step());
+    if (!row) return absl::OkStatus();
+    v1::ModelUsage* m = out->add_models();
+    m->set_provider(st.Text(0));
+    m->set_model(st.Text(1));
+    ReadCounts(st, 2, m);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const PriceTable>> UsageStore::PricesFor(Db& db,
@@ -170,14 +183,7 @@ absl::StatusOr<UsageStore::Spend> UsageStore::BatchSpend(Db& db, int64_t batch_i
                           "WHERE j.batch_id=? GROUP BY u.provider, u.model "
                           "ORDER BY u.provider, u.model"));
   u->Bind(1, batch_id);
-  while (true) {
-    ASSIGN_OR_RETURN(row, u->Step());
-    if (!row) break;
-    v1::ModelUsage* m = s.usage.add_models();
-    m->set_provider(u->Text(0));
-    m->set_model(u->Text(1));
-    ReadCounts(*u, 2, m);
-  }
+  RETURN_IF_ERROR(ReadModels(*u, &s.usage));
   s.cost = CostOf(s.usage, *prices);
   s.spent_usd = s.cost.usd();
   ASSIGN_OR_RETURN(c, db.Prepare(
@@ -270,14 +276,7 @@ absl::Status UsageStore::FillLease(Db& db, int64_t batch_id, int64_t job_id,
                           " WHERE a.job_id=? AND a.retry_epoch = j.retry_epoch")));
   u->Bind(1, job_id);
   v1::Usage used;
-  while (true) {
-    ASSIGN_OR_RETURN(row, u->Step());
-    if (!row) break;
-    v1::ModelUsage* m = used.add_models();
-    m->set_provider(u->Text(0));
-    m->set_model(u->Text(1));
-    ReadCounts(*u, 2, m);
-  }
+  RETURN_IF_ERROR(ReadModels(*u, &used));
   if (auto b = LeaseBudget(RemainingCap(cap, used, *prices), *prices))
     *lease->mutable_budget() = std::move(*b);
   return absl::OkStatus();
@@ -298,14 +297,7 @@ absl::Status UsageStore::FillAttempts(Db& db, v1::JobDetail* d) {
   for (auto& at : *d->mutable_attempts()) {
     u->Bind(1, at.attempt_id());
     v1::Usage* usage = at.mutable_usage();
-    while (true) {
-      ASSIGN_OR_RETURN(row, u->Step());
-      if (!row) break;
-      v1::ModelUsage* m = usage->add_models();
-      m->set_provider(u->Text(0));
-      m->set_model(u->Text(1));
-      ReadCounts(*u, 2, m);
-    }
+    RETURN_IF_ERROR(ReadModels(*u, usage));
     u->Reset();
     a->Bind(1, at.attempt_id());
     ASSIGN_OR_RETURN(arow, a->Step());
